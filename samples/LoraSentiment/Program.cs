@@ -1,0 +1,2 @@
+Console.WriteLine("LoraSentiment: not implemented yet.");
+return 1;

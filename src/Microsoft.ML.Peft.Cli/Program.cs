@@ -1,0 +1,2 @@
+Console.Error.WriteLine("peft: not implemented yet.");
+return 1;
