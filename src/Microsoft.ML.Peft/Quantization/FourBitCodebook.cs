@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace Microsoft.ML.Peft.Quantization;
 
 /// <summary>
@@ -49,6 +51,17 @@ public sealed class FourBitCodebook
         _sortedLevels = [.. distinct.Keys];
         _sortedCodes = [.. distinct.Values];
         ZeroCode = Encode(0f);
+
+        // Register images for the vectorised encoder: levels padded with +∞ (never ≤ x), codes padded with 0.
+        var paddedLevels = new float[16];
+        var paddedCodes = new int[16];
+        for (int i = 0; i < 16; i++)
+        {
+            paddedLevels[i] = i < _sortedLevels.Length ? _sortedLevels[i] : float.PositiveInfinity;
+            paddedCodes[i] = i < _sortedCodes.Length ? _sortedCodes[i] : 0;
+        }
+        SortedLevelsVector = Vector512.Create(paddedLevels);
+        SortedCodesVector = Vector512.Create(paddedCodes);
     }
 
     /// <summary>Which code book this is.</summary>
@@ -62,6 +75,15 @@ public sealed class FourBitCodebook
     /// (NF4 7, FP4 0, Int4 7).
     /// </summary>
     public byte ZeroCode { get; }
+
+    /// <summary>Number of distinct levels (16 for NF4; 15 for FP4 and Int4, whose +0 and -0 coincide).</summary>
+    internal int DistinctLevelCount => _sortedLevels.Length;
+
+    /// <summary>The distinct levels ascending, padded to 16 lanes with +∞.</summary>
+    internal Vector512<float> SortedLevelsVector { get; }
+
+    /// <summary>The lowest code of each distinct level, in the same lanes.</summary>
+    internal Vector512<int> SortedCodesVector { get; }
 
     /// <summary>The code book for <paramref name="type"/>.</summary>
     public static FourBitCodebook For(FourBitType type) => type switch

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace Microsoft.ML.Peft.Quantization;
 
 /// <summary>
@@ -103,10 +105,7 @@ public sealed class QuantizedTensor4Bit
             throw new ArgumentException($"shape [{string.Join(", ", dims)}] holds {count} values but data has {data.Length}.", nameof(shape));
         CheckBlockSize(blockSize, nameof(blockSize));
         CheckSourceDType(sourceDType, nameof(sourceDType));
-        for (int i = 0; i < data.Length; i++)
-        {
-            if (!float.IsFinite(data[i])) throw new ArgumentException($"data[{i}] is {data[i]}; only finite values can be quantized.", nameof(data));
-        }
+        CheckFinite(data, nameof(data));
 
         FourBitCodebook code = FourBitCodebook.For(type);
         var packed = new byte[(data.Length + 1) / 2];
@@ -254,6 +253,16 @@ public sealed class QuantizedTensor4Bit
 
     /// <summary>Whether bitsandbytes accepts <paramref name="blockSize"/>: a power of two from 32 to 4096.</summary>
     public static bool IsValidBlockSize(int blockSize) => blockSize is >= 32 and <= 4096 && (blockSize & (blockSize - 1)) == 0;
+
+    private static void CheckFinite(ReadOnlySpan<float> data, string parameter)
+    {
+        // The largest magnitude is NaN or infinite exactly when some value is; only then look for the first one.
+        if (float.IsFinite(TensorPrimitives.MaxMagnitude(data))) return;
+        for (int i = 0; i < data.Length; i++)
+        {
+            if (!float.IsFinite(data[i])) throw new ArgumentException($"data[{i}] is {data[i]}; only finite values can be quantized.", parameter);
+        }
+    }
 
     private static void CheckBlockSize(int blockSize, string parameter)
     {

@@ -62,6 +62,41 @@ public sealed class BlockwiseDynamicQuantizerTests
     }
 
     [TestMethod]
+    public void VectorPath_MatchesScalarPath_OnMidpointsAndRandomData()
+    {
+        foreach (var quantizer in new[] { BlockwiseDynamicQuantizer.Signed(256), BlockwiseDynamicQuantizer.Unsigned(2048) })
+        {
+            float[] map = quantizer.Map.ToArray();
+            var values = new List<float>();
+            for (int i = 0; i + 1 < map.Length; i++)
+            {
+                float mid = (map[i] + map[i + 1]) / 2f;
+                values.AddRange([mid, MathF.BitIncrement(mid), MathF.BitDecrement(mid), map[i]]);
+            }
+            var random = new Random(17);
+            for (int i = 0; i < 3000; i++) values.Add((float)random.NextDouble() * (map[0] < 0 ? 2 * random.Next(2) - 1 : 1) * MathF.Pow(10, -random.Next(0, 7)));
+            values.Add(1f);
+            values.Add(-1f);
+            float[] data = [.. values];
+
+            var vectorCodes = new byte[data.Length];
+            var scalarCodes = new byte[data.Length];
+            var vectorAbsmax = new float[quantizer.BlockCount(data.Length)];
+            var scalarAbsmax = new float[vectorAbsmax.Length];
+            quantizer.Quantize(data, vectorCodes, vectorAbsmax, vector: true);
+            quantizer.Quantize(data, scalarCodes, scalarAbsmax, vector: false);
+            CollectionAssert.AreEqual(scalarCodes, vectorCodes);
+            CollectionAssert.AreEqual(scalarAbsmax, vectorAbsmax);
+
+            var vectorValues = new float[data.Length];
+            var scalarValues = new float[data.Length];
+            quantizer.Dequantize(scalarCodes, scalarAbsmax, vectorValues, vector: true);
+            quantizer.Dequantize(scalarCodes, scalarAbsmax, scalarValues, vector: false);
+            CollectionAssert.AreEqual(scalarValues, vectorValues);
+        }
+    }
+
+    [TestMethod]
     public void RoundTripError_IsAtMostHalfTheLocalGap()
     {
         var quantizer = BlockwiseDynamicQuantizer.Signed(256);

@@ -41,6 +41,39 @@ public sealed class QuantizedTensor4BitTests
     }
 
     [TestMethod]
+    public void VectorEncoder_MatchesTheScalarEncoder_IncludingMidpointTies()
+    {
+        // Gaussian values, then values placed on, just above and just below every midpoint between levels.
+        var data = new List<float>(Gaussian(4 * 1024 + 50, seed: 21));
+        foreach (FourBitType type in Enum.GetValues<FourBitType>())
+        {
+            float[] levels = [.. FourBitCodebook.For(type).Values.ToArray().Distinct().Order()];
+            for (int i = 0; i + 1 < levels.Length; i++)
+            {
+                float mid = (levels[i] + levels[i + 1]) / 2f;
+                data.AddRange([mid, MathF.BitIncrement(mid), MathF.BitDecrement(mid), levels[i], -mid]);
+            }
+            data.AddRange([1f, -1f]); // keeps every block's absmax at 1 so the midpoints stay midpoints
+        }
+        foreach (FourBitType type in Enum.GetValues<FourBitType>())
+        {
+            foreach (int blockSize in new[] { 32, 64, 4096 })
+            {
+                float[] values = [.. data];
+                int blocks = (values.Length + blockSize - 1) / blockSize;
+                var vectorPacked = new byte[(values.Length + 1) / 2];
+                var scalarPacked = new byte[vectorPacked.Length];
+                var vectorAbsmax = new float[blocks];
+                var scalarAbsmax = new float[blocks];
+                FourBitEncoder.Encode(values, blockSize, FourBitCodebook.For(type), vectorPacked, vectorAbsmax, allowVector: true);
+                FourBitEncoder.Encode(values, blockSize, FourBitCodebook.For(type), scalarPacked, scalarAbsmax, allowVector: false);
+                CollectionAssert.AreEqual(scalarPacked, vectorPacked, $"{type} block {blockSize}");
+                CollectionAssert.AreEqual(scalarAbsmax, vectorAbsmax, $"{type} block {blockSize}");
+            }
+        }
+    }
+
+    [TestMethod]
     public void ScalarPath_IsCodeValueTimesScale()
     {
         // Hand-packed: codes 15, 0 | 7, 8 in a block of 64 with scale 2 (no double quantization).
