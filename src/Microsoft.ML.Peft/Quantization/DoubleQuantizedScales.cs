@@ -73,8 +73,8 @@ public sealed class DoubleQuantizedScales
     }
 
     /// <summary>
-    /// Wraps stored parts (e.g. read from a checkpoint). Checks only consistency of lengths and finiteness;
-    /// <paramref name="map"/> may be any 256 values.
+    /// Wraps stored parts (e.g. read from a checkpoint), without copying them. Checks only consistency of lengths and
+    /// finiteness; <paramref name="map"/> may be any 256 values.
     /// </summary>
     /// <exception cref="ArgumentException">A length or value is inconsistent; the message names the part.</exception>
     public static DoubleQuantizedScales FromParts(byte[] codes, float[] nestedAbsmax, float[] map, int blockSize, float offset)

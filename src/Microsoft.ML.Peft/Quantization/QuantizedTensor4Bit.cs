@@ -118,7 +118,8 @@ public sealed class QuantizedTensor4Bit
 
     /// <summary>
     /// Wraps stored parts (e.g. from a checkpoint) without re-quantizing. Exactly one of
-    /// <paramref name="absmax"/> and <paramref name="doubleQuantized"/> must be given.
+    /// <paramref name="absmax"/> and <paramref name="doubleQuantized"/> must be given. The arrays are used as they
+    /// are, not copied: do not modify them afterwards.
     /// </summary>
     /// <exception cref="ArgumentException">The parts disagree with each other; the message names the part.</exception>
     public static QuantizedTensor4Bit FromParts(FourBitType type, int[] shape, int blockSize, byte[] packedCodes,

@@ -31,8 +31,8 @@ public sealed class FourBitCodebookTests
         // create_normal_map(offset=0.9677083, use_extra_value=True): 8 positive quantiles at linspace(offset, 0.5, 9)[:-1],
         // 7 negative ones at linspace(offset, 0.5, 8)[:-1], a zero; normalised by the largest. Probabilities in fp32 as
         // torch.linspace gives them; quantiles from MathNet's inverse normal CDF (independent of PyTorch).
-        float[] p9 = DynamicQuantizationMapLinspace(0.9677083f, 0.5f, 9);
-        float[] p8 = DynamicQuantizationMapLinspace(0.9677083f, 0.5f, 8);
+        float[] p9 = DynamicQuantizationMap.TorchLinspace(0.9677083f, 0.5f, 9);
+        float[] p8 = DynamicQuantizationMap.TorchLinspace(0.9677083f, 0.5f, 8);
         var levels = new List<double> { 0.0 };
         for (int i = 0; i < 8; i++) levels.Add(Normal.InvCDF(0, 1, p9[i]));
         for (int i = 0; i < 7; i++) levels.Add(-Normal.InvCDF(0, 1, p8[i]));
@@ -120,8 +120,4 @@ public sealed class FourBitCodebookTests
         }
         return (byte)best;
     }
-
-    // torch.linspace in fp32 (the reference implementation lives with the dynamic map).
-    private static float[] DynamicQuantizationMapLinspace(float start, float end, int steps) =>
-        DynamicQuantizationMap.TorchLinspace(start, end, steps);
 }
