@@ -19,7 +19,8 @@ public static class Checkpoint
     /// <summary>
     /// Opens <paramref name="fileOrFolder"/>. A folder is searched for <see cref="WeightFileNames"/> (safetensors
     /// preferred); a file is opened by its name (<c>*.index.json</c> → sharded, <c>*.safetensors</c>) or, for other
-    /// names, by its content (a zip is a PyTorch checkpoint, anything else is read as safetensors).
+    /// names, by extension or content (<c>.bin</c>/<c>.pt</c>/<c>.pth</c> or any zip is a PyTorch checkpoint,
+    /// anything else is read as safetensors).
     /// </summary>
     public static ITensorSource Open(string fileOrFolder)
     {
@@ -42,7 +43,9 @@ public static class Checkpoint
     {
         if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)) return ShardedTensorSource.Open(path);
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return SafeTensorsFile.Open(path);
-        return StartsWithZipMagic(path) ? TorchCheckpointFile.Open(path) : SafeTensorsFile.Open(path);
+        string extension = Path.GetExtension(path).ToLowerInvariant();
+        bool torch = extension is ".bin" or ".pt" or ".pth" || StartsWithZipMagic(path);
+        return torch ? TorchCheckpointFile.Open(path) : SafeTensorsFile.Open(path);
     }
 
     private static bool StartsWithZipMagic(string path)

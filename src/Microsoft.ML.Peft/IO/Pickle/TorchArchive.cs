@@ -26,6 +26,11 @@ internal sealed class TorchArchive
     public static TorchArchive Read(SafeFileHandle handle, string path)
     {
         long length = RandomAccess.GetLength(handle);
+        Span<byte> magic = stackalloc byte[4];
+        if (RandomAccess.Read(handle, magic, 0) < 4 || magic[0] != (byte)'P' || magic[1] != (byte)'K')
+            throw new PickleFormatException(path,
+                "not a zip archive: checkpoints written by torch.save before PyTorch 1.6 (legacy pickle format) are not supported; " +
+                "re-save with a recent torch.save or convert to safetensors");
         var entries = new Dictionary<string, ZipEntry>(StringComparer.Ordinal);
         string? top = null;
         foreach (var entry in ZipDirectory.Read(handle, length, path))
