@@ -43,6 +43,9 @@ internal static class SafeTensorsHeader
     public static (List<SafeTensorsEntry> Entries, Dictionary<string, string> Metadata) Parse(
         ReadOnlySpan<byte> header, long dataLength, string path)
     {
+        // The JSON parser defers UTF-8 checks inside strings until they are read; check the whole header first.
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+            throw new SafeTensorsFormatException(path, null, "header is not valid UTF-8");
         JsonDocument document;
         try
         {

@@ -180,6 +180,9 @@ public sealed class SafeTensorsReaderTests
         StringAssert.Contains(e3.Message, "exceeds the 100000000-byte limit");
         var e4 = Assert.Throws<SafeTensorsFormatException>(() => SafeTensorsFile.FromBytes(RawSafeTensors("{}", 0, declaredLength: long.MaxValue), "x"));
         StringAssert.Contains(e4.Message, "exceeds");
+        var bytes = RawSafeTensors("{\"__metadata__\":{\"a\":\"xx\"}}", 0);
+        bytes[8 + 21] = 0xBE; // inside a string: only a full UTF-8 check catches it
+        StringAssert.Contains(Assert.Throws<SafeTensorsFormatException>(() => SafeTensorsFile.FromBytes(bytes)).Message, "not valid UTF-8");
     }
 
     [TestMethod]
