@@ -82,14 +82,24 @@ internal sealed class HubDownloader : IDisposable
     /// <summary>The file's content hash and size, and the URL its bytes come from (the redirect target for LFS files).</summary>
     private async Task<(string Etag, long? Size, Uri ContentUrl)> HeadAsync(Uri resolveUrl, string what, CancellationToken ct)
     {
-        using var response = await SendAsync(HttpMethod.Head, resolveUrl, 0, ct).ConfigureAwait(false);
-        bool redirect = (int)response.StatusCode is >= 300 and < 400;
-        if (!redirect) ThrowIfFailed(response, resolveUrl, what);
-        string? etag = Header(response, "X-Linked-Etag") ?? response.Headers.ETag?.Tag;
-        if (etag is null) throw new HubException($"{what}: the hub sent no ETag, so the download cannot be verified");
-        long? size = long.TryParse(Header(response, "X-Linked-Size"), out long linked) ? linked : response.Content.Headers.ContentLength;
-        Uri contentUrl = redirect && response.Headers.Location is { } location ? new Uri(resolveUrl, location) : resolveUrl;
-        return (NormalizeEtag(etag), size, contentUrl);
+        for (int hop = 0; hop <= MaxRedirects; hop++)
+        {
+            using var response = await SendAsync(HttpMethod.Head, resolveUrl, 0, ct).ConfigureAwait(false);
+            bool redirect = (int)response.StatusCode is >= 300 and < 400 && response.Headers.Location is not null;
+            if (!redirect) ThrowIfFailed(response, resolveUrl, what);
+            string? etag = Header(response, "X-Linked-Etag") ?? response.Headers.ETag?.Tag;
+            if (etag is null && redirect && !response.Headers.Location!.IsAbsoluteUri)
+            {
+                // A relative redirect without file metadata is the hub's own (renamed repository): follow it.
+                resolveUrl = new Uri(resolveUrl, response.Headers.Location);
+                continue;
+            }
+            if (etag is null) throw new HubException($"{what}: the hub sent no ETag, so the download cannot be verified");
+            long? size = long.TryParse(Header(response, "X-Linked-Size"), out long linked) ? linked : response.Content.Headers.ContentLength;
+            Uri contentUrl = redirect ? new Uri(resolveUrl, response.Headers.Location!) : resolveUrl;
+            return (NormalizeEtag(etag), size, contentUrl);
+        }
+        throw new HubException($"{what}: more than {MaxRedirects} redirects");
     }
 
     /// <summary>Appends the missing bytes of <paramref name="url"/> to <paramref name="partial"/>, following redirects.</summary>
