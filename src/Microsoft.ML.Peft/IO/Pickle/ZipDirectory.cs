@@ -113,13 +113,15 @@ internal static class ZipDirectory
     /// <summary>The entry's content; deflated entries are decompressed, never to more than the declared size.</summary>
     public static byte[] Inflate(SafeFileHandle file, ZipEntry entry, string path)
     {
-        var result = GC.AllocateUninitializedArray<byte>(checked((int)entry.UncompressedSize), pinned: true);
+        if (entry.UncompressedSize > Array.MaxLength || entry.CompressedSize > Array.MaxLength)
+            throw Error(path, $"entry '{entry.Name}' is {entry.UncompressedSize} bytes; entries over 2 GiB must be stored uncompressed (as torch.save writes them)");
+        var result = GC.AllocateUninitializedArray<byte>((int)entry.UncompressedSize, pinned: true);
         if (entry.Method == 0)
         {
             ReadExactly(file, result, entry.DataOffset, path);
             return result;
         }
-        var compressed = new byte[checked((int)entry.CompressedSize)];
+        var compressed = new byte[(int)entry.CompressedSize];
         ReadExactly(file, compressed, entry.DataOffset, path);
         using var inflater = new System.IO.Compression.DeflateStream(new MemoryStream(compressed), System.IO.Compression.CompressionMode.Decompress);
         int read = inflater.ReadAtLeast(result, result.Length, throwOnEndOfStream: false);
