@@ -22,6 +22,9 @@ public static class Autograd
     private static int epoch;
 
     [ThreadStatic]
+    private static bool inBackward;
+
+    [ThreadStatic]
     private static List<Node>? order;
 
     [ThreadStatic]
@@ -91,7 +94,8 @@ public static class Autograd
     /// <returns><paramref name="output"/>, for chaining at the end of an op.</returns>
     public static Tensor Checked(Tensor output, Tensor? a = null, Tensor? b = null, Tensor? c = null)
     {
-        if (anomalyDepth > 0 && output.DType == DType.Float32 && !output.AllFinite())
+        // Inside backward the engine checks each node's gradients itself and names the node being differentiated.
+        if (anomalyDepth > 0 && !inBackward && output.DType == DType.Float32 && !output.AllFinite())
         {
             var inputs = string.Join(", ", new[] { a, b, c }.Where(t => t is not null).Select(t => t!.Describe));
             throw new ArithmeticException(
@@ -114,6 +118,8 @@ public static class Autograd
         TopologicalOrder(root.GradFn, nodes);
         root.GradFn.PendingGrad = seed;
         root.GradFn.PendingOwned = false;
+        bool outerBackward = inBackward;
+        inBackward = true;
         try
         {
             for (int i = nodes.Count - 1; i >= 0; i--)
@@ -130,6 +136,7 @@ public static class Autograd
         }
         finally
         {
+            inBackward = outerBackward;
             foreach (var node in nodes) node.PendingGrad = null;
             nodes.Clear();
         }

@@ -75,6 +75,16 @@ public sealed unsafe partial class Tensor
         else grad.Span.Clear();
     }
 
+    /// <summary>
+    /// Lets this tensor's buffer outlive the innermost <see cref="TensorScope"/> that owns it: ownership passes to the
+    /// enclosing scope, or to the garbage collector when there is none. Returns this tensor.
+    /// </summary>
+    public Tensor MoveToOuterScope()
+    {
+        if (storage is PooledStorage pooled) TensorScope.MoveOut(pooled);
+        return this;
+    }
+
     /// <summary>A view of the same data that is cut from the graph (no gradient flows through it).</summary>
     public Tensor Detach() => View(shape, strides, offset, "detach");
 
