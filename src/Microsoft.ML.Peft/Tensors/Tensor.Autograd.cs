@@ -85,6 +85,12 @@ public sealed unsafe partial class Tensor
         return this;
     }
 
+    /// <summary>Takes this tensor's buffer out of every scope (module parameters and other long-lived state).</summary>
+    internal void MakePersistent()
+    {
+        if (storage is PooledStorage pooled) TensorScope.Forget(pooled);
+    }
+
     /// <summary>A view of the same data that is cut from the graph (no gradient flows through it).</summary>
     public Tensor Detach() => View(shape, strides, offset, "detach");
 

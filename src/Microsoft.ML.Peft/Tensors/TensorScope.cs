@@ -89,6 +89,9 @@ public sealed class TensorScope : IDisposable
         target?.owned.Add(storage);
     }
 
+    /// <summary>Removes a storage from scope ownership altogether: it lives until the GC collects it (parameters).</summary>
+    internal static void Forget(PooledStorage storage) => storage.OwnerScope = null;
+
     /// <summary>Suspends tracking on this thread: allocations inside are owned by no scope (persistent state).</summary>
     internal static UntrackedRegion Untracked()
     {
