@@ -54,6 +54,30 @@ def pack(layer, inputs: dict, projection, out, loss, grads, xgrad) -> dict:
     return tensors
 
 
+def check_against_torch_transformer_layer(layer, x, mask, out) -> float:
+    """Independent check: torch.nn.TransformerEncoderLayer (post-norm, exact GELU) loaded with the same weights must
+    give the same output as our BertLayer."""
+    sa, h = layer.attention.self, x.shape[-1]
+    ref = torch.nn.TransformerEncoderLayer(h, sa.heads, layer.intermediate.dense.out_features, dropout=0.0,
+                                           activation="gelu", layer_norm_eps=1e-12, batch_first=True, norm_first=False)
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(torch.cat([sa.query.weight, sa.key.weight, sa.value.weight]))
+        ref.self_attn.in_proj_bias.copy_(torch.cat([sa.query.bias, sa.key.bias, sa.value.bias]))
+        ref.self_attn.out_proj.weight.copy_(layer.attention.output.dense.weight)
+        ref.self_attn.out_proj.bias.copy_(layer.attention.output.dense.bias)
+        ref.norm1.load_state_dict(layer.attention.output.LayerNorm.state_dict())
+        ref.linear1.load_state_dict(layer.intermediate.dense.state_dict())
+        ref.linear2.load_state_dict(layer.output.dense.state_dict())
+        ref.norm2.load_state_dict(layer.output.LayerNorm.state_dict())
+        ref.eval()
+        # Pure-Python attention path (the fused fast path is skipped while autograd is recording).
+        with torch.enable_grad():
+            expected = ref(x.clone().requires_grad_(True), src_key_padding_mask=(mask == 0)).detach()
+    diff = max_abs_diff(out, expected)
+    assert diff < 1e-5, diff
+    return diff
+
+
 def bert_layer_fixture():
     cfg = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64, "layer_norm_eps": 1e-12,
            "hidden_act": "gelu"}
@@ -73,6 +97,7 @@ def bert_layer_fixture():
     out, loss, grads, xgrad = run_layer(layer, forward, inputs, projection)
     tensors = pack(layer, inputs, projection, out, loss, grads, xgrad)
     tensors["debug.attention.probs"] = layer.attention.self.last_probs
+    torch_layer_diff = check_against_torch_transformer_layer(layer, x, mask, out)
     path = fixture_path("layers", "bert_encoder_layer.safetensors")
     save_file(tensors, path)
     notes = {
@@ -101,6 +126,7 @@ def bert_layer_fixture():
             LOSS_NOTE,
         ],
         "float32_vs_float64_max_abs_diff": precision_report(layer, forward, inputs, projection, out, grads, xgrad),
+        "cross_check": {"torch.nn.TransformerEncoderLayer(post-norm, gelu) same weights, max_abs_diff": torch_layer_diff},
         "tensors": describe(tensors, notes),
     }, path[:-len(".safetensors")] + ".json")
 
@@ -128,6 +154,14 @@ def llama_layer_fixture():
         return l(h, cos.to(h.dtype), sin.to(h.dtype), causal_padding_mask(mask).to(h.dtype))
 
     out, loss, grads, xgrad = run_layer(layer, forward, inputs, projection)
+    # Independent check of the mask and position handling: the left-padded row's real tokens must give exactly what
+    # the same 5 tokens give alone, unpadded, at positions 0..4.
+    with torch.no_grad():
+        alone_pos = torch.arange(5)[None]
+        c5, s5 = rope_cos_sin(inv_freq, alone_pos)
+        alone = layer(x[1:, 2:], c5, s5, causal_padding_mask(torch.ones(1, 5)))
+    unpadded_diff = max_abs_diff(out[1:, 2:], alone)
+    assert unpadded_diff < 1e-5, unpadded_diff
     tensors = pack(layer, inputs, projection, out, loss, grads, xgrad)
     tensors["debug.rope.cos"] = cos
     tensors["debug.rope.sin"] = sin
@@ -167,6 +201,7 @@ def llama_layer_fixture():
         "position_ids_dtype": "int64",
         "compare_only_where": "input.attention_mask == 1 for output.hidden_states and debug.attention.probs",
         "float32_vs_float64_max_abs_diff": precision_report(layer, forward, inputs, projection, out, grads, xgrad),
+        "cross_check": {"row 1 real tokens vs the same 5 tokens unpadded at positions 0..4, max_abs_diff": unpadded_diff},
         "tensors": describe(tensors, notes),
     }, path[:-len(".safetensors")] + ".json")
 
