@@ -9,8 +9,9 @@ import copy
 import torch
 
 import ops_reference
-from nn_bert import BertLayer, extended_attention_mask
-from nn_llama import LlamaDecoderLayer, causal_padding_mask, rope_cos_sin, rope_inv_freq
+from nn_bert import BertLayer
+from nn_common import causal_padding_mask, extended_attention_mask, rope_cos_sin
+from nn_llama import LlamaDecoderLayer, rope_inv_freq
 from ref_common import deterministic, describe, fixture_path, init_random_, max_abs_diff, write_json
 from safetensors_io import save_file
 

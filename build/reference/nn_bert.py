@@ -10,12 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ref_common import MASK_MIN
+from nn_common import extended_attention_mask, num_labels
 
 
-def extended_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """[b, s] 1/0 -> additive [b, 1, 1, s]: 0 for real keys, float32 min for padding keys (HF get_extended_attention_mask)."""
-    return (1.0 - attention_mask[:, None, None, :].float()) * MASK_MIN
 
 
 def roberta_position_ids(input_ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
@@ -165,8 +162,6 @@ class BertModel(nn.Module):
         return hidden, (self.pooler(hidden) if self.pooler is not None else None)
 
 
-def num_labels(cfg: dict) -> int:
-    return cfg.get("num_labels") or len(cfg["id2label"])
 
 
 class EncoderWithHead(nn.Module):

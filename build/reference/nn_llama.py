@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ref_common import MASK_MIN
+from nn_common import (apply_rope, causal_padding_mask, default_inv_freq, last_non_pad_index, num_labels,
+                       rope_cos_sin)
 
 
 class LlamaRMSNorm(nn.Module):
@@ -28,7 +29,7 @@ class LlamaRMSNorm(nn.Module):
 
 def rope_inv_freq(head_dim: int, theta: float, rope_scaling) -> torch.Tensor:
     """inv_freq[i] = 1 / theta^(2i/d), then the HF rope_scaling rule ("linear" or "llama3"; None = default)."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    inv_freq = default_inv_freq(head_dim, theta)
     if not rope_scaling:
         return inv_freq
     kind = rope_scaling.get("rope_type", rope_scaling.get("type"))
@@ -52,34 +53,12 @@ def rope_inv_freq(head_dim: int, theta: float, rope_scaling) -> torch.Tensor:
     raise ValueError(f"unsupported rope_scaling {rope_scaling}")
 
 
-def rope_cos_sin(inv_freq: torch.Tensor, position_ids: torch.Tensor):
-    """cos/sin [batch, seq, head_dim] of angle position * inv_freq, the half-size table repeated twice (HF layout)."""
-    freqs = position_ids[:, :, None].float() * inv_freq[None, None, :]
-    emb = torch.cat((freqs, freqs), dim=-1)
-    return emb.cos(), emb.sin()
 
 
-def rotate_half(x):
-    """[x1, x2] -> [-x2, x1] where x1/x2 are the first/second half of the last axis."""
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def apply_rope(x, cos, sin):
-    """x [b, heads, s, d]; cos/sin [b, s, d]."""
-    return x * cos[:, None] + rotate_half(x) * sin[:, None]
 
 
-def causal_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Additive [b, 1, s, s] mask: 0 where key j <= query i and attention_mask[j] == 1, else float32 min.
-
-    A query whose every key is masked (a left-padding position) gets a row of equal values, so softmax spreads
-    uniformly over all keys there: that output is meaningless and callers must not compare it.
-    """
-    s = attention_mask.shape[-1]
-    causal = torch.ones(s, s, dtype=torch.bool).tril()
-    allowed = causal[None, None] & (attention_mask[:, None, None, :] > 0.5)
-    return torch.zeros(allowed.shape).masked_fill(~allowed, MASK_MIN)
 
 
 class LlamaAttention(nn.Module):
@@ -173,43 +152,33 @@ class LlamaModel(nn.Module):
         return self.norm(x)
 
 
-def last_non_pad_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
-    """HF *ForSequenceClassification pooling: index of the right-most token that is not pad, argmax(index * non_pad),
-    which is right for both left and right padding (0 if a row is all pad)."""
-    non_pad = (input_ids != pad_token_id).long()
-    return (torch.arange(input_ids.shape[-1])[None] * non_pad).argmax(-1)
 
 
-def num_labels(cfg: dict) -> int:
-    """HF derives num_labels from id2label (config.json has no num_labels field)."""
-    return cfg.get("num_labels") or len(cfg["id2label"])
 
 
-class LlamaForCausalLM(nn.Module):
-    def __init__(self, cfg: dict, qkv_bias: bool = False):
+class LlamaWithHead(nn.Module):
+    """`model.*` backbone plus a head named like HF's. forward returns (logits, last_hidden_state).
+
+    head "causal_lm": logits at every position from lm_head, or from embed_tokens when tie_word_embeddings
+    (LlamaForCausalLM / Qwen2ForCausalLM); head "sequence": score (no bias) on the hidden state of the last non-pad
+    token (LlamaForSequenceClassification), or of `pool_index` when given.
+    """
+
+    def __init__(self, cfg: dict, head: str, qkv_bias: bool = False):
         super().__init__()
+        self.cfg, self.head = cfg, head
         self.model = LlamaModel(cfg, qkv_bias)
         self.tied = bool(cfg.get("tie_word_embeddings", False))
-        if not self.tied:
+        if head == "causal_lm" and not self.tied:
             self.lm_head = nn.Linear(cfg["hidden_size"], cfg["vocab_size"], bias=False)
+        if head == "sequence":
+            self.score = nn.Linear(cfg["hidden_size"], num_labels(cfg), bias=False)
 
-    def logits(self, hidden):
-        weight = self.model.embed_tokens.weight if self.tied else self.lm_head.weight
-        return F.linear(hidden, weight)
-
-    def forward(self, input_ids, attention_mask=None, position_ids=None):
-        return self.logits(self.model(input_ids, attention_mask, position_ids))
-
-
-class LlamaForSequenceClassification(nn.Module):
-    """score (no bias) applied to the hidden state of the last non-pad token."""
-
-    def __init__(self, cfg: dict, qkv_bias: bool = False):
-        super().__init__()
-        self.model = LlamaModel(cfg, qkv_bias)
-        self.score = nn.Linear(cfg["hidden_size"], num_labels(cfg), bias=False)
-
-    def forward(self, input_ids, attention_mask=None, position_ids=None):
+    def forward(self, input_ids, attention_mask=None, position_ids=None, pool_index=None):
         hidden = self.model(input_ids, attention_mask, position_ids)
-        idx = last_non_pad_index(input_ids, self.model.cfg["pad_token_id"])
-        return self.score(hidden[torch.arange(hidden.shape[0]), idx])
+        if self.head == "causal_lm":
+            weight = self.model.embed_tokens.weight if self.tied else self.lm_head.weight
+            return F.linear(hidden, weight), hidden
+        if pool_index is None:
+            pool_index = last_non_pad_index(input_ids, self.cfg["pad_token_id"])
+        return self.score(hidden[torch.arange(hidden.shape[0]), pool_index]), hidden

@@ -12,7 +12,7 @@ import sentencepiece as spm
 import torch
 import torch.nn.functional as F
 
-from nn_llama import LlamaForCausalLM
+from nn_llama import LlamaWithHead
 from ref_common import SHARED, deterministic, describe, fixture_path, write_json
 from safetensors_io import load_file, save_file
 
@@ -28,7 +28,7 @@ def load_stories260k():
     """Builds the model from config.json + model.safetensors (tied embeddings: no lm_head tensor in the file)."""
     with open(os.path.join(MODEL_DIR, "config.json"), encoding="utf-8") as f:
         cfg = json.load(f)
-    model = LlamaForCausalLM(cfg)
+    model = LlamaWithHead(cfg, "causal_lm")
     state = load_file(os.path.join(MODEL_DIR, "model.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -45,7 +45,7 @@ def check_readme_vectors(model, sp):
     assert sp.encode("Once upon a time, there was a little girl named Lily.") == [
         403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426]
     assert sp.encode("Hello world!") == [346, 306, 414, 263, 304, 341, 443]
-    logits = model(torch.tensor([[BOS]]))[0, 0]
+    logits = model(torch.tensor([[BOS]]))[0][0, 0]
     top = torch.topk(logits, 5)
     expected = [(403, 17.0235), (385, 15.4062), (410, 13.1083), (317, 12.7692), (407, 12.4181)]
     for (tid, val), i, v in zip(expected, top.indices.tolist(), top.values.tolist()):
@@ -60,7 +60,7 @@ def greedy(model, ids, new_tokens):
     ids = list(ids)
     out, margins = [], []
     for _ in range(new_tokens):
-        last = model(torch.tensor([ids]))[0, -1]
+        last = model(torch.tensor([ids]))[0][0, -1]
         top2 = torch.topk(last, 2).values
         margins.append(float(top2[0] - top2[1]))
         nxt = int(last.argmax())
@@ -81,7 +81,7 @@ def main():
         for i, text in enumerate(PROMPTS):
             ids = torch.tensor([BOS] + sp.encode(text))
             tensors[f"prompt{i}.input_ids"] = ids
-            tensors[f"prompt{i}.logits"] = model(ids[None])[0]
+            tensors[f"prompt{i}.logits"] = model(ids[None])[0][0]
             prompts.append({"name": f"prompt{i}", "text": text, "ids": ids.tolist()})
 
         gen_prompt = [BOS] + sp.encode(PROMPTS[0])
@@ -90,7 +90,7 @@ def main():
         tensors["greedy.generated_ids"] = torch.tensor(generated)
 
         nll_ids = torch.tensor([BOS] + sp.encode(NLL_TEXT))
-        logits = model(nll_ids[None])[0]
+        logits = model(nll_ids[None])[0][0]
         token_nll = F.cross_entropy(logits[:-1], nll_ids[1:], reduction="none")
         mean_nll = token_nll.mean()
         assert token_nll.numel() == 44 and abs(float(mean_nll) - 0.324) < 5e-4, (token_nll.numel(), float(mean_nll))
