@@ -20,8 +20,7 @@ public static class TextLoaderSaverCatalog
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(options);
         CheckPath(path);
-        var typed = TextLoader.CreateFromType(typeof(TInput), options.Separators?.FirstOrDefault() ?? '\t', options.HasHeader, options.AllowQuoting, options.TrimWhitespace, options.AllowSparse);
-        return typed.Load(new MultiFileSource(path));
+        return TextLoader.CreateFromType(typeof(TInput), options).Load(new MultiFileSource(path));
     }
 
     /// <summary>Loads a file with explicitly described columns.</summary>

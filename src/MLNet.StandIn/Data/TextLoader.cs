@@ -180,6 +180,17 @@ public sealed class TextLoader : IDataLoader<IMultiStreamSource>
     }
 
     internal static TextLoader CreateFromType(Type inputType, char separator, bool hasHeader, bool allowQuoting, bool trimWhitespace, bool allowSparse)
+        => CreateFromType(inputType, new Options
+        {
+            Separators = new[] { separator },
+            HasHeader = hasHeader,
+            AllowQuoting = allowQuoting,
+            TrimWhitespace = trimWhitespace,
+            AllowSparse = allowSparse,
+        });
+
+    /// <summary>A loader for the [LoadColumn] members of <paramref name="inputType"/>, with the other settings of <paramref name="template"/>.</summary>
+    internal static TextLoader CreateFromType(Type inputType, Options template)
     {
         var columns = new List<Column>();
         foreach (var member in PocoMembers.Get(inputType, SchemaDefinition.Direction.Write))
@@ -197,11 +208,15 @@ public sealed class TextLoader : IDataLoader<IMultiStreamSource>
         return new TextLoader(new Options
         {
             Columns = columns.ToArray(),
-            Separators = new[] { separator },
-            HasHeader = hasHeader,
-            AllowQuoting = allowQuoting,
-            TrimWhitespace = trimWhitespace,
-            AllowSparse = allowSparse,
+            Separators = template.Separators,
+            HasHeader = template.HasHeader,
+            AllowQuoting = template.AllowQuoting,
+            TrimWhitespace = template.TrimWhitespace,
+            AllowSparse = template.AllowSparse,
+            MaxRows = template.MaxRows,
+            MissingRealsAsNaNs = template.MissingRealsAsNaNs,
+            EscapeChar = template.EscapeChar,
+            DecimalMarker = template.DecimalMarker,
         });
     }
 }

@@ -68,6 +68,15 @@ public sealed class TextLoaderTests
     }
 
     [TestMethod]
+    public void OptionsOverloadHonoursMissingRealsAsNaNs()
+    {
+        string path = WriteFile("missing.tsv", "x\t\t1\t2\n");
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromTextFile<Review>(path, new TextLoader.Options { MissingRealsAsNaNs = true });
+        Assert.IsTrue(float.IsNaN(ml.Data.CreateEnumerable<Review>(data, false).Single().Label));
+    }
+
+    [TestMethod]
     public void ColumnOverloadLoadsKeysAndText()
     {
         string path = WriteFile("keys.tsv", "3\tx\n0\ty\n9\tz\n");
