@@ -8,7 +8,7 @@ namespace MLNet.StandIn.Tests.ThirdParty;
 /// LoRA trainer must be: it implements <see cref="IEstimator{TTransformer}"/> directly (TrainerEstimatorBase is not
 /// derivable outside ML.NET) and obtains its output <see cref="SchemaShape"/> columns from public estimators, because
 /// <c>SchemaShape.Column</c> has no public constructor.
-/// Model: one centroid per class; Score = softmax(−‖x − c_k‖²), PredictedLabel = arg-max + 1 (a key).
+/// Model: one centroid per class; Score = softmax(−‖x − c_k‖² / temperature), PredictedLabel = arg-max + 1 (a key).
 /// </summary>
 internal sealed class NearestCentroidTrainer : IEstimator<NearestCentroidTransformer>
 {
@@ -16,10 +16,12 @@ internal sealed class NearestCentroidTrainer : IEstimator<NearestCentroidTransfo
     private readonly string _features;
     private readonly string _score;
     private readonly string _predictedLabel;
+    private readonly double _temperature;
 
     public NearestCentroidTrainer(string labelColumnName = "Label", string featureColumnName = "Features",
-        string scoreColumnName = "Score", string predictedLabelColumnName = "PredictedLabel")
+        string scoreColumnName = "Score", string predictedLabelColumnName = "PredictedLabel", double temperature = 1)
     {
+        _temperature = temperature;
         _label = labelColumnName;
         _features = featureColumnName;
         _score = scoreColumnName;
@@ -81,6 +83,6 @@ internal sealed class NearestCentroidTrainer : IEstimator<NearestCentroidTransfo
         var centroids = new float[classes][];
         for (int k = 0; k < classes; k++)
             centroids[k] = Enumerable.Range(0, dimension).Select(d => counts[k] == 0 ? 0f : (float)(sums[k, d] / counts[k])).ToArray();
-        return new NearestCentroidTransformer(centroids, label, _features, _score, _predictedLabel);
+        return new NearestCentroidTransformer(centroids, label, _features, _score, _predictedLabel, _temperature);
     }
 }

@@ -14,9 +14,12 @@ internal sealed class NearestCentroidTransformer : ITransformer
     private readonly string _features;
     private readonly string _score;
     private readonly string _predictedLabel;
+    private readonly double _temperature;
 
-    public NearestCentroidTransformer(float[][] centroids, DataViewSchema.Column trainingLabel, string features, string score, string predictedLabel)
+    public NearestCentroidTransformer(float[][] centroids, DataViewSchema.Column trainingLabel, string features, string score, string predictedLabel,
+        double temperature)
     {
+        _temperature = temperature;
         _centroids = centroids;
         _trainingLabel = trainingLabel;
         _features = features;
@@ -80,7 +83,7 @@ internal sealed class NearestCentroidTransformer : ITransformer
                 return;
             featureGetter(ref x);
             var values = x.DenseValues().ToArray();
-            var logits = _centroids.Select(c => -c.Select((v, d) => (double)(values[d] - v) * (values[d] - v)).Sum()).ToArray();
+            var logits = _centroids.Select(c => -c.Select((v, d) => (double)(values[d] - v) * (values[d] - v)).Sum() / _temperature).ToArray();
             double max = logits.Max(), z = logits.Sum(l => Math.Exp(l - max));
             for (int k = 0; k < logits.Length; k++)
                 probabilities[k] = (float)(Math.Exp(logits[k] - max) / z);
