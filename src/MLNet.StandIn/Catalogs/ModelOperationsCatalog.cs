@@ -40,7 +40,7 @@ public sealed class ModelOperationsCatalog
     public ITransformer Load(Stream stream, out DataViewSchema? inputSchema)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        return Load(stream, "stream", out inputSchema);
+        return Load(stream, "stream", Context.ComponentCatalog, out inputSchema);
     }
 
     /// <summary>Loads a model file.</summary>
@@ -50,16 +50,16 @@ public sealed class ModelOperationsCatalog
         if (!File.Exists(filePath))
             throw new FileNotFoundException($"Model file '{filePath}' not found.", filePath);
         using var stream = File.OpenRead(filePath);
-        return Load(stream, $"'{filePath}'", out inputSchema);
+        return Load(stream, $"'{filePath}'", Context.ComponentCatalog, out inputSchema);
     }
 
-    private static ITransformer Load(Stream stream, string source, out DataViewSchema? inputSchema)
+    private static ITransformer Load(Stream stream, string source, Runtime.ComponentCatalog catalog, out DataViewSchema? inputSchema)
     {
         var (model, schema) = ModelArchive.Read(stream, source);
         inputSchema = schema;
         return model == null
             ? new TransformerChain<ITransformer>()
-            : ComponentLoaders.Load(model, source);
+            : ComponentLoaders.Load(model, source, catalog);
     }
 
     /// <summary>A prediction engine from <typeparamref name="TSrc"/> objects to <typeparamref name="TDst"/> objects.</summary>

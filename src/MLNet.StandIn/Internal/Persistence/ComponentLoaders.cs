@@ -7,13 +7,13 @@ namespace Microsoft.ML.Internal;
 /// <summary>The transformers the stand-in can load back, by loader name. Nothing outside the stand-in can register here.</summary>
 internal static class ComponentLoaders
 {
-    public static ITransformer Load(PersistedComponent component, string source)
+    public static ITransformer Load(PersistedComponent component, string source, Runtime.ComponentCatalog catalog)
     {
         try
         {
             return component.LoaderName switch
             {
-                TransformerChain<ITransformer>.LoaderName => TransformerChainLoader.Load(component, child => Load(child, source)),
+                TransformerChain<ITransformer>.LoaderName => TransformerChainLoader.Load(component, child => Load(child, source, catalog)),
                 ValueToKeyMappingTransformer.LoaderName => ValueToKeyMappingTransformer.Load(component),
                 KeyToValueMappingTransformer.LoaderName => KeyToValueMappingTransformer.Load(component),
                 KeyToVectorMappingTransformer.LoaderName => KeyToVectorMappingTransformer.Load(component),
@@ -21,6 +21,7 @@ internal static class ComponentLoaders
                 ColumnConcatenatingTransformer.LoaderName => ColumnConcatenatingTransformer.Load(component),
                 PlattCalibratorTransformer.LoaderName => PlattCalibratorTransformer.Load(component),
                 IsotonicCalibratorTransformer.LoaderName => IsotonicCalibratorTransformer.Load(component),
+                CustomMappingLoader.LoaderName => CustomMappingLoader.Load(component, catalog),
                 _ => throw new FormatException(
                     $"Couldn't load model {source}: no loader is registered for loader signature '{component.LoaderName}'."),
             };
