@@ -27,7 +27,7 @@ public sealed partial class DataViewSchema
         /// <summary>The getter of the annotation <paramref name="column"/> (a column of <see cref="Schema"/>).</summary>
         public ValueGetter<TValue> GetGetter<TValue>(Column column)
         {
-            if ((uint)column.Index >= (uint)Schema.Count || !ReferenceEquals(Schema[column.Index].Type, column.Type) || Schema[column.Index].Name != column.Name)
+            if ((uint)column.Index >= (uint)Schema.Count || !Schema[column.Index].Type.Equals(column.Type) || Schema[column.Index].Name != column.Name)
                 throw new ArgumentOutOfRangeException(nameof(column), $"Annotation column '{column.Name}' does not belong to these annotations.");
             if (_getters[column.Index] is not ValueGetter<TValue> getter)
                 throw new InvalidOperationException(
