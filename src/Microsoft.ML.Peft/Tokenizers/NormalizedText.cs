@@ -11,6 +11,9 @@ internal sealed class NormalizedText
     [ThreadStatic]
     private static NormalizedText? t_instance;
 
+    [ThreadStatic]
+    private static NormalizedText? t_second;
+
     private char[] _chars = new char[256];
     private int[] _originalStart = new int[256];
     private int[] _originalEnd = new int[256];
@@ -26,6 +29,17 @@ internal sealed class NormalizedText
         instance.Length = 0;
         return instance;
     }
+
+    /// <summary>A second per-thread instance, cleared, for normalisers that rewrite one buffer into another.</summary>
+    public static NormalizedText RentSecond()
+    {
+        var instance = t_second ??= new NormalizedText();
+        instance.Length = 0;
+        return instance;
+    }
+
+    /// <summary>The second per-thread instance, untouched (to tell which buffer a result lives in).</summary>
+    public static NormalizedText? PeekSecond() => t_second;
 
     public void Clear() => Length = 0;
 

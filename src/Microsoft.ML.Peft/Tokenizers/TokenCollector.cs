@@ -37,6 +37,12 @@ internal sealed class TokenCollector
         }
     }
 
+    /// <summary>Stretches the last token's range to end at <paramref name="end"/> (SentencePiece fuses runs of unknowns).</summary>
+    public void ExtendLast(int end)
+    {
+        if (WantOffsets) Lengths[^1] = Math.Max(Lengths[^1], end - Starts[^1]);
+    }
+
     public void Add(int id, int start, int length)
     {
         Ids.Add(id);
