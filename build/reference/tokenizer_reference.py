@@ -458,7 +458,7 @@ def bytelevel_reference(texts, training_texts, raw_training_texts):
     merges_txt = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
     specials = {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
     roberta_specials = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
-                        "cls_token": "<s>", "pad_token": "<pad>"}
+                        "cls_token": "<s>", "pad_token": "<pad>", "additional_special_tokens": ["<|endoftext|>"]}
     for sub, config, special_map in (
             ("gpt2", {"tokenizer_class": "GPT2Tokenizer", "add_prefix_space": False}, specials),
             ("roberta", {"tokenizer_class": "RobertaTokenizer", "add_prefix_space": True}, roberta_specials)):

@@ -49,6 +49,9 @@ public abstract partial class Tokenizer
     /// <summary>How this tokenizer turns special-token-free ids into model inputs ([CLS] A [SEP], &lt;s&gt; A, ...).</summary>
     public TemplatePostProcessor? PostProcessor { get; set; }
 
+    /// <summary>The longest input the model accepts (tokenizer_config.json model_max_length), if known.</summary>
+    public int? ModelMaxLength { get; internal set; }
+
     /// <summary>The token string of <paramref name="id"/>, or null when no token has that id.</summary>
     public string? IdToToken(int id) => _vocabulary.GetToken(id);
 

@@ -29,6 +29,17 @@ public sealed class SentencePieceParityTests
     }
 
     [TestMethod]
+    public void StoriesTokenizerJson_MatchesSentencePieceWithoutWhitespaceRemoval()
+    {
+        // stories260K's tokenizer.json (Prepend "▁" + Replace " " → "▁", rank-ordered merges, byte fallback) keeps
+        // every space, so its ids equal sentencepiece's with remove_extra_whitespaces off; its decoder (Replace,
+        // ByteFallback, Fuse, Strip one leading space) is checked against the script's rendering of that chain.
+        var tokenizer = TokenizerLoader.FromTokenizerJson(Path.Combine(TestPaths.Stories260K, "tokenizer.json"));
+        Assert.IsInstanceOfType<SentencePieceBpeTokenizer>(tokenizer);
+        AssertMatches(tokenizer, "spm_stories_keepws.jsonl.gz", "hf_decoded");
+    }
+
+    [TestMethod]
     public void TrainedNfkcModel_MatchesSentencePiece()
     {
         // nmt_nfkc precompiled charsmap, no byte fallback (unknowns fuse into one <unk>), user-defined symbols.

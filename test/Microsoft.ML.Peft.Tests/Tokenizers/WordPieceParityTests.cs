@@ -17,6 +17,14 @@ public sealed class WordPieceParityTests
         AssertMatchesReference(tokenizer);
     }
 
+    [TestMethod]
+    public void TokenizerJson_MatchesPythonReferenceOnCorpus()
+    {
+        var tokenizer = TokenizerLoader.FromTokenizerJson(Path.Combine(TestPaths.BertTokenizer, "tokenizer.json"));
+        Assert.IsInstanceOfType<WordPieceTokenizer>(tokenizer);
+        AssertMatchesReference(tokenizer);
+    }
+
     private static void AssertMatchesReference(Tokenizer tokenizer)
     {
         var expected = TokenizerFixtures.ReadRecords("wordpiece_bert.jsonl.gz");
