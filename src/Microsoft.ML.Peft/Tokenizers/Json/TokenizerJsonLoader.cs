@@ -24,12 +24,40 @@ internal static class TokenizerJsonLoader
             "Unigram" or "WordLevel" => throw model.Get("type").Error($"model type {type} is not supported (WordPiece and BPE are)"),
             _ => throw model.Error($"unknown model type '{type}'"),
         };
+        InferRolesFromConventionalNames(tokenizer, added, sourceName);
         tokenizer.PostProcessor = root.Optional("post_processor") is { } post ? TokenizerJsonComponents.ReadPostProcessor(post, tokenizer) : null;
         if (type == "BPE" && model.OptionalString("unk_token") is { } unknown && tokenizer.TokenToId(unknown) is not null)
         {
             tokenizer.SetSpecialToken(SpecialTokenRole.Unknown, unknown, sourceName, "model.unk_token");
         }
         return tokenizer;
+    }
+
+    /// <summary>
+    /// tokenizer.json does not say which token is BOS, EOS, ...; tokenizer_config.json does. When loading the JSON alone,
+    /// special added tokens with the conventional names get those roles (FromFolder then applies the config files).
+    /// </summary>
+    private static void InferRolesFromConventionalNames(Tokenizer tokenizer, List<AddedToken> added, string sourceName)
+    {
+        foreach (var token in added.Where(t => t.Special))
+        {
+            SpecialTokenRole[] roles = token.Content switch
+            {
+                "<s>" or "<|begin_of_text|>" => [SpecialTokenRole.BeginningOfSentence],
+                "</s>" or "<|end_of_text|>" => [SpecialTokenRole.EndOfSentence],
+                "<|endoftext|>" => [SpecialTokenRole.BeginningOfSentence, SpecialTokenRole.EndOfSentence],
+                "<unk>" or "[UNK]" => [SpecialTokenRole.Unknown],
+                "<pad>" or "[PAD]" => [SpecialTokenRole.Padding],
+                "[CLS]" => [SpecialTokenRole.Classification],
+                "[SEP]" => [SpecialTokenRole.Separator],
+                "<mask>" or "[MASK]" => [SpecialTokenRole.Masking],
+                _ => [],
+            };
+            foreach (var role in roles)
+            {
+                if (tokenizer.GetSpecialTokenId(role) is null) tokenizer.SetSpecialToken(role, token.Content, sourceName, "added_tokens");
+            }
+        }
     }
 
     /// <summary>Older files omit "type"; Hugging Face then recognises the model by its fields.</summary>

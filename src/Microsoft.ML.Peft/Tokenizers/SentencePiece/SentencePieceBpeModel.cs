@@ -198,7 +198,10 @@ internal sealed class SentencePieceBpeModel
         previousUnknown = unknown;
     }
 
-    /// <summary>One &lt;0xNN&gt; piece per UTF-8 byte; the last carries the character's range, the others an empty one.</summary>
+    /// <summary>
+    /// One &lt;0xNN&gt; piece per UTF-8 byte, each with the range of the characters they spell (sentencepiece gives the
+    /// range to the last byte only; sharing it keeps the bytes of one character together when a caller cuts by offsets).
+    /// </summary>
     private void EmitBytes(ReadOnlySpan<char> piece, byte[] buffer, int originalStart, int originalLength, TokenCollector sink)
     {
         var utf8 = piece.Length * 3 <= buffer.Length ? buffer : new byte[piece.Length * 3];
@@ -206,9 +209,7 @@ internal sealed class SentencePieceBpeModel
         for (int i = 0; i < count; i++)
         {
             int id = _byteIds[utf8[i]];
-            if (id < 0) id = UnknownId;
-            bool last = i == count - 1;
-            sink.Add(id, originalStart, last ? originalLength : 0);
+            sink.Add(id < 0 ? UnknownId : id, originalStart, originalLength);
         }
     }
 
