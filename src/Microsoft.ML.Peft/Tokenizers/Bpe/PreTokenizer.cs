@@ -64,7 +64,8 @@ internal sealed class SequencePreTokenizer(IReadOnlyList<PreTokenizer> parts) : 
 /// </summary>
 internal sealed class RegexPreTokenizer(string pattern) : PreTokenizer
 {
-    private readonly Regex _regex = new(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled);
+    // A pattern from a file could backtrack catastrophically; a timeout turns a hang into a RegexMatchTimeoutException.
+    private readonly Regex _regex = new(pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(5));
 
     public override void Split(ReadOnlySpan<char> text, List<(int Start, int Length)> pieces)
     {

@@ -136,9 +136,10 @@ internal static class TokenizerJsonLoader
 
     private static BpeModel ReadBpeModel(JsonCursor model, string sourceName)
     {
-        if (model.Optional("dropout") is { } dropout && dropout.Element.TryGetDouble(out double p) && p > 0)
+        if (model.Optional("dropout") is { } dropout)
         {
-            throw dropout.Error("BPE dropout is not supported (encoding would be random)");
+            dropout.RequireKind(System.Text.Json.JsonValueKind.Number);
+            if (!dropout.Element.TryGetDouble(out double p) || p != 0) throw dropout.Error("BPE dropout is not supported (encoding would be random)");
         }
         var vocabulary = JsonVocabulary.Read(model.Get("vocab").Element, sourceName, "model.vocab");
         var merges = new List<(string, string)>();
