@@ -1,0 +1,300 @@
+using System.Diagnostics;
+using Microsoft.ML.Peft.Optim;
+using Microsoft.ML.Peft.Tensors;
+
+namespace Microsoft.ML.Peft.Training;
+
+/// <summary>
+/// Fine-tunes the trainable parameters of a sequence classifier with mean cross-entropy: epochs of seeded batches,
+/// gradient accumulation, AdamW (decay on matrices only), linear warm-up then linear decay, global-norm clipping,
+/// validation and early stopping each epoch, and resumable checkpoints.
+/// </summary>
+/// <remarks>
+/// Determinism: the batch plan is a function of (seed, epoch), the optimizer and schedule are deterministic and the
+/// engine's kernels do not depend on timing, so the same seed, data and settings give bit-identical weights; a run
+/// resumed from a checkpoint continues exactly where the interrupted one was. A micro-batch's loss is weighted by its
+/// share of the rows in its accumulation group, so an optimizer step always sees the mean over the group's rows.
+/// </remarks>
+internal sealed class TrainingLoop
+{
+    private readonly ISequenceClassifier model;
+    private readonly TrainingSettings settings;
+    private readonly int paddingId;
+    private readonly IProgress<TrainingProgress>? progress;
+    private readonly Action<string>? log;
+    private readonly Stopwatch clock = new();
+
+    public TrainingLoop(ISequenceClassifier model, TrainingSettings settings, int paddingId, IProgress<TrainingProgress>? progress = null, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(settings);
+        this.model = model;
+        this.settings = settings;
+        this.paddingId = paddingId;
+        this.progress = progress;
+        this.log = log;
+    }
+
+    /// <summary>Trains, returning the final counters and per-epoch history.</summary>
+    public TrainerState Run(IReadOnlyList<ClassificationExample> train, IReadOnlyList<ClassificationExample>? validation)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        settings.Validate();
+        CheckExamples(train, "training");
+        if (validation is not null) CheckExamples(validation, "validation");
+        if (settings.EarlyStoppingPatience > 0 && validation is null)
+            throw new ArgumentException("EarlyStoppingPatience needs a validation set", nameof(validation));
+        var trainable = model.Module.NamedParameters().Where(p => p.Parameter.RequiresGrad).ToList();
+        if (trainable.Count == 0) throw new InvalidOperationException("the model has no trainable parameters");
+
+        var optimizer = new ResumableAdamW(
+            [
+                new ParameterGroup(trainable.Where(p => p.Parameter.Rank >= 2).Select(p => p.Parameter)),
+                new ParameterGroup(trainable.Where(p => p.Parameter.Rank < 2).Select(p => p.Parameter), weightDecay: 0),
+            ],
+            settings.LearningRate, weightDecay: settings.WeightDecay);
+        int batchesPerEpoch = BatchPlanner.BatchesPerEpoch(train.Count, settings.BatchSize);
+        int stepsPerEpoch = (batchesPerEpoch + settings.GradientAccumulationSteps - 1) / settings.GradientAccumulationSteps;
+        int totalSteps = checked(stepsPerEpoch * settings.Epochs);
+        var scheduler = new LearningRateScheduler(optimizer, new LinearWarmupSchedule(settings.WarmupSteps(totalSteps), totalSteps));
+
+        clock.Restart();
+        var run = new RunContext(trainable, optimizer, totalSteps, settings.CheckpointFolder is { } f ? new CheckpointStore(f) : null)
+        {
+            State = new TrainerState { Fingerprint = RunFingerprint.Compute(settings, model, paddingId, train, validation) },
+        };
+        if (run.Store?.Latest() is { } latest) Resume(run, latest, scheduler);
+
+        var lengths = train.Select(e => e.Length).ToArray();
+        var state = run.State;
+        while (state.Epoch < settings.Epochs && !state.Stopped)
+        {
+            var plan = BatchPlanner.Plan(lengths, settings.BatchSize, settings.BatchOrder, settings.Seed, state.Epoch);
+            model.Module.Train();
+            while (state.NextBatch < plan.Length)
+            {
+                int groupEnd = Math.Min(state.NextBatch + settings.GradientAccumulationSteps, plan.Length);
+                int groupRows = 0;
+                for (int b = state.NextBatch; b < groupEnd; b++) groupRows += plan[b].Length;
+                double lossSum = 0;
+                for (int b = state.NextBatch; b < groupEnd; b++) lossSum += MicroStep(run, train, plan[b], groupRows);
+                OptimizerStep(run, scheduler, groupEnd, lossSum, groupRows);
+            }
+            EndEpoch(run, validation);
+        }
+        if (settings.EarlyStoppingPatience > 0 && run.Best is not null) CopyInto(run.Trainable, run.Best);
+        Report(run, new TrainingProgress { Phase = TrainingPhase.Completed, Epoch = Math.Max(0, state.Epoch - 1), Epochs = settings.Epochs, Step = state.GlobalStep, TotalSteps = totalSteps, Elapsed = clock.Elapsed }, always: true);
+        return state;
+    }
+
+    /// <summary>Forward and backward of one micro-batch; returns Σ loss over its rows.</summary>
+    private double MicroStep(RunContext run, IReadOnlyList<ClassificationExample> train, int[] rows, int groupRows)
+    {
+        using var scope = TensorScope.Begin();
+        var batch = TokenBatch.Collate(train, rows, paddingId);
+        var labels = new int[rows.Length];
+        for (int i = 0; i < rows.Length; i++) labels[i] = train[rows[i]].Label;
+        var logits = model.Forward(batch);
+        var loss = logits.CrossEntropy(Tensor.FromInt32(labels, labels.Length));
+        float value = loss.Item();
+        if (!float.IsFinite(value))
+            throw Diverged(run, $"the training loss is {value}");
+        (rows.Length == groupRows ? loss : loss.Mul((float)rows.Length / groupRows)).Backward();
+        return (double)value * rows.Length;
+    }
+
+    private void OptimizerStep(RunContext run, LearningRateScheduler scheduler, int groupEnd, double lossSum, int groupRows)
+    {
+        var parameters = run.Optimizer.Parameters;
+        double norm = settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(parameters, max) : GradientNorm(parameters);
+        if (!double.IsFinite(norm))
+        {
+            run.Optimizer.ZeroGrad();
+            throw Diverged(run, $"the gradient norm is {norm}");
+        }
+        double learningRate = run.Optimizer.LearningRate;
+        run.Optimizer.Step();
+        scheduler.Step();
+        run.Optimizer.ZeroGrad();
+        var state = run.State;
+        state.GlobalStep++;
+        state.NextBatch = groupEnd;
+        state.EpochLossSum += lossSum;
+        state.EpochRows += groupRows;
+        if (run.Store is not null && settings.CheckpointEverySteps > 0 && state.GlobalStep % settings.CheckpointEverySteps == 0) SaveCheckpoint(run);
+        int logEvery = Math.Max(1, run.TotalSteps / 50);
+        Report(run, new TrainingProgress
+        {
+            Phase = TrainingPhase.Step, Epoch = state.Epoch, Epochs = settings.Epochs, Step = state.GlobalStep, TotalSteps = run.TotalSteps,
+            Loss = lossSum / groupRows, LearningRate = learningRate, GradientNorm = norm, Elapsed = clock.Elapsed,
+        }, always: state.GlobalStep % logEvery == 0);
+    }
+
+    private void EndEpoch(RunContext run, IReadOnlyList<ClassificationExample>? validation)
+    {
+        var state = run.State;
+        var record = new EpochRecord { Epoch = state.Epoch, TrainLoss = state.EpochRows == 0 ? double.NaN : state.EpochLossSum / state.EpochRows };
+        if (validation is not null)
+        {
+            var (loss, accuracy) = ClassifierInference.Evaluate(model, validation, paddingId, settings.BatchSize);
+            record.ValidationLoss = loss;
+            record.ValidationAccuracy = accuracy;
+            if (state.BestValidationLoss is not { } best || loss < best)
+            {
+                state.BestValidationLoss = loss;
+                state.BestEpoch = state.Epoch;
+                state.EpochsWithoutImprovement = 0;
+                if (settings.EarlyStoppingPatience > 0) run.Best = Snapshot(run.Trainable);
+            }
+            else
+            {
+                state.EpochsWithoutImprovement++;
+            }
+        }
+        state.History.Add(record);
+        state.Epoch++;
+        state.NextBatch = 0;
+        state.EpochLossSum = 0;
+        state.EpochRows = 0;
+        if (settings.EarlyStoppingPatience > 0 && state.EpochsWithoutImprovement >= settings.EarlyStoppingPatience)
+        {
+            state.Stopped = true;
+            log?.Invoke($"early stopping after epoch {record.Epoch + 1}: no validation improvement for {state.EpochsWithoutImprovement} epoch(s); keeping epoch {state.BestEpoch + 1}'s weights");
+        }
+        if (run.Store is not null) SaveCheckpoint(run);
+        Report(run, new TrainingProgress
+        {
+            Phase = TrainingPhase.Validation, Epoch = record.Epoch, Epochs = settings.Epochs, Step = state.GlobalStep, TotalSteps = run.TotalSteps,
+            Loss = record.TrainLoss, ValidationLoss = record.ValidationLoss, ValidationAccuracy = record.ValidationAccuracy, Elapsed = clock.Elapsed,
+        }, always: true);
+    }
+
+    private void SaveCheckpoint(RunContext run)
+    {
+        var tensors = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        var shapes = new Dictionary<string, int[]>(StringComparer.Ordinal);
+        run.State.AdamSteps.Clear();
+        foreach (var (name, p) in run.Trainable)
+        {
+            tensors["param." + name] = p.ToArray();
+            shapes["param." + name] = p.ShapeArray();
+            if (run.Optimizer.GetState(p) is { } s)
+            {
+                tensors["exp_avg." + name] = s.ExpAvg;
+                tensors["exp_avg_sq." + name] = s.ExpAvgSq;
+                shapes["exp_avg." + name] = shapes["exp_avg_sq." + name] = [s.ExpAvg.Length];
+                run.State.AdamSteps[name] = s.Step;
+            }
+            if (run.Best is not null)
+            {
+                tensors["best." + name] = run.Best[name];
+                shapes["best." + name] = p.ShapeArray();
+            }
+        }
+        run.LastCheckpoint = run.Store!.Save(run.State, tensors, shapes);
+        Report(run, new TrainingProgress
+        {
+            Phase = TrainingPhase.Checkpoint, Epoch = run.State.Epoch, Epochs = settings.Epochs, Step = run.State.GlobalStep, TotalSteps = run.TotalSteps,
+            CheckpointPath = run.LastCheckpoint, Elapsed = clock.Elapsed,
+        }, always: false);
+    }
+
+    private void Resume(RunContext run, string checkpoint, LearningRateScheduler scheduler)
+    {
+        var (state, tensors) = CheckpointStore.Load(checkpoint);
+        if (state.Fingerprint != run.State.Fingerprint)
+        {
+            throw new InvalidOperationException(
+                $"The checkpoint {checkpoint} belongs to a different run (its settings, data, base weights or trainable parameters differ from this one). " +
+                "Delete the checkpoint folder or choose another one to start a new run.");
+        }
+        foreach (var (name, p) in run.Trainable)
+        {
+            if (!tensors.TryGetValue("param." + name, out var values) || values.Length != p.Count)
+                throw new InvalidDataException($"checkpoint {checkpoint} lacks a matching 'param.{name}' for {p}");
+            using (Autograd.NoGrad()) values.CopyTo(p.AsSpan<float>());
+            if (state.AdamSteps.TryGetValue(name, out int step))
+                run.Optimizer.SetState(p, tensors["exp_avg." + name], tensors["exp_avg_sq." + name], step);
+        }
+        if (tensors.Keys.Any(k => k.StartsWith("best.", StringComparison.Ordinal)))
+            run.Best = run.Trainable.ToDictionary(t => t.Name, t => tensors["best." + t.Name], StringComparer.Ordinal);
+        for (int i = 0; i < state.GlobalStep; i++) scheduler.Step();
+        run.State = state;
+        run.LastCheckpoint = checkpoint;
+        Report(run, new TrainingProgress
+        {
+            Phase = TrainingPhase.Resumed, Epoch = state.Epoch, Epochs = settings.Epochs, Step = state.GlobalStep, TotalSteps = run.TotalSteps,
+            CheckpointPath = checkpoint, Elapsed = clock.Elapsed,
+        }, always: true);
+    }
+
+    private TrainingDivergedException Diverged(RunContext run, string what)
+    {
+        int step = run.State.GlobalStep + 1;
+        string kept = run.LastCheckpoint is { } c ? $"The last good checkpoint is {c}." : "No checkpoint was written (set a checkpoint folder to keep one).";
+        return new TrainingDivergedException(
+            $"Training diverged at step {step} (epoch {run.State.Epoch + 1}): {what}; no update was applied. {kept} Try a lower learning rate or gradient clipping.")
+        {
+            Step = step,
+            LastCheckpoint = run.LastCheckpoint,
+        };
+    }
+
+    private void Report(RunContext run, TrainingProgress report, bool always)
+    {
+        _ = run;
+        if (always) log?.Invoke(report.ToString());
+        progress?.Report(report);
+    }
+
+    private void CheckExamples(IReadOnlyList<ClassificationExample> examples, string what)
+    {
+        if (examples.Count == 0) throw new ArgumentException($"the {what} set has no rows");
+        for (int i = 0; i < examples.Count; i++)
+        {
+            if ((uint)examples[i].Label >= (uint)model.NumLabels)
+                throw new ArgumentException($"{what} row {i} has class {examples[i].Label}, outside 0..{model.NumLabels - 1}");
+            if (examples[i].Length == 0) throw new ArgumentException($"{what} row {i} has no tokens");
+        }
+    }
+
+    private static double GradientNorm(IEnumerable<Tensor> parameters)
+    {
+        double sum = 0;
+        foreach (var p in parameters)
+        {
+            if (p.Grad is not { } g) continue;
+            foreach (float v in g.AsReadOnlySpan<float>()) sum += (double)v * v;
+        }
+        return Math.Sqrt(sum);
+    }
+
+    private static Dictionary<string, float[]> Snapshot(IReadOnlyList<(string Name, Tensor Parameter)> trainable) =>
+        trainable.ToDictionary(t => t.Name, t => t.Parameter.ToArray(), StringComparer.Ordinal);
+
+    private static void CopyInto(IReadOnlyList<(string Name, Tensor Parameter)> trainable, Dictionary<string, float[]> values)
+    {
+        using (Autograd.NoGrad())
+        {
+            foreach (var (name, p) in trainable) values[name].CopyTo(p.AsSpan<float>());
+        }
+    }
+
+    /// <summary>Everything one call of <see cref="TrainingLoop.Run"/> carries between its phases.</summary>
+    private sealed class RunContext(List<(string Name, Tensor Parameter)> trainable, ResumableAdamW optimizer, int totalSteps, CheckpointStore? store)
+    {
+        public List<(string Name, Tensor Parameter)> Trainable { get; } = trainable;
+
+        public ResumableAdamW Optimizer { get; } = optimizer;
+
+        public int TotalSteps { get; } = totalSteps;
+
+        public CheckpointStore? Store { get; } = store;
+
+        public TrainerState State { get; set; } = new();
+
+        public Dictionary<string, float[]>? Best { get; set; }
+
+        public string? LastCheckpoint { get; set; }
+    }
+}
