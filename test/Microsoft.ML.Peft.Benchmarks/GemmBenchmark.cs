@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.ML.Peft.Kernels;
+
+namespace Microsoft.ML.Peft.Benchmarks;
+
+/// <summary>
+/// <c>gemm [MxKxN ...] [--transB] [--seconds S]</c>: GFLOP/s of <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
+/// against OpenBLAS's cblas_sgemm in the same process, both on all cores, printing one line per shape:
+/// <c>gemm MxKxN ours=G openblas=G ratio=R</c>.
+/// </summary>
+/// <remarks>
+/// Both sides run on the same operands, alternating repetition by repetition so that load from other processes hits
+/// both alike; each reports its best repetition (the least disturbed one). Details go to standard error.
+/// </remarks>
+internal sealed unsafe class GemmBenchmark : IBenchmark
+{
+    private static readonly (int M, int K, int N)[] DefaultShapes =
+        [(1024, 768, 768), (1024, 768, 3072), (1024, 3072, 768), (4096, 4096, 4096)];
+
+    public string Name => "gemm";
+
+    public string Description => "SGEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm: [MxKxN ...] [--transB] [--seconds S]";
+
+    public int Run(string[] args)
+    {
+        var shapes = new List<(int M, int K, int N)>();
+        bool transB = false;
+        double seconds = 2.0;
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--transB") transB = true;
+            else if (args[i] == "--seconds" && i + 1 < args.Length) seconds = double.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (TryParseShape(args[i], out var shape)) shapes.Add(shape);
+            else
+            {
+                Console.Error.WriteLine($"gemm: unrecognised argument '{args[i]}'");
+                return 2;
+            }
+        }
+        if (shapes.Count == 0) shapes.AddRange(DefaultShapes);
+
+        int threads = Environment.ProcessorCount;
+        OpenBlas? openBlas = OpenBlas.TryLoad();
+        openBlas?.SetThreads(threads);
+        Console.Error.WriteLine($"# cores={threads} kernel={GemmIsaInfo.Best} " +
+            (openBlas is null ? "openblas=absent" : $"openblas={openBlas.Path} core={openBlas.CoreName} threads={threads}") +
+            $" transB={transB}");
+
+        foreach ((int m, int k, int n) in shapes)
+            Console.WriteLine(Measure(m, k, n, transB, seconds, openBlas));
+        return 0;
+    }
+
+    private static bool TryParseShape(string text, out (int M, int K, int N) shape)
+    {
+        string[] parts = text.Split('x');
+        shape = default;
+        if (parts.Length != 3) return false;
+        bool ok = int.TryParse(parts[0], out int m) & int.TryParse(parts[1], out int k) & int.TryParse(parts[2], out int n);
+        shape = (m, k, n);
+        return ok && m > 0 && k > 0 && n > 0;
+    }
+
+    private static string Measure(int m, int k, int n, bool transB, double seconds, OpenBlas? openBlas)
+    {
+        var random = new Random(42);
+        float[] a = RandomArray(random, m * k), b = RandomArray(random, k * n), c = new float[m * n];
+        int ldb = transB ? k : n;
+        double flops = 2.0 * m * n * k;
+
+        Action ours = () => Gemm.Sgemm(false, transB, m, n, k, 1f, a, k, b, ldb, 0f, c, n);
+        Action? theirs = null;
+        if (openBlas is not null)
+        {
+            theirs = () =>
+            {
+                fixed (float* pa = a, pb = b, pc = c)
+                    openBlas.Sgemm(false, transB, m, n, k, 1f, pa, k, pb, ldb, 0f, pc, n);
+            };
+        }
+
+        // Warm up for a fifth of the budget (at least 3 calls) so that small shapes run tier-1 JIT code, as they do in
+        // a long training run; then alternate until the budget is spent.
+        var warmUp = Stopwatch.StartNew();
+        for (int calls = 0; calls < 3 || warmUp.Elapsed.TotalSeconds < seconds / 5; calls++)
+        {
+            ours();
+            theirs?.Invoke();
+        }
+        var oursTimes = new List<double>();
+        var theirTimes = new List<double>();
+        var budget = Stopwatch.StartNew();
+        while (oursTimes.Count < 3 || budget.Elapsed.TotalSeconds < seconds)
+        {
+            oursTimes.Add(Time(ours));
+            if (theirs is not null) theirTimes.Add(Time(theirs));
+        }
+
+        string label = $"{m}x{k}x{n}";
+        double oursBest = flops / oursTimes.Min() / 1e9;
+        Console.Error.WriteLine($"# {label}: reps={oursTimes.Count} ours best={oursBest:F1} median={flops / Median(oursTimes) / 1e9:F1}" +
+            (theirs is null ? "" : $" openblas best={flops / theirTimes.Min() / 1e9:F1} median={flops / Median(theirTimes) / 1e9:F1}"));
+        if (theirs is null)
+            return string.Create(CultureInfo.InvariantCulture, $"gemm {label} ours={oursBest:F1} openblas=n/a ratio=n/a");
+        double theirBest = flops / theirTimes.Min() / 1e9;
+        return string.Create(CultureInfo.InvariantCulture, $"gemm {label} ours={oursBest:F1} openblas={theirBest:F1} ratio={oursBest / theirBest:F2}");
+    }
+
+    private static double Time(Action action)
+    {
+        long start = Stopwatch.GetTimestamp();
+        action();
+        return Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static float[] RandomArray(Random random, int count)
+    {
+        var x = GC.AllocateUninitializedArray<float>(count);
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() * 2 - 1);
+        return x;
+    }
+}
