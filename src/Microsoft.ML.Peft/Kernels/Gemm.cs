@@ -107,6 +107,15 @@ public static class Gemm
         CheckOperands(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         fixed (float* pb = &MemoryMarshal.GetReference(b))
         {
+            if (SkinnyGemm.Applies(isa, m) && n > 0 && k > 0)
+            {
+                fixed (float* pa = &MemoryMarshal.GetReference(a))
+                fixed (float* pc = &MemoryMarshal.GetReference(c))
+                {
+                    SkinnyGemm.Run(new GemmCall(transA, m, n, k, alpha, pa, lda, beta, pc, ldc), pb, ldb, transB, maxThreads);
+                }
+                return;
+            }
             Run(isa, maxThreads, transA, m, n, k, alpha, a, lda, new F32BSource(pb, ldb, transB), beta, c, ldc);
         }
     }
