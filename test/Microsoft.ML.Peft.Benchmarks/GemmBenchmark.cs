@@ -5,7 +5,7 @@ using Microsoft.ML.Peft.Kernels;
 namespace Microsoft.ML.Peft.Benchmarks;
 
 /// <summary>
-/// <c>gemm [MxKxN ...] [--transB] [--seconds S]</c>: GFLOP/s of <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
+/// <c>gemm [MxKxN ...] [--transB] [--seconds S] [--threads T]</c>: GFLOP/s of <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
 /// against OpenBLAS's cblas_sgemm in the same process, both on all cores, printing one line per shape:
 /// <c>gemm MxKxN ours=G openblas=G ratio=R</c>.
 /// </summary>
@@ -20,17 +20,19 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
 
     public string Name => "gemm";
 
-    public string Description => "SGEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm: [MxKxN ...] [--transB] [--seconds S]";
+    public string Description => "SGEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm: [MxKxN ...] [--transB] [--seconds S] [--threads T]";
 
     public int Run(string[] args)
     {
         var shapes = new List<(int M, int K, int N)>();
         bool transB = false;
         double seconds = 2.0;
+        int threads = Environment.ProcessorCount;
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--transB") transB = true;
             else if (args[i] == "--seconds" && i + 1 < args.Length) seconds = double.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (TryParseShape(args[i], out var shape)) shapes.Add(shape);
             else
             {
@@ -40,7 +42,6 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
         }
         if (shapes.Count == 0) shapes.AddRange(DefaultShapes);
 
-        int threads = Environment.ProcessorCount;
         OpenBlas? openBlas = OpenBlas.TryLoad();
         openBlas?.SetThreads(threads);
         Console.Error.WriteLine($"# cores={threads} kernel={GemmIsaInfo.Best} " +
@@ -48,7 +49,7 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
             $" transB={transB}");
 
         foreach ((int m, int k, int n) in shapes)
-            Console.WriteLine(Measure(m, k, n, transB, seconds, openBlas));
+            Console.WriteLine(Measure(m, k, n, transB, seconds, threads, openBlas));
         return 0;
     }
 
@@ -62,14 +63,14 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
         return ok && m > 0 && k > 0 && n > 0;
     }
 
-    private static string Measure(int m, int k, int n, bool transB, double seconds, OpenBlas? openBlas)
+    private static string Measure(int m, int k, int n, bool transB, double seconds, int threads, OpenBlas? openBlas)
     {
         var random = new Random(42);
         float[] a = RandomArray(random, m * k), b = RandomArray(random, k * n), c = new float[m * n];
         int ldb = transB ? k : n;
         double flops = 2.0 * m * n * k;
 
-        Action ours = () => Gemm.Sgemm(false, transB, m, n, k, 1f, a, k, b, ldb, 0f, c, n);
+        Action ours = () => Gemm.Sgemm(GemmIsaInfo.Best, threads, false, transB, m, n, k, 1f, a, k, b, ldb, 0f, c, n);
         Action? theirs = null;
         if (openBlas is not null)
         {

@@ -14,6 +14,7 @@ internal static unsafe class APacking
     /// Packs <c>op(A)[i0 .. i0+mc, p0 .. p0+kc]</c> to <paramref name="dest"/>: panel q (rows i0 + q·mr ..) starts at
     /// <c>dest + q·mr·kc</c>. Needs 16 writable floats of slack past the last panel.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Pack(bool transA, float* a, nint lda, int i0, int mc, int p0, int kc, int mr, float* dest, GemmIsa isa)
     {
         for (int q = 0; q < mc; q += mr)
@@ -30,6 +31,7 @@ internal static unsafe class APacking
     }
 
     /// <summary>A not transposed: panel element (p, r) = src[r·lda + p] — a transpose, done 16×16 in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackPanelFromRowsAvx512(float* src, nint lda, int rows, int kc, int mr, float* panel)
     {
         int p = 0;
@@ -42,6 +44,7 @@ internal static unsafe class APacking
     private static void PackPanelFromRows(float* src, nint lda, int rows, int kc, int mr, float* panel) =>
         PackRowsTail(src, lda, rows, 0, kc, mr, panel);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackRowsTail(float* src, nint lda, int rows, int pBegin, int kc, int mr, float* panel)
     {
         for (int p = pBegin; p < kc; p++)
@@ -54,6 +57,7 @@ internal static unsafe class APacking
     }
 
     /// <summary>A transposed: the mr values of k step p are contiguous in memory (src + p·lda), a plain copy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackPanelFromColumns(float* src, nint lda, int rows, int kc, int mr, float* panel)
     {
         if (rows == 14 && mr == 14 && Vector256.IsHardwareAccelerated)

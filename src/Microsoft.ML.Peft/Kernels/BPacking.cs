@@ -18,6 +18,7 @@ internal static unsafe class BPacking
     /// Packs rows of B when B is stored k×n (not transposed): <c>op(B)[p, j] = b[p·ldb + j]</c>, with
     /// <paramref name="b"/> already pointing at element (p0, n0) of the block.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackFromRows(float* b, nint ldb, int kc, int nc, int nr, float* dest, GemmIsa isa)
     {
         for (int p = 0; p < kc; p++)
@@ -62,6 +63,7 @@ internal static unsafe class BPacking
     /// Packs columns of B when B is stored n×k (transposed): <c>op(B)[p, j] = b[j·ldb + p]</c>, with
     /// <paramref name="b"/> pointing at element (p0, n0) of op(B). 
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackFromColumns(float* b, nint ldb, int kc, int nc, int nr, float* dest, GemmIsa isa)
     {
         for (int j = 0; j < nc; j += nr)
@@ -69,6 +71,7 @@ internal static unsafe class BPacking
     }
 
     /// <summary>One panel of <paramref name="width"/> ≤ nr columns from transposed storage, zero-padded to nr.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackPanelFromColumns(float* src, nint ldb, int width, int kc, int nr, float* panel, GemmIsa isa)
     {
         int p = 0;

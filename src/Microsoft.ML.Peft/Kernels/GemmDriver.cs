@@ -11,6 +11,7 @@ internal static unsafe class GemmDriver<TKernel>
     where TKernel : struct, IMicroKernel
 {
     /// <summary>Runs the product on the calling thread only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunSingleThreaded<TB>(in GemmCall call, TB b)
         where TB : struct, IBPanelSource
     {
@@ -49,6 +50,7 @@ internal static unsafe class GemmDriver<TKernel>
     /// (multiples of NR except at the block end). Full tiles go straight to C; edge tiles go through a stack tile.
     /// </summary>
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MacroKernel(int mc, int nc, int kc, float* packedA, float* packedB, float* c, nint ldc,
         float alpha, float beta, int jBegin, int jEnd)
     {
@@ -77,6 +79,7 @@ internal static unsafe class GemmDriver<TKernel>
     }
 
     /// <summary>C[0..height, 0..width) = alpha·tile + beta·C, not reading C when beta is 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MergeEdgeTile(float* tile, int tileStride, int height, int width, float* c, nint ldc, float alpha, float beta)
     {
         for (int i = 0; i < height; i++)

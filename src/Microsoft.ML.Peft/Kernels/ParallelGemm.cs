@@ -1,51 +1,66 @@
 namespace Microsoft.ML.Peft.Kernels;
 
 /// <summary>
-/// Multithreaded run of <see cref="GemmDriver{TKernel}"/>: for each (jc, pc) step the threads first pack the shared B
-/// panel together (disjoint NR-panel ranges), then each computes its own rectangle of C, packing its own A rows.
+/// Multithreaded run of the <see cref="GemmDriver{TKernel}"/> loop nest. Each (jc, pc) step is one fork/join: the
+/// threads compute C with the B panel packed for this step and, as they run out of compute, pack the B panel of the
+/// next step into the other half of a double buffer.
 /// </summary>
 /// <remarks>
-/// Threads form a tm × tn grid: tm row ranges (MR-aligned) × tn ranges of B micro-panels. Tall products split rows
-/// only (no duplicated work); short wide ones (few rows, e.g. a matrix–vector product) split columns, each thread then
-/// packing the same few A rows, which is cheap because there are few.
+/// Work is claimed dynamically through atomic counters rather than assigned: on a machine shared with other processes
+/// a thread that is descheduled simply claims less, and the others finish its share. Compute items are rectangles of
+/// C: row blocks (MR-aligned, each packing its own A block) times, when there are too few rows to go round, column
+/// ranges of the B panel. There are about four items per thread so the load balances. A thread that claims the next
+/// column range of the row block it has just packed reuses its packed A.
 /// </remarks>
 internal sealed unsafe class ParallelGemm<TKernel, TB>
     where TKernel : struct, IMicroKernel
     where TB : struct, IBPanelSource
 {
+    private const int ItemsPerThread = 4;
+
     private readonly GemmCall _call;
     private readonly TB _b;
-    private readonly int _threads, _threadColumns, _rowsPerThread;
+    private readonly int _threads;
     private readonly Blocking _blocking;
-    private readonly float* _packedB;
-    private readonly Action<int> _packB, _compute;
+    private readonly int _rowBlock, _rowItems, _columnItems;
+    private readonly float* _packedB0, _packedB1;
+    private readonly Action<int> _packFirst, _computeAndPackNext;
 
-    // The current (jc, pc) step, set by the coordinating thread between parallel phases.
-    private int _jc, _nc, _pc, _kc;
+    // The current step and the work counters, reset by the coordinating thread before each fork.
+    private Step _current, _next;
+    private int _nextComputeItem, _nextPackItem;
 
-    private ParallelGemm(in GemmCall call, TB b, int threads, int threadRows, float* packedB, Blocking blocking)
+    private ParallelGemm(in GemmCall call, TB b, int threads, Blocking blocking, float* packedB)
     {
         _call = call;
         _b = b;
         _threads = threads;
-        _threadColumns = threads / threadRows;
-        _rowsPerThread = Blocking.RoundUp((call.M + threadRows - 1) / threadRows, TKernel.MR);
         _blocking = blocking;
-        _packedB = packedB;
-        _packB = PackB;
-        _compute = Compute;
+        _packedB0 = packedB;
+        _packedB1 = packedB + blocking.PackedBFloats;
+
+        int panels = (blocking.Nc + TKernel.NR - 1) / TKernel.NR;
+        int target = ItemsPerThread * threads;
+        int rowItems = Math.Min((call.M + TKernel.MR - 1) / TKernel.MR, target);
+        _rowBlock = Math.Min(blocking.Mc, Blocking.RoundUp((call.M + rowItems - 1) / rowItems, TKernel.MR));
+        _rowItems = (call.M + _rowBlock - 1) / _rowBlock;
+        _columnItems = Math.Clamp((target + _rowItems - 1) / _rowItems, 1, panels);
+
+        _packFirst = _ => PackItems(_current);
+        _computeAndPackNext = _ =>
+        {
+            ComputeItems(_current);
+            if (_next.Valid) PackItems(_next);
+        };
     }
 
     public static void Run(in GemmCall call, TB b, int threads)
     {
-        int threadRows = ChooseThreadRows(call.M, call.N, threads);
-        int rowsPerThread = Blocking.RoundUp((call.M + threadRows - 1) / threadRows, TKernel.MR);
-        Blocking blocking = Blocking.For<TKernel>(call.M, call.N, call.K, rowsPerThread);
-        PackBuffer bufferB = PackBuffer.RentForB(blocking.PackedBFloats);
+        Blocking blocking = Blocking.For<TKernel>(call.M, call.N, call.K, call.M);
+        PackBuffer bufferB = PackBuffer.RentForB(2 * blocking.PackedBFloats);
         try
         {
-            var job = new ParallelGemm<TKernel, TB>(call, b, threads, threadRows, bufferB.Pointer, blocking);
-            job.RunSteps();
+            new ParallelGemm<TKernel, TB>(call, b, threads, blocking, bufferB.Pointer).RunSteps();
         }
         finally
         {
@@ -53,81 +68,87 @@ internal sealed unsafe class ParallelGemm<TKernel, TB>
         }
     }
 
-    /// <summary>
-    /// Picks tm (a divisor of the thread count) minimising the largest per-thread tile, rounding included; ties go to
-    /// more row ranges, which never duplicate A packing.
-    /// </summary>
-    private static int ChooseThreadRows(int m, int n, int threads)
-    {
-        int nPanels = (Math.Min(n, TKernel.NC) + TKernel.NR - 1) / TKernel.NR;
-        int best = 1;
-        long bestArea = long.MaxValue;
-        for (int tm = 1; tm <= threads; tm++)
-        {
-            if (threads % tm != 0) continue;
-            int tn = threads / tm;
-            long rows = Blocking.RoundUp((m + tm - 1) / tm, TKernel.MR);
-            long panels = (nPanels + tn - 1) / tn;
-            long area = rows * panels;
-            if (area <= bestArea)
-            {
-                best = tm;
-                bestArea = area;
-            }
-        }
-        return best;
-    }
+    /// <summary>One (jc, pc) step: a kc×nc slice of B, packed into one half of the double buffer.</summary>
+    private readonly record struct Step(bool Valid, int Jc, int Nc, int Pc, int Kc, nint PackedB);
+
+    private Step StepAt(int jc, int pc, int index) => jc >= _call.N
+        ? default
+        : new Step(true, jc, Math.Min(_blocking.Nc, _call.N - jc), pc, Math.Min(_blocking.Kc, _call.K - pc),
+            (nint)(index % 2 == 0 ? _packedB0 : _packedB1));
 
     private void RunSteps()
     {
         var options = new ParallelOptions { MaxDegreeOfParallelism = _threads };
-        for (_jc = 0; _jc < _call.N; _jc += _blocking.Nc)
+        _current = StepAt(0, 0, 0);
+        _nextPackItem = 0;
+        Parallel.For(0, _threads, options, _packFirst);
+
+        int index = 0, jc = 0, pc = 0;
+        while (_current.Valid)
         {
-            _nc = Math.Min(_blocking.Nc, _call.N - _jc);
-            for (_pc = 0; _pc < _call.K; _pc += _blocking.Kc)
+            // The step after (jc, pc): next k slice, or the first k slice of the next column panel.
+            int nextPc = pc + _blocking.Kc, nextJc = jc;
+            if (nextPc >= _call.K)
             {
-                _kc = Math.Min(_blocking.Kc, _call.K - _pc);
-                Parallel.For(0, _threads, options, _packB);
-                Parallel.For(0, _threads, options, _compute);
+                nextPc = 0;
+                nextJc += _blocking.Nc;
             }
+            _next = StepAt(nextJc, nextPc, index + 1);
+            _nextComputeItem = 0;
+            _nextPackItem = 0;
+            Parallel.For(0, _threads, options, _computeAndPackNext);
+
+            _current = _next;
+            (jc, pc, index) = (nextJc, nextPc, index + 1);
         }
     }
 
-    /// <summary>Thread t packs its share of the B panel's micro-panels.</summary>
-    private void PackB(int t)
+    /// <summary>Claims groups of B micro-panels of <paramref name="step"/> and packs them until none are left.</summary>
+    private void PackItems(Step step)
     {
-        int panels = (_nc + TKernel.NR - 1) / TKernel.NR;
-        int first = (int)((long)panels * t / _threads), last = (int)((long)panels * (t + 1) / _threads);
-        if (first == last) return;
-        int columnStart = first * TKernel.NR, columnEnd = Math.Min(_nc, last * TKernel.NR);
-        _b.Pack(_pc, _kc, _jc + columnStart, columnEnd - columnStart, TKernel.NR, _packedB + (nint)columnStart * _kc, TKernel.Isa);
+        int panels = (step.Nc + TKernel.NR - 1) / TKernel.NR;
+        int panelsPerItem = Math.Max(1, panels / (ItemsPerThread * _threads));
+        float* packedB = (float*)step.PackedB;
+        for (int item; (item = Interlocked.Increment(ref _nextPackItem) - 1) * panelsPerItem < panels;)
+        {
+            int columnStart = item * panelsPerItem * TKernel.NR;
+            int columnEnd = Math.Min(step.Nc, columnStart + panelsPerItem * TKernel.NR);
+            _b.Pack(step.Pc, step.Kc, step.Jc + columnStart, columnEnd - columnStart, TKernel.NR,
+                packedB + (nint)columnStart * step.Kc, TKernel.Isa);
+        }
     }
 
-    /// <summary>Thread t computes its rectangle of C for the current step.</summary>
-    private void Compute(int t)
+    /// <summary>Claims rectangles of C for <paramref name="step"/> and computes them until none are left.</summary>
+    private void ComputeItems(Step step)
     {
-        int rowBegin = t / _threadColumns * _rowsPerThread;
-        int rowEnd = Math.Min(_call.M, rowBegin + _rowsPerThread);
-        int panels = (_nc + TKernel.NR - 1) / TKernel.NR, tj = t % _threadColumns;
-        int jBegin = (int)((long)panels * tj / _threadColumns) * TKernel.NR;
-        int jEnd = Math.Min(_nc, (int)((long)panels * (tj + 1) / _threadColumns) * TKernel.NR);
-        if (rowBegin >= rowEnd || jBegin >= jEnd) return;
-
-        float beta = _pc == 0 ? _call.Beta : 1f;
-        PackBuffer bufferA = PackBuffer.RentForA(_blocking.PackedAFloats);
+        int items = _rowItems * _columnItems;
+        int panels = (step.Nc + TKernel.NR - 1) / TKernel.NR;
+        float beta = step.Pc == 0 ? _call.Beta : 1f;
+        PackBuffer? bufferA = null;
+        int packedRowItem = -1;
         try
         {
-            for (int ic = rowBegin; ic < rowEnd; ic += _blocking.Mc)
+            for (int item; (item = Interlocked.Increment(ref _nextComputeItem) - 1) < items;)
             {
-                int mc = Math.Min(_blocking.Mc, rowEnd - ic);
-                APacking.Pack(_call.TransA, _call.A, _call.Lda, ic, mc, _pc, _kc, TKernel.MR, bufferA.Pointer, TKernel.Isa);
-                GemmDriver<TKernel>.MacroKernel(mc, _nc, _kc, bufferA.Pointer, _packedB,
-                    _call.C + ic * _call.Ldc + _jc, _call.Ldc, _call.Alpha, beta, jBegin, jEnd);
+                int rowItem = item / _columnItems, columnItem = item % _columnItems;
+                int rowStart = rowItem * _rowBlock, rows = Math.Min(_rowBlock, _call.M - rowStart);
+                int jBegin = (int)((long)panels * columnItem / _columnItems) * TKernel.NR;
+                int jEnd = Math.Min(step.Nc, (int)((long)panels * (columnItem + 1) / _columnItems) * TKernel.NR);
+                if (jBegin >= jEnd) continue;
+
+                bufferA ??= PackBuffer.RentForA(Blocking.RoundUp(_rowBlock, TKernel.MR) * _blocking.Kc);
+                if (rowItem != packedRowItem)
+                {
+                    APacking.Pack(_call.TransA, _call.A, _call.Lda, rowStart, rows, step.Pc, step.Kc, TKernel.MR, bufferA.Pointer, TKernel.Isa);
+                    packedRowItem = rowItem;
+                }
+                GemmDriver<TKernel>.MacroKernel(rows, step.Nc, step.Kc, bufferA.Pointer, (float*)step.PackedB,
+                    _call.C + rowStart * _call.Ldc + step.Jc, _call.Ldc, _call.Alpha, beta, jBegin, jEnd);
             }
         }
         finally
         {
-            bufferA.Return();
+            bufferA?.Return();
         }
     }
 }

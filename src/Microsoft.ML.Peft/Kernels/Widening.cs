@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.Peft.Kernels;
@@ -12,6 +13,7 @@ internal static unsafe class Widening
     /// <summary>
     /// dst[i] = the float whose upper 16 bits are src[i] (bfloat16 is the top half of an fp32, so widening is exact).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Bf16ToSingle(ushort* src, float* dst, int count, GemmIsa isa)
     {
         int i = 0;
@@ -38,6 +40,7 @@ internal static unsafe class Widening
     }
 
     /// <summary>dst[i] = (float)src[i]; exact, every half value is representable in fp32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void HalfToSingle(Half* src, float* dst, int count, GemmIsa isa)
     {
         if (isa == GemmIsa.Scalar)
