@@ -5,9 +5,10 @@ using Microsoft.ML.Peft.Kernels;
 namespace Microsoft.ML.Peft.Benchmarks;
 
 /// <summary>
-/// <c>gemm [MxKxN ...] [--transB] [--seconds S] [--threads T]</c>: GFLOP/s of <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
+/// <c>gemm [MxKxN ...] [--transB] [--b f32|bf16|f16] [--seconds S] [--threads T]</c>: GFLOP/s of <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
 /// against OpenBLAS's cblas_sgemm in the same process, both on all cores, printing one line per shape:
-/// <c>gemm MxKxN ours=G openblas=G ratio=R</c>.
+/// <c>gemm MxKxN ours=G openblas=G ratio=R</c>. With <c>--b bf16</c> or <c>--b f16</c> our side stores B in that
+/// precision (widened while packing) and OpenBLAS still runs its fp32 sgemm: the cost of keeping weights in 16 bits.
 /// </summary>
 /// <remarks>
 /// Both sides run on the same operands, alternating repetition by repetition so that load from other processes hits
@@ -20,7 +21,7 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
 
     public string Name => "gemm";
 
-    public string Description => "SGEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm: [MxKxN ...] [--transB] [--seconds S] [--threads T]";
+    public string Description => "SGEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm: [MxKxN ...] [--transB] [--b f32|bf16|f16] [--seconds S] [--threads T]";
 
     public int Run(string[] args)
     {
@@ -28,10 +29,12 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
         bool transB = false;
         double seconds = 2.0;
         int threads = Environment.ProcessorCount;
+        string precisionB = "f32";
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--transB") transB = true;
             else if (args[i] == "--seconds" && i + 1 < args.Length) seconds = double.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--b" && i + 1 < args.Length && args[i + 1] is "f32" or "bf16" or "f16") precisionB = args[++i];
             else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (TryParseShape(args[i], out var shape)) shapes.Add(shape);
             else
@@ -46,10 +49,10 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
         openBlas?.SetThreads(threads);
         Console.Error.WriteLine($"# cores={threads} kernel={GemmIsaInfo.Best} " +
             (openBlas is null ? "openblas=absent" : $"openblas={openBlas.Path} core={openBlas.CoreName} threads={threads}") +
-            $" transB={transB}");
+            $" transB={transB} b={precisionB}");
 
         foreach ((int m, int k, int n) in shapes)
-            Console.WriteLine(Measure(m, k, n, transB, seconds, threads, openBlas));
+            Console.WriteLine(Measure(m, k, n, transB, precisionB, seconds, threads, openBlas));
         return 0;
     }
 
@@ -63,14 +66,19 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
         return ok && m > 0 && k > 0 && n > 0;
     }
 
-    private static string Measure(int m, int k, int n, bool transB, double seconds, int threads, OpenBlas? openBlas)
+    private static string Measure(int m, int k, int n, bool transB, string precisionB, double seconds, int threads, OpenBlas? openBlas)
     {
         var random = new Random(42);
         float[] a = RandomArray(random, m * k), b = RandomArray(random, k * n), c = new float[m * n];
         int ldb = transB ? k : n;
         double flops = 2.0 * m * n * k;
 
-        Action ours = () => Gemm.Sgemm(GemmIsaInfo.Best, threads, false, transB, m, n, k, 1f, a, k, b, ldb, 0f, c, n);
+        Action ours = precisionB switch
+        {
+            "bf16" => BFloat16Product(m, n, k, transB, a, b, c, threads),
+            "f16" => HalfProduct(m, n, k, transB, a, b, c, threads),
+            _ => () => Gemm.Sgemm(GemmIsaInfo.Best, threads, false, transB, m, n, k, 1f, a, k, b, ldb, 0f, c, n),
+        };
         Action? theirs = null;
         if (openBlas is not null)
         {
@@ -106,6 +114,21 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
             return string.Create(CultureInfo.InvariantCulture, $"gemm {label} ours={oursBest:F1} openblas=n/a ratio=n/a");
         double theirBest = flops / theirTimes.Min() / 1e9;
         return string.Create(CultureInfo.InvariantCulture, $"gemm {label} ours={oursBest:F1} openblas={theirBest:F1} ratio={oursBest / theirBest:F2}");
+    }
+
+    private static Action BFloat16Product(int m, int n, int k, bool transB, float[] a, float[] b, float[] c, int threads)
+    {
+        // Truncation is enough here: the values only need to be bfloat16 numbers, not the nearest ones.
+        ushort[] bits = b.Select(x => (ushort)(BitConverter.SingleToUInt32Bits(x) >> 16)).ToArray();
+        int ldb = transB ? k : n;
+        return () => Gemm.SgemmBf16(GemmIsaInfo.Best, threads, false, transB, m, n, k, 1f, a, k, bits, ldb, 0f, c, n);
+    }
+
+    private static Action HalfProduct(int m, int n, int k, bool transB, float[] a, float[] b, float[] c, int threads)
+    {
+        Half[] halves = b.Select(x => (Half)x).ToArray();
+        int ldb = transB ? k : n;
+        return () => Gemm.SgemmF16(GemmIsaInfo.Best, threads, false, transB, m, n, k, 1f, a, k, halves, ldb, 0f, c, n);
     }
 
     private static double Time(Action action)

@@ -47,7 +47,7 @@ internal static unsafe class GemmDriver<TKernel>
 
     /// <summary>
     /// Multiplies the packed block (mc×kc of A, kc×nc of B) into C for the B columns [jBegin, jEnd) of the block
-    /// (multiples of NR except at the block end). Full tiles go straight to C; edge tiles go through a stack tile.
+    /// (multiples of NR except at the block end). Tiles go straight to C (edge rows through the kernel's smaller variants); tiles cut by the column edge go through a stack tile.
     /// </summary>
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -65,13 +65,15 @@ internal static unsafe class GemmDriver<TKernel>
                 int height = Math.Min(mr, mc - ir);
                 float* panelA = packedA + (nint)ir * kc;
                 float* target = c + ir * ldc + jr;
-                if (height == mr && width == nr)
+                if (width == nr)
                 {
-                    TKernel.Run(kc, panelA, panelB, target, ldc, alpha, beta);
+                    if (height == mr) TKernel.Run(kc, panelA, panelB, target, ldc, alpha, beta);
+                    else TKernel.RunRows(height, kc, panelA, panelB, target, ldc, alpha, beta);
                 }
                 else
                 {
-                    TKernel.Run(kc, panelA, panelB, tile, nr, 1f, 0f);
+                    // A partial column panel would overrun C's row: compute it into the stack tile and copy.
+                    TKernel.RunRows(height, kc, panelA, panelB, tile, nr, 1f, 0f);
                     MergeEdgeTile(tile, nr, height, width, target, ldc, alpha, beta);
                 }
             }

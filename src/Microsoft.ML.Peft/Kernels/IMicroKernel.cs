@@ -30,4 +30,10 @@ internal unsafe interface IMicroKernel
     /// <paramref name="ldc"/>. When <paramref name="beta"/> is 0, C is written without being read.
     /// </summary>
     static abstract void Run(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta);
+
+    /// <summary>
+    /// As <see cref="Run"/> for an edge tile of <paramref name="height"/> &lt; MR rows: only those rows of C are read
+    /// or written, and the work done is close to height rows' worth rather than MR.
+    /// </summary>
+    static abstract void RunRows(int height, int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta);
 }

@@ -49,6 +49,16 @@ internal readonly unsafe struct MicroKernelScalar : IMicroKernel
         Row(c + 3 * ldc, c30, c31, c32, c33, alpha, beta);
     }
 
+    /// <summary>Edge tiles: the full 4×4 tile into a stack buffer, then only the first <paramref name="height"/> rows to C.</summary>
+    [SkipLocalsInit]
+    public static void RunRows(int height, int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
+    {
+        float* tile = stackalloc float[16];
+        Run(kc, a, b, tile, 4, 1f, 0f);
+        for (int i = 0; i < height; i++)
+            Row(c + i * ldc, tile[4 * i], tile[4 * i + 1], tile[4 * i + 2], tile[4 * i + 3], alpha, beta);
+    }
+
     /// <summary>c[0..4) = alpha·x + beta·c, not reading c when beta is 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Row(float* c, float x0, float x1, float x2, float x3, float alpha, float beta)

@@ -68,10 +68,10 @@ internal static unsafe class SkinnyGemm
                 if (begin >= end) return;
                 switch (Math.Min(4, call.M - row))
                 {
-                    case 1: Run<OneRow>(row, begin, end); break;
-                    case 2: Run<TwoRows>(row, begin, end); break;
-                    case 3: Run<ThreeRows>(row, begin, end); break;
-                    default: Run<FourRows>(row, begin, end); break;
+                    case 1: Run<Rows1>(row, begin, end); break;
+                    case 2: Run<Rows2>(row, begin, end); break;
+                    case 3: Run<Rows3>(row, begin, end); break;
+                    default: Run<Rows4>(row, begin, end); break;
                 }
             }
         }

@@ -4,32 +4,6 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Microsoft.ML.Peft.Kernels;
 
-/// <summary>A row count known to the JIT, so <see cref="SkinnyKernelsAvx512"/> drops the code for absent rows.</summary>
-internal interface IRowCount
-{
-    static abstract int Value { get; }
-}
-
-internal readonly struct OneRow : IRowCount
-{
-    public static int Value => 1;
-}
-
-internal readonly struct TwoRows : IRowCount
-{
-    public static int Value => 2;
-}
-
-internal readonly struct ThreeRows : IRowCount
-{
-    public static int Value => 3;
-}
-
-internal readonly struct FourRows : IRowCount
-{
-    public static int Value => 4;
-}
-
 /// <summary>
 /// AVX-512 kernels for products with 1–4 rows of A, reading B where it lies (no packing). With so few rows every
 /// element of B is used at most four times, so packing B would cost about as much as the product; these kernels stream
