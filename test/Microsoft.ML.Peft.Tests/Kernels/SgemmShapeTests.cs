@@ -92,13 +92,15 @@ public sealed class SgemmShapeTests
     [DataRow((int)GemmIsa.Avx512)]
     public void Multithreaded_RowAndColumnSplits_MatchDoubleReference(int isaValue)
     {
-        // Above the parallel threshold: a tall product (threads split rows), a short wide one (threads split columns
-        // and share A rows), and three threads on odd sizes so the splits are uneven.
+        // Above the parallel threshold: a tall product (threads split rows), short wide ones (threads split columns
+        // and share A rows; on AVX-512 m = 5 takes the skinny path, m = 20 the packed one), and three and four threads
+        // on odd sizes so the splits are uneven.
         var isa = (GemmIsa)isaValue;
         RequireIsa(isa);
         var random = new Random(4000 + isaValue);
         CheckOne(isa, 2, false, false, 257, 129, 127, 1f, 0f, pad: 0, random);
         CheckOne(isa, 2, true, true, 5, 2049, 300, -1.25f, 0.5f, pad: 2, random);
+        CheckOne(isa, 2, false, true, 20, 2049, 300, 1f, 0f, pad: 1, random);
         CheckOne(isa, 3, false, true, 131, 257, 129, 2f, 0f, pad: 1, random);
         CheckOne(isa, 4, true, false, 300, 33, 520, 1f, 1f, pad: 3, random);
     }
