@@ -5,10 +5,12 @@ using Microsoft.ML.Peft.Kernels;
 namespace Microsoft.ML.Peft.Benchmarks;
 
 /// <summary>
-/// <c>gemm [MxKxN ...] [--transB] [--b f32|bf16|f16] [--seconds S] [--threads T]</c>: GFLOP/s of <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
+/// <c>gemm [MxKxN ...] [--transB] [--b f32|bf16|f16] [--seconds S] [--threads T] [--cpu-time]</c>: GFLOP/s of <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
 /// against OpenBLAS's cblas_sgemm in the same process, both on all cores, printing one line per shape:
 /// <c>gemm MxKxN ours=G openblas=G ratio=R</c>. With <c>--b bf16</c> or <c>--b f16</c> our side stores B in that
 /// precision (widened while packing) and OpenBLAS still runs its fp32 sgemm: the cost of keeping weights in 16 bits.
+/// <c>--cpu-time</c> (with <c>--threads 1</c>) times the calling thread's CPU time instead of wall time, for tuning on
+/// a machine shared with other processes.
 /// </summary>
 /// <remarks>
 /// Both sides run on the same operands, alternating repetition by repetition so that load from other processes hits
@@ -21,7 +23,7 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
 
     public string Name => "gemm";
 
-    public string Description => "SGEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm: [MxKxN ...] [--transB] [--b f32|bf16|f16] [--seconds S] [--threads T]";
+    public string Description => "SGEMM GFLOP/s, ours vs OpenBLAS cblas_sgemm: [MxKxN ...] [--transB] [--b f32|bf16|f16] [--seconds S] [--threads T] [--cpu-time]";
 
     public int Run(string[] args)
     {
@@ -30,9 +32,11 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
         double seconds = 2.0;
         int threads = Environment.ProcessorCount;
         string precisionB = "f32";
+        bool cpuTime = false;
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--transB") transB = true;
+            else if (args[i] == "--cpu-time") cpuTime = true;
             else if (args[i] == "--seconds" && i + 1 < args.Length) seconds = double.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--b" && i + 1 < args.Length && args[i + 1] is "f32" or "bf16" or "f16") precisionB = args[++i];
             else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
@@ -44,12 +48,18 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
             }
         }
         if (shapes.Count == 0) shapes.AddRange(DefaultShapes);
+        if (cpuTime && (threads != 1 || !ThreadCpuClock.IsAvailable))
+        {
+            Console.Error.WriteLine("gemm: --cpu-time needs --threads 1 on Linux (other threads' CPU time is not counted).");
+            return 2;
+        }
+        s_clock = cpuTime ? ThreadCpuClock.Now : WallSeconds;
 
         OpenBlas? openBlas = OpenBlas.TryLoad();
         openBlas?.SetThreads(threads);
         Console.Error.WriteLine($"# cores={threads} kernel={GemmIsaInfo.Best} " +
             (openBlas is null ? "openblas=absent" : $"openblas={openBlas.Path} core={openBlas.CoreName} threads={threads}") +
-            $" transB={transB} b={precisionB}");
+            $" transB={transB} b={precisionB} clock={(cpuTime ? "thread-cpu" : "wall")}");
 
         foreach ((int m, int k, int n) in shapes)
             Console.WriteLine(Measure(m, k, n, transB, precisionB, seconds, threads, openBlas));
@@ -131,11 +141,15 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
         return () => Gemm.SgemmF16(GemmIsaInfo.Best, threads, false, transB, m, n, k, 1f, a, k, halves, ldb, 0f, c, n);
     }
 
+    private static Func<double> s_clock = WallSeconds;
+
+    private static double WallSeconds() => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+
     private static double Time(Action action)
     {
-        long start = Stopwatch.GetTimestamp();
+        double start = s_clock();
         action();
-        return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return s_clock() - start;
     }
 
     private static double Median(List<double> values)

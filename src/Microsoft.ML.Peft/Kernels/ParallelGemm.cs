@@ -41,8 +41,13 @@ internal sealed unsafe class ParallelGemm<TKernel, TB>
 
         int panels = (blocking.Nc + TKernel.NR - 1) / TKernel.NR;
         int target = ItemsPerThread * threads;
-        int rowItems = Math.Min((call.M + TKernel.MR - 1) / TKernel.MR, target);
-        _rowBlock = Math.Min(blocking.Mc, Blocking.RoundUp((call.M + rowItems - 1) / rowItems, TKernel.MR));
+        int tiles = (call.M + TKernel.MR - 1) / TKernel.MR;
+
+        // Enough row blocks to respect MC and to reach the target, rounded up to a multiple of the thread count so
+        // that, when no thread is disturbed, all finish together (13 blocks on 2 threads would idle one for a 14th).
+        int rowItems = Math.Max((call.M + blocking.Mc - 1) / blocking.Mc, Math.Min(tiles, target));
+        rowItems = Math.Min(tiles, Blocking.RoundUp(rowItems, threads));
+        _rowBlock = Blocking.RoundUp((call.M + rowItems - 1) / rowItems, TKernel.MR);
         _rowItems = (call.M + _rowBlock - 1) / _rowBlock;
         _columnItems = Math.Clamp((target + _rowItems - 1) / _rowItems, 1, panels);
 

@@ -78,7 +78,7 @@ public sealed class SgemmShapeTests
     public void LargerThanOneCacheBlock_InEveryDimension_MatchesDoubleReference(int isaValue)
     {
         // k = 600 spans several kc slices (beta applied once, later slices accumulate), m = 400 several mc blocks,
-        // n = 4200 two nc panels (nc ≤ 4096 columns).
+        // n = 4200 several nc panels, for every kernel's blocking (KC ≤ 384, MC ≤ 336, NC ≤ 4096).
         var isa = (GemmIsa)isaValue;
         RequireIsa(isa);
         var random = new Random(3000 + isaValue);
