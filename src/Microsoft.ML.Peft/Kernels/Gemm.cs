@@ -19,7 +19,12 @@ namespace Microsoft.ML.Peft.Kernels;
 /// <para>
 /// Implementation: a GotoBLAS/BLIS-style cache-blocked, panel-packed product with an AVX-512 (14×32), AVX2+FMA (6×16)
 /// or scalar (4×4) register-tile micro-kernel chosen at run time, multithreaded over all cores for products above
-/// about 2·10⁶ multiply-adds and single-threaded below, where thread hand-off would cost more than it saves.
+/// about 2·10⁶ multiply-adds and single-threaded below, where thread hand-off would cost more than it saves. With
+/// AVX-512, fp32 products of at most 8 rows (matrix–vector shapes) skip packing and stream B in place.
+/// </para>
+/// <para>
+/// All methods are thread-safe and may be called concurrently; packing buffers are cached per thread, so after the
+/// first call of a given size a call allocates nothing on the single-threaded path.
 /// </para>
 /// </remarks>
 public static class Gemm

@@ -47,7 +47,8 @@ internal static unsafe class GemmDriver<TKernel>
 
     /// <summary>
     /// Multiplies the packed block (mc×kc of A, kc×nc of B) into C for the B columns [jBegin, jEnd) of the block
-    /// (multiples of NR except at the block end). Tiles go straight to C (edge rows through the kernel's smaller variants); tiles cut by the column edge go through a stack tile.
+    /// (multiples of NR except at the block end). Tiles go straight to C, edge rows through the kernel's smaller
+    /// variants; tiles cut by the column edge go through a stack tile.
     /// </summary>
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -8,7 +8,7 @@ namespace Microsoft.ML.Peft.Kernels;
 /// <remarks>
 /// Work is claimed dynamically through atomic counters rather than assigned: on a machine shared with other processes
 /// a thread that is descheduled simply claims less, and the others finish its share. Compute items are rectangles of
-/// C: row blocks (MR-aligned, each packing its own A block) times, when there are too few rows to go round, column
+/// C: row ranges (whole MR-row tiles, each packing its own A block) times, when there are too few rows to go round, column
 /// ranges of the B panel. There are about four items per thread so the load balances. A thread that claims the next
 /// column range of the row block it has just packed reuses its packed A.
 /// </remarks>
@@ -22,7 +22,7 @@ internal sealed unsafe class ParallelGemm<TKernel, TB>
     private readonly TB _b;
     private readonly int _threads;
     private readonly Blocking _blocking;
-    private readonly int _rowBlock, _rowItems, _columnItems;
+    private readonly int _rowTiles, _rowItems, _maxItemRows, _columnItems;
     private readonly float* _packedB0, _packedB1;
     private readonly Action<int> _packFirst, _computeAndPackNext;
 
@@ -41,14 +41,15 @@ internal sealed unsafe class ParallelGemm<TKernel, TB>
 
         int panels = (blocking.Nc + TKernel.NR - 1) / TKernel.NR;
         int target = ItemsPerThread * threads;
-        int tiles = (call.M + TKernel.MR - 1) / TKernel.MR;
+        _rowTiles = (call.M + TKernel.MR - 1) / TKernel.MR;
 
-        // Enough row blocks to respect MC and to reach the target, rounded up to a multiple of the thread count so
-        // that, when no thread is disturbed, all finish together (13 blocks on 2 threads would idle one for a 14th).
-        int rowItems = Math.Max((call.M + blocking.Mc - 1) / blocking.Mc, Math.Min(tiles, target));
-        rowItems = Math.Min(tiles, Blocking.RoundUp(rowItems, threads));
-        _rowBlock = Blocking.RoundUp((call.M + rowItems - 1) / rowItems, TKernel.MR);
-        _rowItems = (call.M + _rowBlock - 1) / _rowBlock;
+        // Enough row items to keep each within MC and to reach the target, rounded up to a multiple of the thread
+        // count; items split the MR-row tiles as evenly as possible (sizes differ by at most one tile), so that when
+        // no thread is disturbed all finish together.
+        int tilesPerBlock = blocking.Mc / TKernel.MR;
+        int rowItems = Math.Max((_rowTiles + tilesPerBlock - 1) / tilesPerBlock, Math.Min(_rowTiles, target));
+        _rowItems = Math.Min(_rowTiles, Blocking.RoundUp(rowItems, threads));
+        _maxItemRows = (_rowTiles + _rowItems - 1) / _rowItems * TKernel.MR;
         _columnItems = Math.Clamp((target + _rowItems - 1) / _rowItems, 1, panels);
 
         _packFirst = _ => PackItems(_current);
@@ -136,12 +137,14 @@ internal sealed unsafe class ParallelGemm<TKernel, TB>
             for (int item; (item = Interlocked.Increment(ref _nextComputeItem) - 1) < items;)
             {
                 int rowItem = item / _columnItems, columnItem = item % _columnItems;
-                int rowStart = rowItem * _rowBlock, rows = Math.Min(_rowBlock, _call.M - rowStart);
+                int rowStart = (int)((long)_rowTiles * rowItem / _rowItems) * TKernel.MR;
+                int rowEnd = Math.Min(_call.M, (int)((long)_rowTiles * (rowItem + 1) / _rowItems) * TKernel.MR);
+                int rows = rowEnd - rowStart;
                 int jBegin = (int)((long)panels * columnItem / _columnItems) * TKernel.NR;
                 int jEnd = Math.Min(step.Nc, (int)((long)panels * (columnItem + 1) / _columnItems) * TKernel.NR);
                 if (jBegin >= jEnd) continue;
 
-                bufferA ??= PackBuffer.RentForA(Blocking.RoundUp(_rowBlock, TKernel.MR) * _blocking.Kc);
+                bufferA ??= PackBuffer.RentForA(_maxItemRows * _blocking.Kc);
                 if (rowItem != packedRowItem)
                 {
                     APacking.Pack(_call.TransA, _call.A, _call.Lda, rowStart, rows, step.Pc, step.Kc, TKernel.MR, bufferA.Pointer, TKernel.Isa);
