@@ -100,25 +100,29 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
         }
 
         // Warm up for a fifth of the budget (at least 3 calls) so that small shapes run tier-1 JIT code, as they do in
-        // a long training run; then alternate until the budget is spent.
+        // a long training run. A repetition is a batch of calls lasting about a millisecond or more, so that tiny
+        // shapes are not measured at the clock's resolution.
         var warmUp = Stopwatch.StartNew();
-        for (int calls = 0; calls < 3 || warmUp.Elapsed.TotalSeconds < seconds / 5; calls++)
+        int calls = 0;
+        for (; calls < 3 || warmUp.Elapsed.TotalSeconds < seconds / 5; calls++)
         {
             ours();
             theirs?.Invoke();
         }
+        int batch = (int)Math.Clamp(1e-3 / (warmUp.Elapsed.TotalSeconds / calls / 2), 1, 100_000);
+
         var oursTimes = new List<double>();
         var theirTimes = new List<double>();
         var budget = Stopwatch.StartNew();
         while (oursTimes.Count < 3 || budget.Elapsed.TotalSeconds < seconds)
         {
-            oursTimes.Add(Time(ours));
-            if (theirs is not null) theirTimes.Add(Time(theirs));
+            oursTimes.Add(Time(ours, batch));
+            if (theirs is not null) theirTimes.Add(Time(theirs, batch));
         }
 
         string label = $"{m}x{k}x{n}";
         double oursBest = flops / oursTimes.Min() / 1e9;
-        Console.Error.WriteLine($"# {label}: reps={oursTimes.Count} ours best={oursBest:F1} median={flops / Median(oursTimes) / 1e9:F1}" +
+        Console.Error.WriteLine($"# {label}: reps={oursTimes.Count}x{batch} ours best={oursBest:F1} median={flops / Median(oursTimes) / 1e9:F1}" +
             (theirs is null ? "" : $" openblas best={flops / theirTimes.Min() / 1e9:F1} median={flops / Median(theirTimes) / 1e9:F1}"));
         if (theirs is null)
             return string.Create(CultureInfo.InvariantCulture, $"gemm {label} ours={oursBest:F1} openblas=n/a ratio=n/a");
@@ -145,11 +149,12 @@ internal sealed unsafe class GemmBenchmark : IBenchmark
 
     private static double WallSeconds() => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
 
-    private static double Time(Action action)
+    /// <summary>Seconds per call, averaged over a batch of calls.</summary>
+    private static double Time(Action action, int batch)
     {
         double start = s_clock();
-        action();
-        return s_clock() - start;
+        for (int i = 0; i < batch; i++) action();
+        return (s_clock() - start) / batch;
     }
 
     private static double Median(List<double> values)
