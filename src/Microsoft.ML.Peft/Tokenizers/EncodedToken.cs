@@ -5,7 +5,7 @@ namespace Microsoft.ML.Peft.Tokenizers;
 /// <see cref="Offset"/> always refers to the <em>original</em> text passed to the encoder (UTF-16 code units), even when
 /// the tokenizer normalised it (lower-casing, accent stripping, the SentencePiece "▁" prefix): a token that covers
 /// inserted characters only (e.g. a lone "▁" from the dummy prefix) has an empty range at the position it was
-/// inserted. Tokens added by a post-processor template ([CLS], &lt;s&gt;, ...) have the range 0..0.
+/// inserted, and all byte tokens of one character share that character's range.
 /// </remarks>
 public readonly struct EncodedToken : IEquatable<EncodedToken>
 {

@@ -103,6 +103,13 @@ public sealed class WordPieceTokenizerTests
     }
 
     [TestMethod]
+    public void DecodingAnIdOutsideTheVocabularyNamesIt()
+    {
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Bert.Decode([7592, 30522]));
+        StringAssert.Contains(e.Message, "ids[1] = 30522");
+    }
+
+    [TestMethod]
     public void CountTokensMatchesEncode()
     {
         Assert.AreEqual(3, Bert.CountTokens("unaffable"));

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text;
-using System.Text.Json;
 
 namespace Microsoft.ML.Peft.Tokenizers;
 
@@ -79,15 +78,8 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
     /// <summary>Parses a JSON object of token → id.</summary>
     internal static TokenVocabulary ReadVocabJson(byte[] bytes, string sourceName)
     {
-        try
-        {
-            using var document = JsonDocument.Parse(bytes, JsonLimits.DocumentOptions);
-            return JsonVocabulary.Read(document.RootElement, sourceName, "$");
-        }
-        catch (JsonException e)
-        {
-            throw new TokenizerFormatException(sourceName, $"line {e.LineNumber + 1}", "malformed JSON: " + e.Message, e);
-        }
+        using var document = JsonLimits.Parse(bytes, sourceName);
+        return JsonVocabulary.Read(document.RootElement, sourceName, "$");
     }
 
     /// <summary>Parses merges.txt: an optional "#version" line, then "left right" per line; blank lines are skipped.</summary>

@@ -46,8 +46,6 @@ internal readonly struct JsonCursor
 
     public JsonValueKind Kind => Element.ValueKind;
 
-    public bool IsNull => Element.ValueKind == JsonValueKind.Null;
-
     public TokenizerFormatException Error(string problem) => new(Source, Path, problem);
 
     /// <summary>A required member of an object.</summary>
@@ -119,12 +117,6 @@ internal readonly struct JsonCursor
             }
             yield return (name, new JsonCursor(property.Value, Child(name), Source));
         }
-    }
-
-    public int ArrayLength()
-    {
-        RequireKind(JsonValueKind.Array);
-        return Element.GetArrayLength();
     }
 
     public void RequireKind(JsonValueKind kind)

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 
 namespace Microsoft.ML.Peft.Tokenizers;
@@ -90,6 +89,4 @@ internal sealed class TokenizerConfig
         foreach (var (role, (token, source, key)) in Roles) tokenizer.SetSpecialToken(role, token, source, key);
         if (ModelMaxLength is int max) tokenizer.ModelMaxLength = max;
     }
-
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{TokenizerClass} roles={Roles.Count}");
 }

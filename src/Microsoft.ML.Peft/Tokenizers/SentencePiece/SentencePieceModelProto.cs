@@ -25,8 +25,6 @@ internal sealed class SentencePieceModelProto
 {
     public const int ModelTypeUnigram = 1;
     public const int ModelTypeBpe = 2;
-    public const int ModelTypeWord = 3;
-    public const int ModelTypeChar = 4;
 
     public List<SentencePieceEntry> Pieces { get; } = new();
 
