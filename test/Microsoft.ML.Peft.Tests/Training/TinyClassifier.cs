@@ -14,14 +14,19 @@ internal sealed class TinyClassifier : Module, ISequenceClassifier
     private readonly Parameter table;
     private readonly ModuleSlot<LinearLayer> head;
 
-    public TinyClassifier(int vocab, int dim, int numLabels, ulong seed)
+    /// <param name="vocab">Embedding rows.</param>
+    /// <param name="dim">Embedding width.</param>
+    /// <param name="numLabels">Classes.</param>
+    /// <param name="seed">Seed of the head (and of the table when <paramref name="baseSeed"/> is null).</param>
+    /// <param name="baseSeed">Seed of the frozen table: the "pretrained weights", fixed across runs.</param>
+    public TinyClassifier(int vocab, int dim, int numLabels, ulong seed, ulong? baseSeed = null)
     {
-        var generator = new Generator(seed);
+        var generator = new Generator(baseSeed ?? seed);
         Tensor t;
         using (TensorScope.Untracked()) t = Tensor.Randn(generator, vocab, dim);
         table = RegisterParameter("embed", t);
         t.RequiresGrad = false;
-        head = RegisterModule<LinearLayer>("score", new Linear(dim, numLabels, generator));
+        head = RegisterModule<LinearLayer>("score", new Linear(dim, numLabels, baseSeed is null ? generator : new Generator(seed)));
         NumLabels = numLabels;
     }
 
