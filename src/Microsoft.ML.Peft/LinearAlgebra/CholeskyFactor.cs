@@ -9,7 +9,9 @@ namespace Microsoft.ML.Peft.LinearAlgebra;
 /// <remarks>
 /// Row-oriented (Cholesky–Crout) order: L[i, j] = (A[i, j] − L[i, :j]·L[j, :j]) / L[j, j], so every inner product
 /// runs over two contiguous row prefixes (one <see cref="TensorPrimitives.Dot(ReadOnlySpan{double}, ReadOnlySpan{double})"/>
-/// each). Only the lower triangle of the input is read. Computation is in double; the float overload widens first.
+/// each). The diagonal pivots a_jj − ‖L[j, :j]‖², where ill-conditioned matrices cancel catastrophically, are
+/// accumulated in double-double. Only the lower triangle of the input is read. Computation is in double; the float
+/// overload widens first.
 /// </remarks>
 public sealed class CholeskyFactor
 {
@@ -103,13 +105,34 @@ public sealed class CholeskyFactor
         for (int i = 0; i < Size; i++) y[i] = TensorPrimitives.Dot(_lower.AsSpan(i * Size, i + 1), z[..(i + 1)]);
     }
 
+    /// <summary>
+    /// a − Σ x_k² with the sum of squares and the subtraction carried in double-double (FMA two-product and
+    /// two-sum, Ogita–Rump–Oishi's Dot2). The pivot is where an ill-conditioned matrix cancels catastrophically —
+    /// its last pivots are tiny differences of O(‖A‖) numbers — so this removes most of the rounding error of the
+    /// smallest diagonal entries of L and of log det (about 10× on an 8×8 Hilbert matrix), at O(n²) extra cost.
+    /// </summary>
+    private static double CompensatedPivot(double a, ReadOnlySpan<double> x)
+    {
+        double sum = a, correction = 0;
+        foreach (double v in x)
+        {
+            double product = -v * v;
+            double productError = Math.FusedMultiplyAdd(-v, v, -product);
+            double next = sum + product;
+            double z = next - sum;
+            correction += (sum - (next - z)) + (product - z) + productError;
+            sum = next;
+        }
+        return sum + correction;
+    }
+
     private static bool TryFactor(ReadOnlySpan<double> a, int n, double jitter, double[] l, out int pivot, out double pivotValue)
     {
         Array.Clear(l);
         for (int j = 0; j < n; j++)
         {
             ReadOnlySpan<double> rowJ = l.AsSpan(j * n, j);
-            double d = a[j * n + j] + jitter - TensorPrimitives.Dot(rowJ, rowJ);
+            double d = CompensatedPivot(a[j * n + j] + jitter, rowJ);
             if (!(d > 0))
             {
                 pivot = j;

@@ -57,7 +57,7 @@ public sealed class DiagonalLaplace : ILaplacePosteriorBlock
     /// <summary>N.</summary>
     public double DataCount { get; }
 
-    /// <summary>θ*.</summary>
+    /// <inheritdoc/>
     public ReadOnlySpan<double> Mean => _mean;
 
     /// <inheritdoc/>
@@ -84,7 +84,7 @@ public sealed class DiagonalLaplace : ILaplacePosteriorBlock
         for (int k = 0; k < _curvature.Length; k++) destination[k] = 1 / (_curvature[k] + _priorPrecision);
     }
 
-    /// <summary>result = Σ·v.</summary>
+    /// <inheritdoc/>
     public void CovarianceTimes(ReadOnlySpan<double> v, Span<double> result)
     {
         CheckLength(v.Length, nameof(v));

@@ -60,7 +60,7 @@ public sealed class FullLaplace : ILaplacePosteriorBlock
     /// <summary>N.</summary>
     public double DataCount { get; }
 
-    /// <summary>θ*.</summary>
+    /// <inheritdoc/>
     public ReadOnlySpan<double> Mean => _mean;
 
     /// <inheritdoc/>
@@ -83,7 +83,8 @@ public sealed class FullLaplace : ILaplacePosteriorBlock
     /// <summary>Σ = P⁻¹ as a dense row-major d×d matrix.</summary>
     public double[] Covariance() => SpectralMatrix(static (h, lambda) => 1 / (h + lambda));
 
-    /// <summary>result = Σ·v = Q·diag(1/(Nη + λ))·Qᵀ·v.</summary>
+    /// <inheritdoc/>
+    /// <remarks>result = Σ·v = Q·diag(1/(Nη + λ))·Qᵀ·v.</remarks>
     public void CovarianceTimes(ReadOnlySpan<double> v, Span<double> result) => ApplySpectral(v, result, static (h, lambda) => 1 / (h + lambda));
 
     /// <summary>J·Σ·Jᵀ (rows×rows) for a Jacobian J (rows×d, row-major).</summary>

@@ -1,3 +1,5 @@
+using Microsoft.ML.Peft.LinearAlgebra;
+
 namespace Microsoft.ML.Peft.Bayesian;
 
 /// <summary>
@@ -7,6 +9,9 @@ namespace Microsoft.ML.Peft.Bayesian;
 /// <remarks>
 /// H is the block's curvature (data count × mean per-example Fisher/GGN), λ its isotropic prior precision
 /// (prior N(θ₀, λ⁻¹I)). Everything λ-dependent comes from H's spectrum {h_k}: log det P = Σ log(h_k + λ).
+/// Blocks are independent, so for a model made of several blocks the linearised predictive covariance of its
+/// outputs is Σ_b J_b·Σ_b·J_bᵀ (one <see cref="ProjectedCovariance"/> per block) and a posterior draw is one
+/// <see cref="Sample"/> per block. The covariance operations use the current <see cref="PriorPrecision"/>.
 /// </remarks>
 public interface ILaplacePosteriorBlock
 {
@@ -22,8 +27,20 @@ public interface ILaplacePosteriorBlock
     /// <summary>‖θ* − θ₀‖², the squared distance of the MAP from the prior mean.</summary>
     double ScatterFromPriorMean { get; }
 
+    /// <summary>The MAP θ* (length <see cref="ParameterCount"/>; for a K-FAC layer W* flattened row-major).</summary>
+    ReadOnlySpan<double> Mean { get; }
+
     /// <summary>log det P and the effective-parameter terms at prior precision <paramref name="priorPrecision"/>.</summary>
     PrecisionSpectrumTerms SpectrumTerms(double priorPrecision);
+
+    /// <summary>result = Σ·v with Σ = P⁻¹ (both of length <see cref="ParameterCount"/>).</summary>
+    void CovarianceTimes(ReadOnlySpan<double> v, Span<double> result);
+
+    /// <summary>J·Σ·Jᵀ (rows×rows, row-major) for a Jacobian J (rows×d, row-major) of outputs with respect to this block.</summary>
+    double[] ProjectedCovariance(ReadOnlySpan<double> jacobian, int rows);
+
+    /// <summary>Writes one draw θ ~ N(θ*, Σ) into <paramref name="destination"/>.</summary>
+    void Sample(GaussianRandom random, Span<double> destination);
 }
 
 /// <summary>

@@ -81,7 +81,7 @@ public sealed class KfacLaplaceLayer : ILaplacePosteriorBlock
     /// <summary>N.</summary>
     public double DataCount { get; }
 
-    /// <summary>W*, row-major out×in.</summary>
+    /// <inheritdoc/>
     public ReadOnlySpan<double> Mean => _mean;
 
     /// <inheritdoc/>
@@ -105,7 +105,8 @@ public sealed class KfacLaplaceLayer : ILaplacePosteriorBlock
     /// <summary>log det P at the current <see cref="PriorPrecision"/>.</summary>
     public double LogDetPosteriorPrecision() => SpectrumTerms(_priorPrecision).LogDeterminant;
 
-    /// <summary>result = Σ·v with Σ = P⁻¹ (v and result are out×in row-major; they may be the same span).</summary>
+    /// <inheritdoc/>
+    /// <remarks>result = Σ·v with Σ = P⁻¹ (v and result are out×in row-major; they may be the same span).</remarks>
     public void CovarianceTimes(ReadOnlySpan<double> v, Span<double> result)
     {
         Apply(v, result, 1 / _priorPrecision, SpectralDeltas(SpectralFunction.Inverse));
