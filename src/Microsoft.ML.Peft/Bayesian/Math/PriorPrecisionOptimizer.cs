@@ -163,11 +163,11 @@ public static class PriorPrecisionOptimizer
         return Math.Exp(u);
     }
 
-    private static void Validate(PriorPrecisionOptions o)
+    private static void Validate(PriorPrecisionOptions options)
     {
-        if (!(o.InitialPriorPrecision > 0) || !(o.MinPriorPrecision > 0) || !(o.MaxPriorPrecision > o.MinPriorPrecision) || !double.IsFinite(o.MaxPriorPrecision))
-            throw new ArgumentException("Prior precisions must satisfy 0 < Min < Max < ∞ and Initial > 0.", nameof(o));
-        ArgumentOutOfRangeException.ThrowIfNegative(o.AdamSteps);
-        if (!(o.AdamLearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(o), o.AdamLearningRate, "Adam learning rate must be positive.");
+        if (!(options.InitialPriorPrecision > 0) || !(options.MinPriorPrecision > 0) || !(options.MaxPriorPrecision > options.MinPriorPrecision) || !double.IsFinite(options.MaxPriorPrecision))
+            throw new ArgumentException("Prior precisions must satisfy 0 < Min < Max < ∞ and Initial > 0.", nameof(options));
+        if (options.AdamSteps < 0) throw new ArgumentOutOfRangeException(nameof(options), options.AdamSteps, "Adam steps must be ≥ 0.");
+        if (!(options.AdamLearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(options), options.AdamLearningRate, "Adam learning rate must be positive.");
     }
 }
