@@ -81,11 +81,11 @@ public sealed class FullLaplace : ILaplacePosteriorBlock
     public PrecisionSpectrumTerms SpectrumTerms(double priorPrecision) => PrecisionSpectrumTerms.FromSpectrum(_curvature, 0, priorPrecision, Name);
 
     /// <summary>Σ = P⁻¹ as a dense row-major d×d matrix.</summary>
-    public double[] Covariance() => SpectralMatrix(static (h, lambda) => 1 / (h + lambda));
+    public double[] Covariance() => SpectralMatrix(SpectralWeights(squareRoot: false));
 
     /// <inheritdoc/>
     /// <remarks>result = Σ·v = Q·diag(1/(Nη + λ))·Qᵀ·v.</remarks>
-    public void CovarianceTimes(ReadOnlySpan<double> v, Span<double> result) => ApplySpectral(v, result, static (h, lambda) => 1 / (h + lambda));
+    public void CovarianceTimes(ReadOnlySpan<double> v, Span<double> result) => ApplySpectral(v, result, SpectralWeights(squareRoot: false));
 
     /// <summary>J·Σ·Jᵀ (rows×rows) for a Jacobian J (rows×d, row-major).</summary>
     public double[] ProjectedCovariance(ReadOnlySpan<double> jacobian, int rows)
@@ -117,28 +117,40 @@ public sealed class FullLaplace : ILaplacePosteriorBlock
         ArgumentNullException.ThrowIfNull(random);
         var z = new double[ParameterCount];
         random.FillStandardNormal(z);
-        ApplySpectral(z, destination, static (h, lambda) => 1 / Math.Sqrt(h + lambda));
+        ApplySpectral(z, destination, SpectralWeights(squareRoot: true));
         TensorPrimitives.Add(destination, _mean, destination);
     }
 
-    private void ApplySpectral(ReadOnlySpan<double> v, Span<double> result, Func<double, double, double> phi)
+    /// <summary>1/(h_k + λ), or 1/√(h_k + λ) for the square root, per eigenvalue.</summary>
+    private double[] SpectralWeights(bool squareRoot)
+    {
+        var weights = new double[_curvature.Length];
+        for (int k = 0; k < weights.Length; k++)
+        {
+            double p = _curvature[k] + _priorPrecision;
+            weights[k] = squareRoot ? 1 / Math.Sqrt(p) : 1 / p;
+        }
+        return weights;
+    }
+
+    private void ApplySpectral(ReadOnlySpan<double> v, Span<double> result, double[] weights)
     {
         int d = ParameterCount;
         if (v.Length != d || result.Length != d) throw new ArgumentException($"Vectors for '{Name}' must have length {d}.", nameof(v));
         var coordinates = new double[d];
-        for (int k = 0; k < d; k++) coordinates[k] = TensorPrimitives.Dot(_vectorRows.AsSpan(k * d, d), v) * phi(_curvature[k], _priorPrecision);
+        for (int k = 0; k < d; k++) coordinates[k] = TensorPrimitives.Dot(_vectorRows.AsSpan(k * d, d), v) * weights[k];
         result.Clear();
         for (int k = 0; k < d; k++) TensorPrimitives.MultiplyAdd(_vectorRows.AsSpan(k * d, d), coordinates[k], result, result);
     }
 
-    private double[] SpectralMatrix(Func<double, double, double> phi)
+    private double[] SpectralMatrix(double[] weights)
     {
         int d = ParameterCount;
         var result = new double[d * d];
         for (int k = 0; k < d; k++)
         {
             ReadOnlySpan<double> q = _vectorRows.AsSpan(k * d, d);
-            double weight = phi(_curvature[k], _priorPrecision);
+            double weight = weights[k];
             for (int i = 0; i < d; i++)
             {
                 Span<double> row = result.AsSpan(i * d, d);
