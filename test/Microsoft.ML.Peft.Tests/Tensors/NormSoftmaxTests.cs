@@ -97,9 +97,22 @@ public sealed class NormSoftmaxTests
             double actual = NormalDistribution.Cdf(x);
             Assert.AreEqual(expected, actual, 1e-11 * expected + 1e-300, $"Phi({x})");
         }
-        var lanes = new System.Numerics.Vector<double>([-9.0, -2.5, 0.3, 4.7]);
-        var v = NormalDistribution.Cdf(lanes);
-        for (int i = 0; i < System.Numerics.Vector<double>.Count; i++)
-            Assert.AreEqual(NormalDistribution.Cdf(lanes[i]), v[i], 1e-15 * (1 + v[i]));
+        // The AVX-512 path (all-inner, all-tail and mixed vectors, the asymptotic range, and its own exp) agrees with the scalar path.
+        double[][] vectors =
+        [
+            [-0.9, -0.5, 0, 0.1, 0.3, 0.7, 0.99, -0.01],
+            [-9.0, -2.5, 1.5, 4.7, -8.6, 12, -1.42, 3.3],
+            [-9.0, -0.5, 0.3, 4.7, -20, 0.2, -1.5, 50],
+        ];
+        foreach (var lanes in vectors)
+        {
+            var v = NormalDistribution.Cdf(System.Runtime.Intrinsics.Vector512.Create(lanes), out var density);
+            for (int i = 0; i < 8; i++)
+            {
+                Assert.AreEqual(NormalDistribution.Cdf(lanes[i]), v[i], 1e-13 * v[i] + 1e-300, $"Phi({lanes[i]}) vector");
+                double phi = Math.Exp(-0.5 * lanes[i] * lanes[i]) / Math.Sqrt(2 * Math.PI);
+                Assert.AreEqual(phi, density[i], 1e-13 * phi + 1e-300, $"phi({lanes[i]}) vector");
+            }
+        }
     }
 }
