@@ -56,6 +56,38 @@ public sealed class NormSoftmaxTests
     }
 
     [TestMethod]
+    public void SoftmaxBackward_MatchesDoublePrecisionJacobian()
+    {
+        // softmax: dx_i = y_i (g_i − Σ_j g_j y_j); log_softmax: dx_i = g_i − p_i Σ_j g_j, with p, y from double math.
+        var gen = new Generator(54);
+        var x = Tensor.Randn(gen, 3, 9).Mul(3f).Detach().RequiresGrad_();
+        var g = Tensor.Randn(gen, 3, 9);
+        x.Softmax().Backward(g);
+        var ds = x.Grad!.ToArray();
+        x.ZeroGrad();
+        x.LogSoftmax().Backward(g);
+        var dl = x.Grad!.ToArray();
+        float[] xv = x.ToArray(), gv = g.ToArray();
+        for (int r = 0; r < 3; r++)
+        {
+            var row = xv.Skip(r * 9).Take(9).Select(v => (double)v).ToArray();
+            double max = row.Max(), z = row.Sum(v => Math.Exp(v - max));
+            var p = row.Select(v => Math.Exp(v - max) / z).ToArray();
+            double dot = 0, sumG = 0;
+            for (int j = 0; j < 9; j++)
+            {
+                dot += gv[r * 9 + j] * p[j];
+                sumG += gv[r * 9 + j];
+            }
+            for (int j = 0; j < 9; j++)
+            {
+                Assert.AreEqual(p[j] * (gv[r * 9 + j] - dot), ds[r * 9 + j], 1e-6, $"softmax dx[{r},{j}]");
+                Assert.AreEqual(gv[r * 9 + j] - p[j] * sumG, dl[r * 9 + j], 1e-6, $"log_softmax dx[{r},{j}]");
+            }
+        }
+    }
+
+    [TestMethod]
     public void Softmax_Gradients_MatchFiniteDifferences()
     {
         GradCheck.Check(t => t[0].Softmax(), [GradCheck.Param(51, 3, 6)]);
