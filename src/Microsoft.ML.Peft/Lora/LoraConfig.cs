@@ -200,5 +200,5 @@ public sealed class LoraConfig : PeftConfig
 
     /// <summary>An integral value as a JSON integer (PEFT's lora_alpha is an int), otherwise a float.</summary>
     private static object JsonNumber(double value) =>
-        value == Math.Floor(value) && Math.Abs(value) < 1e15 ? (long)value : value;
+        value == Math.Floor(value) && Math.Abs(value) < 1e15 ? (object)(long)value : value;
 }

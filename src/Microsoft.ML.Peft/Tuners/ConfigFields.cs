@@ -115,8 +115,9 @@ internal sealed class ConfigFields
 
     private int ToInt(string key, object value)
     {
-        double d = ToDouble(key, value);
-        if (d != Math.Floor(d) || d < int.MinValue || d > int.MaxValue) throw Wrong(key, "an integer", value);
+        bool number = value is PythonJsonNumber or int or long or double;
+        double d = number ? ToDouble(key, value) : double.NaN;
+        if (!number || d != Math.Floor(d) || d < int.MinValue || d > int.MaxValue) throw Wrong(key, "an integer", value);
         return (int)d;
     }
 

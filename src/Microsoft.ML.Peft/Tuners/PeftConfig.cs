@@ -97,7 +97,8 @@ public abstract class PeftConfig
     {
         ArgumentNullException.ThrowIfNull(folderOrFile);
         string path = Directory.Exists(folderOrFile) ? Path.Combine(folderOrFile, ConfigFileName) : folderOrFile;
-        if (!File.Exists(path)) throw new PeftConfigException($"adapter configuration '{path}' does not exist");
+        if (!File.Exists(path))
+            throw new PeftConfigException($"adapter configuration not found: '{path}' is neither a folder holding {ConfigFileName} nor a file");
         return FromJson(File.ReadAllText(path), path);
     }
 
@@ -135,13 +136,13 @@ public abstract class PeftConfig
             (_, var list) => list,
         };
         fields.Take("peft_version"); // written by newer PEFT releases; the writer's version is not ours to repeat
-        config.ReadFields(fields);
-        config.extraFields = new Dictionary<string, object?>(fields.Remaining, StringComparer.Ordinal);
         try
         {
+            config.ReadFields(fields);
+            config.extraFields = new Dictionary<string, object?>(fields.Remaining, StringComparer.Ordinal);
             config.Validate();
         }
-        catch (PeftConfigException e)
+        catch (PeftConfigException e) when (!e.Message.StartsWith(source + ": ", StringComparison.Ordinal))
         {
             throw new PeftConfigException($"{source}: {e.Message}", e);
         }

@@ -75,8 +75,10 @@ public sealed partial class PeftModel
         if (model.NamedModules().Any(m => m.Module is ITunerLayer))
             throw new InvalidOperationException("the model already carries adapter layers; add further adapters through its PeftModel (AddAdapter)");
         var peft = new PeftModel(model, generator ?? new Generator(0));
-        model.SetRequiresGrad(false);
         peft.AddAdapterCore(adapterName, config);
+        // Freeze the base only once injection has succeeded (a bad config leaves the model untouched); activating
+        // the adapter then unfreezes exactly what it trains.
+        model.SetRequiresGrad(false);
         peft.SetAdapter(adapterName);
         return peft;
     }
