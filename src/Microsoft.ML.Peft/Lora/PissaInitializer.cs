@@ -1,3 +1,4 @@
+using Microsoft.ML.Peft.LinearAlgebra;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
 
@@ -27,9 +28,15 @@ internal static class PissaInitializer
         if (scaling == 0) throw new ArgumentException("PiSSA: the adapter scaling is 0 (lora_alpha = 0); A and B would be infinite");
 
         var w = Array.ConvertAll(weight.To(DType.Float32).ToArray(), x => (double)x);
-        var (u, sigma, v) = iterations is { } k
-            ? TruncatedSvd.Randomized(w, rows, cols, rank, k, generator)
-            : TruncatedSvd.Exact(w, rows, cols, rank);
+        string name = weight.Name ?? "base weight";
+        // Exact: QR-preconditioned one-sided Jacobi. "pissa_niter_K": torch.svd_lowrank(W, q = r, niter = K), i.e. the
+        // randomized range finder with K subspace iterations and no oversampling.
+        var svd = iterations is { } k
+            ? RandomizedSvd.Compute(w, rows, cols, rank, oversampling: 0, powerIterations: k, seed: (long)generator.NextUInt64(), matrixName: name)
+            : SingularValueDecomposition.ComputeThin(w, rows, cols, name).Truncate(rank);
+        var u = svd.U;          // rows × rank
+        var sigma = svd.SingularValues;
+        var vt = svd.Vt;        // rank × cols
 
         var aValues = new float[rank * cols];
         var bValues = new float[rows * rank];
@@ -37,8 +44,8 @@ internal static class PissaInitializer
         {
             // Sr /= scaling, then √: splitting √(σ/s) between A and B balances their norms, as PEFT does.
             double root = Math.Sqrt(sigma[i] / scaling);
-            for (int c = 0; c < cols; c++) aValues[i * cols + c] = (float)(root * v[i * cols + c]);
-            for (int r = 0; r < rows; r++) bValues[r * rank + i] = (float)(root * u[i * rows + r]);
+            for (int c = 0; c < cols; c++) aValues[i * cols + c] = (float)(root * vt[i * cols + c]);
+            for (int r = 0; r < rows; r++) bValues[r * rank + i] = (float)(root * u[r * rank + i]);
         }
 
         // The residual from the float32 A and B actually stored, so W_res + s·B·A reproduces W to float rounding.
