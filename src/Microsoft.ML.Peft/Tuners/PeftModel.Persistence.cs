@@ -81,6 +81,7 @@ public sealed partial class PeftModel
         var config = PeftConfig.Load(directory);
         config.InferenceMode = !isTrainable;
         string weights = RequireWeightsFile(directory);
+        var trainable = model.Parameters().Select(p => (Parameter: p, p.RequiresGrad)).ToList();
         var peft = Inject(model, config, adapterName, generator);
         try
         {
@@ -89,6 +90,7 @@ public sealed partial class PeftModel
         catch
         {
             peft.Rollback();
+            foreach (var (parameter, requiresGrad) in trainable) parameter.RequiresGrad = requiresGrad;
             throw;
         }
         return peft;
@@ -132,18 +134,15 @@ public sealed partial class PeftModel
                 problems.Add($"'{name}' has shape [{string.Join(", ", view.Shape)}] in the file but [{string.Join(", ", tensor.ShapeArray())}] in the model");
             else if (view.DType is not (CheckpointDType.F32 or CheckpointDType.F16 or CheckpointDType.BF16 or CheckpointDType.F64))
                 problems.Add($"'{name}' is {view.DType.ToSafeTensorsName()}; adapter weights must be floating point");
+            else if (tensor.DType != DType.Float32 || !tensor.IsContiguous)
+                problems.Add($"'{name}' is held by the model as {tensor}; only contiguous float32 tensors can be loaded into");
         }
         if (problems.Count > 0)
             throw new PeftConfigException($"{weightsFile} does not fit adapter '{adapterName}' of this model:\n  " + string.Join("\n  ", problems));
 
         using (Autograd.NoGrad())
         {
-            foreach (var (name, tensor) in expected)
-            {
-                if (tensor.DType != DType.Float32 || !tensor.IsContiguous)
-                    throw new NotSupportedException($"adapter tensor '{name}' ({tensor}) must be contiguous float32 to be loaded");
-                file.GetTensor(name).CopyToFloat32(tensor.AsSpan<float>());
-            }
+            foreach (var (name, tensor) in expected) file.GetTensor(name).CopyToFloat32(tensor.AsSpan<float>());
         }
     }
 
@@ -172,6 +171,7 @@ public sealed partial class PeftModel
         !key.StartsWith(KeyPrefix, StringComparison.Ordinal) ? $" (PEFT keys start with '{KeyPrefix}')"
         : key.Contains("lora_magnitude_vector", StringComparison.Ordinal) ? " (DoRA is not supported)"
         : key.Contains("lora_embedding_", StringComparison.Ordinal) ? " (LoRA on embeddings is not supported)"
+        : System.Text.RegularExpressions.Regex.IsMatch(key, @"\.lora_[AB]\.[^.]+\.weight$") ? " (PEFT files carry no adapter name: '…lora_A.weight')"
         : "";
 
     /// <summary>Undoes a failed FromPretrained: original modules_to_save values and base layers back in place.</summary>

@@ -167,6 +167,7 @@ public sealed class PeftPersistenceTests
         StringAssert.Contains(e.Message, PeftModel.WeightsFileName);
         Assert.IsFalse(model.NamedModules().Any(m => m.Module is LoraLinear), "the failed load put the base layers back");
         Assert.IsTrue(model.NamedParameters().All(p => !p.Name.Contains("base_layer", StringComparison.Ordinal)));
+        Assert.IsTrue(model.Parameters().All(p => p.RequiresGrad), "and its trainable flags");
         File.WriteAllText(configPath, original);
 
         // Weights with a key missing and a foreign key.
@@ -180,11 +181,13 @@ public sealed class PeftPersistenceTests
                 writer.Add(view.Name, view.ToFloat32Array(), [.. view.Shape]);
             }
             writer.Add("base_model.model.layers.0.attn.q_proj.lora_magnitude_vector", new float[8], 8);
+            writer.Add("base_model.model.layers.0.attn.q_proj.lora_A.default.weight", new float[64], 8, 8);
         }
         File.WriteAllBytes(weights, writer.ToArray());
         var missing = Assert.ThrowsExactly<PeftConfigException>(() => PeftModel.FromPretrained(new TinyModel(new Generator(23)), dir));
         StringAssert.Contains(missing.Message, "missing key 'base_model.model.layers.1.mlp.fc1.lora_B.weight'");
         StringAssert.Contains(missing.Message, "unexpected key 'base_model.model.layers.0.attn.q_proj.lora_magnitude_vector' (DoRA is not supported)");
+        StringAssert.Contains(missing.Message, "unexpected key 'base_model.model.layers.0.attn.q_proj.lora_A.default.weight' (PEFT files carry no adapter name");
 
         File.Delete(weights);
         var absent = Assert.ThrowsExactly<PeftConfigException>(() => PeftModel.FromPretrained(new TinyModel(new Generator(23)), dir));
