@@ -192,6 +192,7 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     public void Merge(IReadOnlyList<string>? adapterNames = null, bool safeMerge = false)
     {
         var names = adapterNames ?? active;
+        if (!enabled) throw new InvalidOperationException("cannot merge while adapters are disabled: the forward would then apply the merged update to the 'base' output");
         var baseLinear = MergeableBase("merge");
         foreach (var name in names)
         {

@@ -152,7 +152,24 @@ public sealed partial class PeftModel
         {
             if (!configs.ContainsKey(name)) throw UnknownAdapter(name);
         }
-        foreach (var (_, layer) in TunerLayers()) layer.Merge(names.Where(layer.AdapterNames.Contains).ToList(), safeMerge);
+        var done = new List<ITunerLayer>();
+        try
+        {
+            foreach (var (_, layer) in TunerLayers())
+            {
+                var here = names.Where(layer.AdapterNames.Contains).ToList();
+                if (here.Count == 0) continue;
+                bool wasMerged = layer.MergedAdapters.Count > 0;
+                layer.Merge(here, safeMerge);
+                if (!wasMerged) done.Add(layer);
+            }
+        }
+        catch
+        {
+            // All or nothing: a refused layer (NaN with safeMerge, an adapter merged twice) undoes this call's merges.
+            foreach (var layer in done) layer.Unmerge();
+            throw;
+        }
     }
 
     /// <summary>Subtracts every merged adapter from the base weights again (PEFT's <c>unmerge_adapter</c>).</summary>

@@ -5,7 +5,9 @@ using Microsoft.ML.Peft.Tuners;
 
 namespace Microsoft.ML.Peft.Tests.Lora;
 
+/// <remarks>Not parallelised: the pool counter it reads is process-wide.</remarks>
 [TestClass]
+[DoNotParallelize]
 public sealed class LoraTrainingTests
 {
     [TestMethod]

@@ -244,6 +244,19 @@ public sealed class PeftModelTests
     }
 
     [TestMethod]
+    public void SafeMerge_IsAllOrNothing_AcrossLayers()
+    {
+        var model = new TinyModel(new Generator(15));
+        var peft = PeftModel.Inject(model, new LoraConfig { TargetModules = new[] { "q_proj", "fc2" }, InitLoraWeights = LoraInit.Random });
+        var weights = model.NamedParameters().Where(p => p.Name.EndsWith("base_layer.weight", StringComparison.Ordinal)).ToDictionary(p => p.Name, p => p.Parameter.ToArray());
+        // The last adapted layer (layers.1.mlp.fc2) has a NaN update: its merge is refused after three layers merged.
+        using (Autograd.NoGrad()) ((LoraLinear)model.GetModule("layers.1.mlp.fc2")).LoraB("default").Fill_(float.NaN);
+        Assert.ThrowsExactly<InvalidOperationException>(() => peft.MergeAdapter(safeMerge: true));
+        Assert.AreEqual(0, peft.TunerLayers().Sum(t => t.Layer.MergedAdapters.Count), "no layer stays merged");
+        foreach (var (name, w) in weights) Assert.IsTrue(MaxAbsDiff(Tensor.From(w, w.Length), model.GetParameter(name).Reshape(-1)) <= 1e-6, name);
+    }
+
+    [TestMethod]
     public void Unload_GivesBackTheBaseModel_AndDisableUnmergesFirst()
     {
         var model = new TinyModel(new Generator(14));
