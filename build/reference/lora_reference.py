@@ -16,6 +16,7 @@ Writes (run with /usr/bin/python3 build/reference/lora_reference.py; ~1 s; byte-
                                     the adapter and without it
     lora_config_minimal.json        LoraConfig written with exactly the keys the C# writer emits, to check the writer
                                     byte for byte (non-ASCII, regex metacharacters, floats)
+    stories260k_lora.json           PEFT's print_trainable_parameters line for LoRA on the real stories260K checkpoint
 """
 import json
 import math
@@ -307,9 +308,71 @@ def minimal_config_fixture():
         f.write(json.dumps(cfg, indent=2, sort_keys=True))
 
 
+# --------------------------------------------------------------------------------------------- stories260K counts
+
+class ModulesToSaveWrapper(nn.Module):
+    """PEFT's wrapper for modules_to_save: the frozen original plus a trainable copy per adapter (both counted)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        import copy
+        self.original_module = module
+        self.modules_to_save = nn.ModuleDict({"default": copy.deepcopy(module)})
+        module.requires_grad_(False)
+        self.modules_to_save["default"].requires_grad_(True)
+
+
+def peft_line(model: nn.Module) -> str:
+    """PEFT's get_nb_trainable_parameters + print_trainable_parameters (named_parameters() dedupes tied weights)."""
+    trainable_params, all_param = 0, 0
+    for _, param in model.named_parameters():
+        all_param += param.numel()
+        if param.requires_grad:
+            trainable_params += param.numel()
+    return f"trainable params: {trainable_params:,d} || all params: {all_param:,d} || trainable%: {100 * trainable_params / all_param:.4f}"
+
+
+def stories260k_counts():
+    """LoRA on the real stories260K checkpoint (LlamaForSequenceClassification with a 2-label score head): PEFT's
+    printed line for two configs. Only names and shapes matter here, so the score head is left at its init."""
+    from nn_llama import LlamaWithHead
+    from ref_common import SHARED
+    from safetensors_io import load_file
+    model_dir = os.path.join(SHARED, "models", "stories260K")
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+        cfg = json.load(f)
+    cfg["num_labels"] = 2
+    cases = {
+        "q_proj_v_proj_r8": {"targets": ["q_proj", "v_proj"], "r": 8, "all_linear": False},
+        "all_linear_r16_seq_cls": {"targets": None, "r": 16, "all_linear": True},
+    }
+    result = {}
+    for case, spec in cases.items():
+        model = LlamaWithHead(cfg, "sequence")
+        missing, unexpected = model.load_state_dict(load_file(os.path.join(model_dir, "model.safetensors")), strict=False)
+        assert not unexpected and set(missing) == {"score.weight"}, (missing, unexpected)
+        model.requires_grad_(False)
+        names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+        if spec["all_linear"]:
+            # all-linear, task_type SEQ_CLS: every Linear but the score head, which becomes a modules_to_save.
+            targets = [n for n in names if n != "score"]
+            model.score = ModulesToSaveWrapper(model.score)
+        else:
+            targets = [n for n in names if any(n.endswith("." + t) for t in spec["targets"])]
+        for name in targets:
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            layer = LoraLinear(getattr(parent, child), spec["r"], 8.0)
+            setattr(parent, child, layer)
+        result[case] = {"r": spec["r"], "targets": len(targets), "line": peft_line(model)}
+    write_json({"model": "../shared/models/stories260K as LlamaForSequenceClassification (2 labels, score 64->2 no bias)",
+                "cases": result}, path("stories260k_lora.json"))
+
+
 if __name__ == "__main__":
     deterministic(0)
     lora_linear_fixture()
     peft_fixture()
     minimal_config_fixture()
+    stories260k_counts()
     print("wrote", OUT)

@@ -105,9 +105,6 @@ public sealed class LoraConfig : PeftConfig
         _ => null,
     };
 
-    /// <summary>The scaling factor for a given rank and alpha under this config (alpha/r, or alpha/√r with rsLoRA).</summary>
-    public double ScalingFor(int rank, double alpha) => UseRsLora ? alpha / Math.Sqrt(rank) : alpha / rank;
-
     /// <inheritdoc/>
     public override void Validate()
     {

@@ -13,12 +13,6 @@ internal sealed class ModulesToSave
 {
     private readonly List<Entry> entries = [];
 
-    /// <summary>Whether any module is tracked.</summary>
-    public bool IsEmpty => entries.Count == 0;
-
-    /// <summary>Dotted paths of the tracked modules.</summary>
-    public IEnumerable<string> Paths => entries.Select(e => e.Path);
-
     /// <summary>
     /// Gives <paramref name="adapterName"/> float32 copies of the modules matching <paramref name="names"/> (exact
     /// name or "." suffix; the outermost match wins) and returns how many modules matched. Copies start from the
