@@ -35,6 +35,9 @@ public sealed class CausalLanguageModel : PretrainedModel
     /// <summary>The backbone.</summary>
     public DecoderModel Decoder => decoder.Module;
 
+    /// <summary>The output projection is pretrained: it keeps the checkpoint's dtype like the backbone.</summary>
+    internal override IReadOnlyList<string> Float32ModuleNames => [];
+
     /// <summary>Whether the output projection is the input embedding table.</summary>
     public bool TiedEmbeddings => head is null;
 

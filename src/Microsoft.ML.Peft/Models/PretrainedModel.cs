@@ -53,4 +53,10 @@ public abstract partial class PretrainedModel : Module
     /// pooler, which transformers also initialises when missing). Any other missing tensor is an error.
     /// </summary>
     internal virtual IReadOnlyList<string> InitializableModuleNames => HeadModuleNames;
+
+    /// <summary>
+    /// Modules whose matrices are always loaded as float32 (trainable) even from a bfloat16/float16 checkpoint: the
+    /// task heads that fine-tuning trains. A language-model head is pretrained and stays in the storage dtype.
+    /// </summary>
+    internal virtual IReadOnlyList<string> Float32ModuleNames => HeadModuleNames;
 }

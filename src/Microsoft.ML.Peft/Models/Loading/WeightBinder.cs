@@ -52,10 +52,10 @@ internal static class WeightBinder
         if (problems.Count > 0) throw Mismatch(model, source, problems, firstBad);
 
         int zeroCopy = 0, converted = 0;
-        var heads = model.HeadModuleNames;
+        var float32Modules = model.Float32ModuleNames;
         foreach (var (name, view) in views)
         {
-            bool keepHalf = !options.ConvertToFloat32 && view.Rank >= 2 && !IsUnder(name, heads);
+            bool keepHalf = !options.ConvertToFloat32 && view.Rank >= 2 && !IsUnder(name, float32Modules);
             var tensor = CheckpointTensors.ToEngine(view, keepHalf, source, out bool inPlace);
             if (inPlace) zeroCopy++;
             else converted += view.DType == CheckpointDType.F32 ? 0 : 1;
