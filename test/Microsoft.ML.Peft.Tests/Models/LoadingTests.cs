@@ -168,6 +168,35 @@ public sealed class LoadingTests
     }
 
     [TestMethod]
+    [DataRow("bert", "")]
+    [DataRow("roberta", "")]
+    [DataRow("distilbert", "")]
+    [DataRow("gpt2", "sequence_classification")]
+    [DataRow("gpt_neox", "sequence_classification")]
+    public void BFloat16Classifier_MatchesItsWidenedValues_WithAFloat32Head(string arch, string subfolder)
+    {
+        using var copies = new CheckpointCopies();
+        string bf16 = copies.Copy(arch, "bf16", rewrite: (v, w) => Rewrite(v, w, asBFloat16: true), fixtureSubfolder: subfolder);
+        string widened = copies.Copy(arch, "widened", rewrite: (v, w) => Rewrite(v, w, asBFloat16: false), fixtureSubfolder: subfolder);
+        var model = PretrainedModel.LoadForSequenceClassification(bf16);
+        var reference = PretrainedModel.LoadForSequenceClassification(widened);
+        foreach (string head in model.ClassifierHeadNames)
+        {
+            foreach (var (name, p) in model.GetModule(head).NamedParameters())
+                Assert.IsTrue(p.DType == DType.Float32 && p.RequiresGrad, $"{head}.{name} is a trainable float32 head");
+        }
+        Assert.IsTrue(model.NamedParameters().Any(p => p.Parameter.DType == DType.BFloat16), "the backbone matrices stay bfloat16");
+
+        using var fx = ReferenceFixture.Open($"models/{arch}/expected.safetensors");
+        using var scope = TensorScope.Begin();
+        using var noGrad = Autograd.NoGrad();
+        var ids = fx.Int("right_padding.input_ids");
+        var mask = fx.Int("right_padding.attention_mask");
+        var types = fx.Has("right_padding.token_type_ids") ? fx.Int("right_padding.token_type_ids") : null;
+        Close.Assert(reference.Forward(ids, mask, types), model.Forward(ids, mask, types), $"{arch} bf16 storage", atol: 1e-5, rtol: 1e-5);
+    }
+
+    [TestMethod]
     public void ShardedCheckpoint_LoadsLikeTheSingleFile()
     {
         using var copies = new CheckpointCopies();

@@ -53,11 +53,18 @@ public sealed class BertEmbeddings : Module
             throw new ArgumentException($"sequence length {seq} exceeds max_position_embeddings = {maxPositions}");
         var x = wordEmbeddings.Module.Forward(inputIds);
         // Absolute positions 0..T−1 are the first T rows of the table: a view, broadcast over the batch.
-        x = x.Add(positions is null ? positionEmbeddings.Module.Weight.Narrow(0, 0, seq) : positionEmbeddings.Module.Forward(positions));
-        // Without token types every token has type 0: add row 0 (a view) instead of gathering B·T copies of it.
-        x = x.Add(tokenTypeIds is null ? tokenTypeEmbeddings.Module.Weight.Narrow(0, 0, 1) : tokenTypeEmbeddings.Module.Forward(tokenTypeIds));
+        x = x.Add(positions is null ? LeadingRows(positionEmbeddings.Module, seq) : positionEmbeddings.Module.Forward(positions));
+        // Without token types every token has type 0: add row 0 once, broadcast, instead of gathering B·T copies of it.
+        x = x.Add(tokenTypeIds is null ? LeadingRows(tokenTypeEmbeddings.Module, 1) : tokenTypeEmbeddings.Module.Forward(tokenTypeIds));
         return dropout.Module.Forward(layerNorm.Module.Forward(x));
     }
+
+    /// <summary>
+    /// Rows 0..count−1 of a table, [count, dim]: a view of a float32 table; a widening lookup of a bfloat16/float16 one
+    /// (elementwise ops need float32).
+    /// </summary>
+    internal static Tensor LeadingRows(Embedding table, int count) =>
+        table.Weight.DType == DType.Float32 ? table.Weight.Narrow(0, 0, count) : table.Forward(Tensor.Arange(count, DType.Int32));
 
     /// <summary>RoBERTa's padding-aware positions: padding_idx + running count of non-pad tokens; pads get padding_idx.</summary>
     private Tensor RobertaPositionIds(Tensor inputIds)

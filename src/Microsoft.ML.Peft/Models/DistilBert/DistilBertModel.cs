@@ -82,7 +82,7 @@ public sealed class DistilBertEmbeddings : Module
         int seq = inputIds.Size(1), max = positionEmbeddings.Module.Weight.Size(0);
         if (positionIds is null && seq > max) throw new ArgumentException($"sequence length {seq} exceeds max_position_embeddings = {max}");
         var x = wordEmbeddings.Module.Forward(inputIds);
-        x = x.Add(positionIds is null ? positionEmbeddings.Module.Weight.Narrow(0, 0, seq) : positionEmbeddings.Module.Forward(positionIds));
+        x = x.Add(positionIds is null ? Bert.BertEmbeddings.LeadingRows(positionEmbeddings.Module, seq) : positionEmbeddings.Module.Forward(positionIds));
         return dropout.Module.Forward(layerNorm.Module.Forward(x));
     }
 }
