@@ -47,6 +47,7 @@ internal readonly unsafe struct WideningBSource<T, TFormat>(T* b, nint ldb, bool
     public int RowGranularity => 1;
 
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Pack(int k0, int kc, int n0, int nc, int nr, float* dest, GemmIsa isa)
     {
         float* scratch = stackalloc float[ScratchFloats];

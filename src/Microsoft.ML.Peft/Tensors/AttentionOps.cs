@@ -19,13 +19,18 @@ public sealed unsafe partial class Tensor
     /// <param name="scale">Score scale; default 1/√dim.</param>
     /// <param name="dropout">Dropout probability on the attention probabilities (pass 0 in evaluation).</param>
     /// <param name="generator">Source of the dropout mask; required when <paramref name="dropout"/> &gt; 0.</param>
+    /// <param name="slidingWindow">
+    /// With <paramref name="causal"/>, also hide keys more than <c>slidingWindow − 1</c> positions back: query i sees
+    /// keys j with i' − slidingWindow &lt; j ≤ i' (i' = i + seq_k − seq_q), as Hugging Face's Mistral/Qwen2 masks.
+    /// Null for no window.
+    /// </param>
     /// <remarks>
     /// Only the output and one log-sum-exp per query row are kept for backward; probabilities are recomputed there.
     /// Query rows that can see no key produce zeros (PyTorch would produce NaN). Operands may be strided views
     /// (e.g. transposed projections) as long as their last dimension is contiguous.
     /// </remarks>
     public Tensor ScaledDotProductAttention(Tensor key, Tensor value, Tensor? mask = null, bool causal = false, float? scale = null,
-        float dropout = 0f, Generator? generator = null)
+        float dropout = 0f, Generator? generator = null, int? slidingWindow = null)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(value);
@@ -43,6 +48,8 @@ public sealed unsafe partial class Tensor
             throw new ArgumentException($"{op}: query heads ({h}) must be a multiple of key/value heads ({hkv}); query {Describe}, key {key.Describe}");
         if (dropout is < 0f or >= 1f || float.IsNaN(dropout)) throw new ArgumentOutOfRangeException(nameof(dropout), $"{op}: dropout {dropout} is not in [0, 1)");
         if (dropout > 0f && generator is null) throw new ArgumentNullException(nameof(generator), $"{op}: dropout needs a generator");
+        if (slidingWindow is not null && (!causal || slidingWindow <= 0))
+            throw new ArgumentException($"{op}: a sliding window ({slidingWindow}) must be positive and needs causal attention");
         if (mask is not null && mask.RequiresGrad) throw new NotSupportedException($"{op}: gradients with respect to the mask are not supported");
         var q = strides[3] == 1 ? this : ContiguousCopy();
         var k = key.strides[3] == 1 ? key : key.ContiguousCopy();
@@ -58,6 +65,7 @@ public sealed unsafe partial class Tensor
             Mask = additive is null ? 0 : (nint)additive.Ptr,
             MaskBatchStride = additive is null || additive.shape[0] == 1 ? 0 : s,
             Causal = causal,
+            Window = slidingWindow ?? 0,
             Scale = scale ?? 1f / MathF.Sqrt(d),
             DropoutP = dropout,
             Dropout = dropout > 0f ? generator : null,

@@ -33,6 +33,7 @@ internal static unsafe class FlashAttention
         public nint Mask;          // additive float [Bm, S] or 0
         public int MaskBatchStride; // S, or 0 when one mask row serves every batch
         public bool Causal;
+        public int Window;          // > 0: causal rows also hide keys j ≤ i + S − T − Window (sliding window)
         public float Scale;
         public float DropoutP;         // 0: no dropout
         public Generator? Dropout;     // mask of element (b, h, i, j) = draw at DropoutStart + ((b·H + h)·T + i)·S + j
@@ -212,6 +213,11 @@ internal static unsafe class FlashAttention
             {
                 int firstHidden = i0 + r + p.S - p.T + 1 - j0;
                 if (firstHidden < bc) row[Math.Max(firstHidden, 0)..].Fill(float.NegativeInfinity);
+                if (p.Window > 0)
+                {
+                    int firstVisible = i0 + r + p.S - p.T - p.Window + 1 - j0;
+                    if (firstVisible > 0) row[..Math.Min(firstVisible, bc)].Fill(float.NegativeInfinity);
+                }
             }
         }
     }
