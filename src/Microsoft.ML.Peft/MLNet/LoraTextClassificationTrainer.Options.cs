@@ -34,6 +34,14 @@ public sealed partial class LoraTextClassificationTrainer
         /// </summary>
         public string? BaseModel { get; set; }
 
+        /// <summary>
+        /// The complete LoRA configuration (PEFT's LoraConfig: rank/alpha patterns, rsLoRA, init, bias, ...); when set,
+        /// <see cref="LoraRank"/>, <see cref="LoraAlpha"/>, <see cref="LoraDropout"/> and <see cref="TargetModules"/> are
+        /// ignored. Unset task_type, base_model_name_or_path and modules_to_save are filled in (SEQ_CLS, the base model,
+        /// the classification head). Default null.
+        /// </summary>
+        public Lora.LoraConfig? LoraConfig { get; set; }
+
         /// <summary>LoRA rank r (PEFT's <c>r</c>). Default 8.</summary>
         public int LoraRank { get; set; } = 8;
 

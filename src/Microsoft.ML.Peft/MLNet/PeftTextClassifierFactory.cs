@@ -1,13 +1,61 @@
+using Microsoft.ML.Peft.Hub;
+using Microsoft.ML.Peft.Lora;
+using Microsoft.ML.Peft.Models;
+using Microsoft.ML.Peft.Tensors;
+using Microsoft.ML.Peft.Tokenizers;
+using Microsoft.ML.Peft.Tuners;
+
 namespace Microsoft.ML.Peft;
 
-/// <summary>Builds backends from pretrained models (PretrainedModel) and LoRA (PeftModel).</summary>
+/// <summary>
+/// Builds <see cref="PeftTextClassifier"/>s: <see cref="PretrainedModel.LoadForSequenceClassification"/> (a new head
+/// initialised from the seed) plus <see cref="PeftModel.Inject"/> of a LoRA adapter whose modules_to_save is the
+/// classification head; or, for scoring, the base model plus <see cref="PeftModel.FromPretrained"/>.
+/// </summary>
 internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
 {
+    /// <summary>Decorrelates the adapter's random stream (LoRA A init, LoRA dropout) from the head's.</summary>
+    private const ulong AdapterStream = 0x4C6F5241UL;
+
     public static PeftTextClassifierFactory Instance { get; } = new();
 
-    public ITextClassifierBackend Create(LoraTextClassificationTrainer.Options options, int numLabels) =>
-        throw new NotSupportedException("WIP: waiting for Models/ and Lora/ on main");
+    public ITextClassifierBackend Create(LoraTextClassificationTrainer.Options options, int numLabels)
+    {
+        string folder = PretrainedSource.Resolve(options.BaseModel!);
+        var reference = BaseModelReference.Describe(options.BaseModel!, folder);
+        ulong seed = unchecked((ulong)(long)options.Seed);
+        var model = PretrainedModel.LoadForSequenceClassification(folder, numLabels, new ModelLoadOptions { Seed = seed, Log = options.Log });
+        var config = options.LoraConfig?.Clone() as LoraConfig ?? DefaultConfig(options, model);
+        config.TaskType ??= "SEQ_CLS";
+        config.BaseModelNameOrPath ??= options.BaseModel;
+        config.ModulesToSave ??= [.. model.ClassifierHeadNames];
+        var random = new Generator(seed ^ AdapterStream);
+        var peft = PeftModel.Inject(model, config, "default", random);
+        options.Log?.Invoke(peft.TrainableParametersSummary());
+        return new PeftTextClassifier(model, peft, TokenizerLoader.FromFolder(folder), reference, random);
+    }
 
-    public ITextClassifierBackend Load(BaseModelReference baseModel, string adapterFolder, int numLabels, Action<string>? log) =>
-        throw new NotSupportedException("WIP: waiting for Models/ and Lora/ on main");
+    public ITextClassifierBackend Load(BaseModelReference baseModel, string adapterFolder, int numLabels, Action<string>? log)
+    {
+        string folder = PretrainedSource.Resolve(baseModel.NameOrPath);
+        baseModel.Verify(folder);
+        var model = PretrainedModel.LoadForSequenceClassification(folder, numLabels, new ModelLoadOptions { Log = log });
+        var random = new Generator(0);
+        var peft = PeftModel.FromPretrained(model, adapterFolder, "default", isTrainable: false, random);
+        model.Eval();
+        return new PeftTextClassifier(model, peft, TokenizerLoader.FromFolder(folder), baseModel, random);
+    }
+
+    private static LoraConfig DefaultConfig(LoraTextClassificationTrainer.Options options, SequenceClassificationModel model)
+    {
+        var targets = options.TargetModules ?? LoraConfig.DefaultTargetModules(model.Config.ModelType)
+            ?? throw new ArgumentException($"there is no default LoRA target for model type '{model.Config.ModelType}'; set Options.TargetModules (e.g. [\"all-linear\"])", nameof(options));
+        return new LoraConfig
+        {
+            Rank = options.LoraRank,
+            Alpha = options.LoraAlpha,
+            Dropout = options.LoraDropout,
+            TargetModules = targets is [var single] && single == ModuleSelector.AllLinearShorthand ? ModuleSelector.AllLinear : ModuleSelector.FromNames(targets),
+        };
+    }
 }

@@ -15,6 +15,12 @@ internal interface ISequenceClassifier
     /// <summary>Number of classes (logit columns).</summary>
     int NumLabels { get; }
 
+    /// <summary>
+    /// The random streams training draws from (dropout masks) whose positions a checkpoint must save and restore for
+    /// a resumed run to be bit-identical.
+    /// </summary>
+    IReadOnlyList<Generator> RandomStreams { get; }
+
     /// <summary>Logits [batch, NumLabels] for a padded batch; records autograd when parameters require grad.</summary>
     Tensor Forward(TokenBatch batch);
 }

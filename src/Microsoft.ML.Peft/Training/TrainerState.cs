@@ -35,6 +35,9 @@ internal sealed class TrainerState
     /// <summary>Early stopping fired.</summary>
     public bool Stopped { get; set; }
 
+    /// <summary>Positions of the model's random streams (<see cref="ISequenceClassifier.RandomStreams"/>).</summary>
+    public List<long> RandomOffsets { get; set; } = [];
+
     /// <summary>Adam step count per trainable parameter name.</summary>
     public Dictionary<string, int> AdamSteps { get; set; } = [];
 

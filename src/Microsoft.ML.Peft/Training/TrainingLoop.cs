@@ -191,6 +191,7 @@ internal sealed class TrainingLoop
                 shapes["best." + name] = p.ShapeArray();
             }
         }
+        run.State.RandomOffsets = model.RandomStreams.Select(g => g.Offset).ToList();
         run.LastCheckpoint = run.Store!.Save(run.State, tensors, shapes);
         Report(run, new TrainingProgress
         {
@@ -218,6 +219,9 @@ internal sealed class TrainingLoop
         }
         if (tensors.Keys.Any(k => k.StartsWith("best.", StringComparison.Ordinal)))
             run.Best = run.Trainable.ToDictionary(t => t.Name, t => tensors["best." + t.Name], StringComparer.Ordinal);
+        if (state.RandomOffsets.Count != model.RandomStreams.Count)
+            throw new InvalidDataException($"checkpoint {checkpoint} saved {state.RandomOffsets.Count} random streams but the model has {model.RandomStreams.Count}");
+        for (int i = 0; i < state.RandomOffsets.Count; i++) model.RandomStreams[i].Offset = state.RandomOffsets[i];
         for (int i = 0; i < state.GlobalStep; i++) scheduler.Step();
         run.State = state;
         run.LastCheckpoint = checkpoint;

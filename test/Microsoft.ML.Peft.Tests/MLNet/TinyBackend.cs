@@ -51,6 +51,8 @@ internal abstract class TinyClassifierHost(TinyClassifier model)
 
     public int NumLabels => Model.NumLabels;
 
+    public IReadOnlyList<Microsoft.ML.Peft.Tensors.Generator> RandomStreams => [];
+
     public Microsoft.ML.Peft.Tensors.Tensor Forward(Microsoft.ML.Peft.Training.TokenBatch batch) => Model.Forward(batch);
 }
 

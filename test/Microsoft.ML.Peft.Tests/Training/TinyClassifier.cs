@@ -34,6 +34,8 @@ internal sealed class TinyClassifier : Module, ISequenceClassifier
 
     public int NumLabels { get; }
 
+    public IReadOnlyList<Generator> RandomStreams => [];
+
     public int Forwards { get; private set; }
 
     public int PoisonForward { get; set; } = -1;

@@ -1,0 +1,50 @@
+using Microsoft.ML.Peft.Models;
+using Microsoft.ML.Peft.NN;
+using Microsoft.ML.Peft.Tensors;
+using Microsoft.ML.Peft.Tokenizers;
+using Microsoft.ML.Peft.Training;
+using Microsoft.ML.Peft.Tuners;
+
+namespace Microsoft.ML.Peft;
+
+/// <summary>
+/// A pretrained sequence classifier (<see cref="SequenceClassificationModel"/>: BERT/RoBERTa/DistilBERT read the
+/// first token, Llama/GPT-2/GPT-NeoX the last real token) carrying a PEFT adapter, with the tokenizer of its folder.
+/// </summary>
+internal sealed class PeftTextClassifier : ITextClassifierBackend
+{
+    public PeftTextClassifier(SequenceClassificationModel model, PeftModel peft, Tokenizer tokenizer, BaseModelReference baseModel, Generator adapterRandom)
+    {
+        Model = model;
+        Peft = peft;
+        Tokenizer = tokenizer;
+        BaseModel = baseModel;
+        RandomStreams = [adapterRandom];
+        // Decoders with a pad_token_id pool the last id that is not padding, so padding must use exactly that id;
+        // otherwise any id works (padded keys are masked) and the tokenizer's own choice is taken.
+        PaddingId = model.Config.PadTokenId ?? tokenizer.PaddingTokenId ?? tokenizer.UnknownTokenId ?? tokenizer.EndOfSentenceTokenId ?? 0;
+    }
+
+    public SequenceClassificationModel Model { get; }
+
+    public PeftModel Peft { get; }
+
+    public Module Module => Model;
+
+    public int NumLabels => Model.NumLabels;
+
+    public Tokenizer Tokenizer { get; }
+
+    public int PaddingId { get; }
+
+    public bool UsesTokenTypeIds => Model.UsesTokenTypeIds;
+
+    public BaseModelReference BaseModel { get; }
+
+    public IReadOnlyList<Generator> RandomStreams { get; }
+
+    public Tensor Forward(TokenBatch batch) =>
+        Model.Forward(batch.InputIds, batch.AttentionMask, UsesTokenTypeIds ? batch.TokenTypeIds : null, batch.BatchSize, batch.SequenceLength);
+
+    public void SaveAdapter(string folder) => Peft.SavePretrained(folder);
+}
