@@ -129,7 +129,7 @@ internal sealed record SampleSettings
 
     public string? Checkpoints { get; init; }
 
-    public string Output { get; init; } = "lora-sentiment.zip";
+    public string Output { get; init; } = Path.Combine(Path.GetTempPath(), "lora-sentiment.zip");
 
     public static SampleSettings? Parse(string[] args)
     {
