@@ -3,8 +3,10 @@ using Microsoft.ML.Data;
 namespace Microsoft.ML.Peft.Tests.MLNet;
 
 /// <summary>
-/// Encoder bases through the same estimator: the tiny random BERT / DistilBERT checkpoints of the model fixtures,
-/// with a small WordPiece vocabulary written next to them (their vocabularies have ~100 entries), on sentence pairs.
+/// Every architecture family through the same estimator: the tiny random checkpoints of the model fixtures (encoders
+/// BERT, DistilBERT, RoBERTa; decoders GPT-2, GPT-NeoX pooling the last non-pad token), with a small tokenizer written
+/// next to them (their vocabularies have ~100 entries: WordPiece for BERT-style models, character-level byte BPE for
+/// the others), on sentence pairs.
 /// </summary>
 [TestClass]
 public sealed class EncoderPipelineTests
@@ -20,12 +22,30 @@ public sealed class EncoderPipelineTests
         string source = TestPaths.Fixture("reference", "models", fixture);
         File.Copy(Path.Combine(source, "config.json"), Path.Combine(folder, "config.json"));
         File.Copy(Path.Combine(source, "model.safetensors"), Path.Combine(folder, "model.safetensors"));
-        var vocab = new List<string> { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" };
-        vocab.AddRange(Words);
-        vocab.AddRange(Enumerable.Range('a', 26).Select(c => ((char)c).ToString()));
-        vocab.AddRange(Enumerable.Range('a', 26).Select(c => "##" + (char)c));
-        File.WriteAllLines(Path.Combine(folder, "vocab.txt"), vocab);
-        Assert.IsTrue(vocab.Count <= 99);
+        var letters = Enumerable.Range('a', 26).Select(c => ((char)c).ToString()).ToList();
+        if (fixture is "bert" or "distilbert")
+        {
+            var vocab = new List<string> { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" };
+            vocab.AddRange(Words);
+            vocab.AddRange(letters);
+            vocab.AddRange(letters.Select(c => "##" + c));
+            File.WriteAllLines(Path.Combine(folder, "vocab.txt"), vocab);
+            Assert.IsTrue(vocab.Count <= 99);
+            return folder;
+        }
+        // Byte-level BPE without merges: every character is a token ("Ġ" = space). Id 0 is a special token, so a
+        // decoder's pad_token_id 0 never occurs in text.
+        var bpe = new List<string> { "<s>", "<pad>", "</s>", "<unk>", "\u0120" };
+        bpe.AddRange(letters);
+        string json = "{" + string.Join(", ", bpe.Select((t, i) => $"\"{t}\": {i}")) + "}";
+        File.WriteAllText(Path.Combine(folder, "vocab.json"), json);
+        File.WriteAllText(Path.Combine(folder, "merges.txt"), "#version: 0.2\n");
+        if (fixture == "roberta")
+        {
+            File.WriteAllText(Path.Combine(folder, "special_tokens_map.json"),
+                "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"unk_token\": \"<unk>\", \"pad_token\": \"<pad>\", \"cls_token\": \"<s>\", \"sep_token\": \"</s>\"}");
+            File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), "{\"tokenizer_class\": \"RobertaTokenizer\"}");
+        }
         return folder;
     }
 
@@ -46,6 +66,9 @@ public sealed class EncoderPipelineTests
     [TestMethod]
     [DataRow("bert")]
     [DataRow("distilbert")]
+    [DataRow("roberta")]
+    [DataRow("gpt2")]
+    [DataRow("gpt_neox")]
     public void SentencePairs_TrainScoreSaveLoad(string fixture)
     {
         string folder = ModelFolder(fixture);
