@@ -83,7 +83,7 @@ internal sealed class TrainingLoop
             EndEpoch(run, validation);
         }
         if (settings.EarlyStoppingPatience > 0 && run.Best is not null) CopyInto(run.Trainable, run.Best);
-        Report(run, new TrainingProgress { Phase = TrainingPhase.Completed, Epoch = Math.Max(0, state.Epoch - 1), Epochs = settings.Epochs, Step = state.GlobalStep, TotalSteps = totalSteps, Elapsed = clock.Elapsed }, always: true);
+        Report(new TrainingProgress { Phase = TrainingPhase.Completed, Epoch = Math.Max(0, state.Epoch - 1), Epochs = settings.Epochs, Step = state.GlobalStep, TotalSteps = totalSteps, Elapsed = clock.Elapsed }, always: true);
         return state;
     }
 
@@ -123,7 +123,7 @@ internal sealed class TrainingLoop
         state.EpochRows += groupRows;
         if (run.Store is not null && settings.CheckpointEverySteps > 0 && state.GlobalStep % settings.CheckpointEverySteps == 0) SaveCheckpoint(run);
         int logEvery = Math.Max(1, run.TotalSteps / 50);
-        Report(run, new TrainingProgress
+        Report(new TrainingProgress
         {
             Phase = TrainingPhase.Step, Epoch = state.Epoch, Epochs = settings.Epochs, Step = state.GlobalStep, TotalSteps = run.TotalSteps,
             Loss = lossSum / groupRows, LearningRate = learningRate, GradientNorm = norm, Elapsed = clock.Elapsed,
@@ -162,7 +162,7 @@ internal sealed class TrainingLoop
             log?.Invoke($"early stopping after epoch {record.Epoch + 1}: no validation improvement for {state.EpochsWithoutImprovement} epoch(s); keeping epoch {state.BestEpoch + 1}'s weights");
         }
         if (run.Store is not null) SaveCheckpoint(run);
-        Report(run, new TrainingProgress
+        Report(new TrainingProgress
         {
             Phase = TrainingPhase.Validation, Epoch = record.Epoch, Epochs = settings.Epochs, Step = state.GlobalStep, TotalSteps = run.TotalSteps,
             Loss = record.TrainLoss, ValidationLoss = record.ValidationLoss, ValidationAccuracy = record.ValidationAccuracy, Elapsed = clock.Elapsed,
@@ -193,7 +193,7 @@ internal sealed class TrainingLoop
         }
         run.State.RandomOffsets = model.RandomStreams.Select(g => g.Offset).ToList();
         run.LastCheckpoint = run.Store!.Save(run.State, tensors, shapes);
-        Report(run, new TrainingProgress
+        Report(new TrainingProgress
         {
             Phase = TrainingPhase.Checkpoint, Epoch = run.State.Epoch, Epochs = settings.Epochs, Step = run.State.GlobalStep, TotalSteps = run.TotalSteps,
             CheckpointPath = run.LastCheckpoint, Elapsed = clock.Elapsed,
@@ -225,7 +225,7 @@ internal sealed class TrainingLoop
         for (int i = 0; i < state.GlobalStep; i++) scheduler.Step();
         run.State = state;
         run.LastCheckpoint = checkpoint;
-        Report(run, new TrainingProgress
+        Report(new TrainingProgress
         {
             Phase = TrainingPhase.Resumed, Epoch = state.Epoch, Epochs = settings.Epochs, Step = state.GlobalStep, TotalSteps = run.TotalSteps,
             CheckpointPath = checkpoint, Elapsed = clock.Elapsed,
@@ -244,9 +244,8 @@ internal sealed class TrainingLoop
         };
     }
 
-    private void Report(RunContext run, TrainingProgress report, bool always)
+    private void Report(TrainingProgress report, bool always)
     {
-        _ = run;
         if (always) log?.Invoke(report.ToString());
         progress?.Report(report);
     }
