@@ -32,6 +32,12 @@ internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
         var random = new Generator(seed ^ AdapterStream);
         var peft = PeftModel.Inject(model, config, "default", random);
         options.Log?.Invoke(peft.TrainableParametersSummary());
+        if (options.CheckpointFolder is not null && BaseDropoutModules(model).FirstOrDefault() is { } dropout)
+        {
+            // The base model's dropout stream is internal to PretrainedModel, so a checkpoint cannot restore its
+            // position (the adapter's own stream is restored): say so instead of silently breaking the guarantee.
+            options.Log?.Invoke($"note: the base model applies dropout ('{dropout}'); a run resumed from a checkpoint draws other dropout masks than an uninterrupted run would");
+        }
         return new PeftTextClassifier(model, peft, TokenizerLoader.FromFolder(folder), reference, random);
     }
 
@@ -45,6 +51,12 @@ internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
         model.Eval();
         return new PeftTextClassifier(model, peft, TokenizerLoader.FromFolder(folder), baseModel, random);
     }
+
+    /// <summary>Dotted names of active dropout modules outside the LoRA layers.</summary>
+    private static IEnumerable<string> BaseDropoutModules(PretrainedModel model) =>
+        model.NamedModules()
+            .Where(m => m.Module is NN.Dropout { P: > 0 } && !m.Name.Contains(".lora_dropout.", StringComparison.Ordinal))
+            .Select(m => m.Name);
 
     private static LoraConfig DefaultConfig(LoraTextClassificationTrainer.Options options, SequenceClassificationModel model)
     {
