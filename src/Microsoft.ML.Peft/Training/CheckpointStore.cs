@@ -55,8 +55,18 @@ internal sealed class CheckpointStore
             foreach (var (key, values) in tensors) writer.Add(key, values, shapes[key]);
             writer.Save(Path.Combine(temp, TensorFile));
             AtomicFile.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state, JsonOptions));
-            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
-            Directory.Move(temp, final);
+            if (Directory.Exists(final))
+            {
+                // Not reached by TrainingLoop (one checkpoint per step number); keep the old one until the new is in place.
+                string aside = Path.Combine(Folder, $".{name}.{Guid.NewGuid():N}.old.tmp");
+                Directory.Move(final, aside);
+                Directory.Move(temp, final);
+                TryDelete(aside);
+            }
+            else
+            {
+                Directory.Move(temp, final);
+            }
         }
         catch
         {

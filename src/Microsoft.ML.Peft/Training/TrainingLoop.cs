@@ -78,7 +78,7 @@ internal sealed class TrainingLoop
                 for (int b = state.NextBatch; b < groupEnd; b++) groupRows += plan[b].Length;
                 double lossSum = 0;
                 for (int b = state.NextBatch; b < groupEnd; b++) lossSum += MicroStep(run, train, plan[b], groupRows);
-                OptimizerStep(run, scheduler, groupEnd, lossSum, groupRows);
+                OptimizerStep(run, scheduler, groupEnd, lossSum, groupRows, endsEpoch: groupEnd == plan.Length);
             }
             EndEpoch(run, validation);
         }
@@ -103,7 +103,7 @@ internal sealed class TrainingLoop
         return (double)value * rows.Length;
     }
 
-    private void OptimizerStep(RunContext run, LearningRateScheduler scheduler, int groupEnd, double lossSum, int groupRows)
+    private void OptimizerStep(RunContext run, LearningRateScheduler scheduler, int groupEnd, double lossSum, int groupRows, bool endsEpoch)
     {
         var parameters = run.Optimizer.Parameters;
         double norm = settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(parameters, max) : GradientNorm(parameters);
@@ -121,7 +121,8 @@ internal sealed class TrainingLoop
         state.NextBatch = groupEnd;
         state.EpochLossSum += lossSum;
         state.EpochRows += groupRows;
-        if (run.Store is not null && settings.CheckpointEverySteps > 0 && state.GlobalStep % settings.CheckpointEverySteps == 0) SaveCheckpoint(run);
+        // The epoch's last step is checkpointed right after validation instead (one checkpoint per step number).
+        if (run.Store is not null && settings.CheckpointEverySteps > 0 && state.GlobalStep % settings.CheckpointEverySteps == 0 && !endsEpoch) SaveCheckpoint(run);
         int logEvery = Math.Max(1, run.TotalSteps / 50);
         Report(new TrainingProgress
         {
