@@ -1,0 +1,177 @@
+using Microsoft.ML.Peft.LinearAlgebra;
+
+namespace Microsoft.ML.Peft.Bayesian;
+
+/// <summary>
+/// Accumulates one K-FAC Kronecker factor F = Σ_n x_n·x_nᵀ from row batches: input activations a_n (the A factor,
+/// optionally with a bias column of ones appended) or output gradients g_n (the G factor).
+/// </summary>
+/// <remarks>
+/// <para><b>Normalisation.</b> The accumulator keeps the plain sum and the number of rows N; <see cref="ToEigenbasis"/>
+/// returns the mean F/N. <see cref="KfacLaplaceLayer"/> then uses precision N·(G_mean ⊗ A_mean) + λI, which is exactly
+/// laplace-torch's K-FAC (its backends sum the output-side factor over examples and average the input-side factor,
+/// G_sum ⊗ A_mean = N·G_mean ⊗ A_mean). Feed per-example gradients of each example's own loss (the gradient of a
+/// summed loss). bayesian_lora instead back-propagates a batch-mean loss (gradients carry a 1/B factor) and sums
+/// both factors without dividing; convert by multiplying its gradients by B.</para>
+/// <para><b>Low rank.</b> When the side length is ≥ <c>lowRankThreshold</c> (bayesian_lora's <c>lr_threshold</c>), the
+/// factor is kept as a root L (size×k, F ≈ L·Lᵀ, k = <c>lowRankRank</c>, bayesian_lora's <c>n_kfac</c>) updated by
+/// bayesian_lora's incremental SVD: each chunk of rows X is folded as [L, Xᵀ] = U·Σ·Vᵀ, L ← U_k·Σ_k, which is exact
+/// while the total rank stays ≤ k and otherwise keeps the best rank-k approximation of (previous estimate + new
+/// rows). Batches are folded in chunks of at most <see cref="LowRankChunkRows"/> rows to bound the SVD size, so the
+/// result depends (only through the truncations) on the order and chunking of the data. All arithmetic is in double.</para>
+/// </remarks>
+public sealed class KroneckerFactorAccumulator
+{
+    /// <summary>Largest number of rows folded into the low-rank root by one incremental SVD.</summary>
+    public const int LowRankChunkRows = 256;
+
+    private readonly int _inputWidth;
+    private readonly double[]? _sum;   // exact: Size×Size
+    private double[] _root = [];       // low rank: Size×_rootColumns
+    private int _rootColumns;
+
+    /// <summary>Creates an empty accumulator.</summary>
+    /// <param name="inputWidth">Width of the rows that will be added (layer in_features for A, out_features for G).</param>
+    /// <param name="appendBias">Append a constant 1 to every row (A factor of a layer with bias, as bayesian_lora does).</param>
+    /// <param name="lowRankThreshold">Sides ≥ this are kept low-rank (default 512).</param>
+    /// <param name="lowRankRank">Rank k of a low-rank factor (default 10, bayesian_lora's example n_kfac).</param>
+    /// <param name="name">Name used in error messages, e.g. "layers.0.q_proj.lora_A input factor".</param>
+    public KroneckerFactorAccumulator(int inputWidth, bool appendBias = false, int lowRankThreshold = 512, int lowRankRank = 10, string name = "factor")
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(inputWidth, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(lowRankThreshold, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(lowRankRank, 1);
+        _inputWidth = inputWidth;
+        AppendBias = appendBias;
+        Size = inputWidth + (appendBias ? 1 : 0);
+        Name = name;
+        IsLowRank = Size >= lowRankThreshold && lowRankRank < Size;
+        LowRankRank = lowRankRank;
+        if (!IsLowRank) _sum = new double[Size * Size];
+    }
+
+    /// <summary>Name used in error messages.</summary>
+    public string Name { get; }
+
+    /// <summary>Side length of the factor (input width, plus one with a bias column).</summary>
+    public int Size { get; }
+
+    /// <summary>Whether a ones column is appended to each row.</summary>
+    public bool AppendBias { get; }
+
+    /// <summary>Whether the factor is kept as a rank-<see cref="LowRankRank"/> root.</summary>
+    public bool IsLowRank { get; }
+
+    /// <summary>Rank k used when <see cref="IsLowRank"/>.</summary>
+    public int LowRankRank { get; }
+
+    /// <summary>Rows added so far (N).</summary>
+    public long SampleCount { get; private set; }
+
+    /// <summary>Adds <paramref name="rowCount"/> rows of width inputWidth (row-major).</summary>
+    /// <exception cref="ArgumentException">Length mismatch or a non-finite value (row and column named).</exception>
+    public void AddRows(ReadOnlySpan<float> rows, int rowCount)
+    {
+        CheckShape(rows.Length, rowCount);
+        var wide = new double[rows.Length];
+        for (int i = 0; i < wide.Length; i++) wide[i] = rows[i];
+        AddRows(wide, rowCount);
+    }
+
+    /// <summary>Adds <paramref name="rowCount"/> rows of width inputWidth (row-major).</summary>
+    public void AddRows(ReadOnlySpan<double> rows, int rowCount)
+    {
+        CheckShape(rows.Length, rowCount);
+        MatrixGuard.Finite(rows, _inputWidth, Name);
+        for (int start = 0; start < rowCount; start += LowRankChunkRows)
+        {
+            int count = Math.Min(LowRankChunkRows, rowCount - start);
+            double[] chunk = Augmented(rows.Slice(start * _inputWidth, count * _inputWidth), count);
+            if (IsLowRank) Fold(chunk, count);
+            else DenseMatrix.AddOuterProducts(chunk, count, Size, 1.0, _sum);
+        }
+        SampleCount += rowCount;
+    }
+
+    /// <summary>The mean factor F/N as a dense matrix (materialises Size² values; for small factors and tests).</summary>
+    public double[] MeanMatrix()
+    {
+        RequireSamples();
+        if (!IsLowRank)
+        {
+            var mean = (double[])_sum!.Clone();
+            for (int i = 0; i < mean.Length; i++) mean[i] /= SampleCount;
+            return mean;
+        }
+        return ToEigenbasis().ToMatrix();
+    }
+
+    /// <summary>The low-rank root L with F_sum ≈ L·Lᵀ (row-major Size×columns; empty for an exact factor).</summary>
+    public ReadOnlySpan<double> LowRankRoot => _root;
+
+    /// <summary>Number of columns of <see cref="LowRankRoot"/> (≤ <see cref="LowRankRank"/>).</summary>
+    public int LowRankRootColumns => _rootColumns;
+
+    /// <summary>Eigenbasis of the mean factor F/N (low-rank when <see cref="IsLowRank"/>).</summary>
+    /// <exception cref="InvalidOperationException">No rows were added.</exception>
+    public KroneckerFactorEigenbasis ToEigenbasis()
+    {
+        RequireSamples();
+        if (!IsLowRank)
+        {
+            var mean = (double[])_sum!.Clone();
+            for (int i = 0; i < mean.Length; i++) mean[i] /= SampleCount;
+            return KroneckerFactorEigenbasis.FromSymmetricMatrix(mean, Size, Name);
+        }
+        // F/N = (L/√N)(L/√N)ᵀ.
+        var scaled = (double[])_root.Clone();
+        double s = 1 / Math.Sqrt(SampleCount);
+        for (int i = 0; i < scaled.Length; i++) scaled[i] *= s;
+        return KroneckerFactorEigenbasis.FromRoot(scaled, Size, _rootColumns, Name);
+    }
+
+    private void Fold(double[] chunk, int count)
+    {
+        // C = [L, Xᵀ] (Size × (k + count)); keep the top-k left singular vectors scaled by their singular values.
+        int columns = _rootColumns + count;
+        var c = new double[Size * columns];
+        for (int i = 0; i < Size; i++)
+        {
+            _root.AsSpan(i * _rootColumns, _rootColumns).CopyTo(c.AsSpan(i * columns, _rootColumns));
+            for (int r = 0; r < count; r++) c[i * columns + _rootColumns + r] = chunk[r * Size + i];
+        }
+        var svd = SingularValueDecomposition.ComputeThin(c, Size, columns, Name);
+        int keep = Math.Min(LowRankRank, svd.Rank);
+        var root = new double[Size * keep];
+        for (int i = 0; i < Size; i++)
+        {
+            for (int j = 0; j < keep; j++) root[i * keep + j] = svd.U[i * svd.Rank + j] * svd.SingularValues[j];
+        }
+        _root = root;
+        _rootColumns = keep;
+    }
+
+    private double[] Augmented(ReadOnlySpan<double> rows, int count)
+    {
+        if (!AppendBias) return rows.ToArray();
+        var result = new double[count * Size];
+        for (int r = 0; r < count; r++)
+        {
+            rows.Slice(r * _inputWidth, _inputWidth).CopyTo(result.AsSpan(r * Size, _inputWidth));
+            result[r * Size + _inputWidth] = 1;
+        }
+        return result;
+    }
+
+    private void CheckShape(int length, int rowCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rowCount);
+        if ((long)rowCount * _inputWidth != length)
+            throw new ArgumentException($"Rows for '{Name}' have {length} values, expected {rowCount}×{_inputWidth}.", "rows");
+    }
+
+    private void RequireSamples()
+    {
+        if (SampleCount == 0) throw new InvalidOperationException($"Kronecker factor '{Name}' has no rows yet.");
+    }
+}
