@@ -10,13 +10,14 @@ using Microsoft.ML.Peft.Tensors;
 namespace Microsoft.ML.Peft.Benchmarks;
 
 /// <summary>
-/// <c>qlora [gemm] [step] [--layers N] [--seq S] [--optimizer eight-bit|paged-eight-bit]</c>:
+/// <c>qlora [gemm] [step] [--layers N] [--seq S] [--steps K] [--optimizer eight-bit|paged-eight-bit]</c>:
 /// (i) fused NF4 GEMM vs fp32 GEMM, y = x·Wᵀ with a 256-token x and 2048×2048 / 2048×5632 weights:
 /// <c>qgemm KxN fp32=G nf4=G ratio=R</c> (GFLOP/s, best repetition, alternating). (ii) one LoRA training step
 /// (r = 64 on every linear layer) of a randomly initialised Llama with TinyLlama-1.1B's dimensions, batch 1, seq 256:
 /// (a) float32 base + AdamW, (b) NF4 + double-quantized base, bf16 embeddings and head, gradient checkpointing and
 /// 8-bit AdamW. Each variant runs in a child process (<c>qlora variant fp32|qlora</c>) so peak RSS (VmHWM) does not mix:
-/// <c>qlora-step variant=V ... step_s=T peak_rss_mb=M</c>.
+/// <c>qlora-step variant=V ... step_s=T peak_rss_mb=M</c> (step_s: the last of K = 2 steps; pool_mb: tensor-pool
+/// bytes ever allocated, i.e. the activation/gradient high-water mark).
 /// </summary>
 internal sealed class QLoraBenchmark : IBenchmark
 {
@@ -24,11 +25,11 @@ internal sealed class QLoraBenchmark : IBenchmark
 
     public string Name => "qlora";
 
-    public string Description => "fused NF4 GEMM vs fp32; TinyLlama-shaped LoRA step fp32 vs QLoRA (peak RSS, time): [gemm] [step] [--layers N] [--seq S]";
+    public string Description => "fused NF4 GEMM vs fp32; TinyLlama-shaped LoRA step fp32 vs QLoRA (peak RSS, time): [gemm] [step] [--layers N] [--seq S] [--steps K]";
 
     public int Run(string[] args)
     {
-        int layers = 22, seq = 256;
+        int layers = 22, seq = 256, steps = 2;
         string optimizer = "eight-bit";
         var parts = new List<string>();
         for (int i = 0; i < args.Length; i++)
@@ -36,9 +37,10 @@ internal sealed class QLoraBenchmark : IBenchmark
             if (args[i] == "--layers" && i + 1 < args.Length) layers = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--seq" && i + 1 < args.Length) seq = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--optimizer" && i + 1 < args.Length) optimizer = args[++i];
+            else if (args[i] == "--steps" && i + 1 < args.Length) steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else parts.Add(args[i]);
         }
-        if (parts is ["variant", var v]) return RunVariant(v, layers, seq, optimizer);
+        if (parts is ["variant", var v]) return RunVariant(v, layers, seq, steps, optimizer);
         if (parts.Count == 0) parts = ["gemm", "step"];
         if (parts.Contains("gemm"))
         {
@@ -49,7 +51,7 @@ internal sealed class QLoraBenchmark : IBenchmark
         {
             foreach (var variant in new[] { "fp32", "qlora" })
             {
-                int code = RunChild(["qlora", "variant", variant, "--layers", $"{layers}", "--seq", $"{seq}", "--optimizer", optimizer]);
+                int code = RunChild(["qlora", "variant", variant, "--layers", $"{layers}", "--seq", $"{seq}", "--steps", $"{steps}", "--optimizer", optimizer]);
                 if (code != 0) return code;
             }
         }
@@ -97,7 +99,7 @@ internal sealed class QLoraBenchmark : IBenchmark
         return child.ExitCode;
     }
 
-    private static int RunVariant(string variant, int layers, int seq, string optimizerName)
+    private static int RunVariant(string variant, int layers, int seq, int steps, string optimizerName)
     {
         bool qlora = variant == "qlora";
         if (!qlora && variant != "fp32")
@@ -124,24 +126,32 @@ internal sealed class QLoraBenchmark : IBenchmark
             targets[i] = (int)(rng.NextUInt64() % Vocab);
         }
 
-        clock.Restart();
-        float loss;
-        using (TensorScope.Begin())
+        // Step 1 also fills the tensor pool and JIT-compiles; later steps are the steady state (step_s reports the last).
+        var stepSeconds = new List<double>();
+        float loss = 0;
+        for (int step = 0; step < Math.Max(1, steps); step++)
         {
-            var logits = model.Forward(Tensor.FromInt32(ids, 1, seq), checkpoint: qlora);
-            var l = logits.CrossEntropy(Tensor.FromInt32(targets, 1, seq));
-            l.Backward();
-            optimizer.Step();
-            optimizer.ZeroGrad();
-            loss = l.Item();
+            clock.Restart();
+            using (TensorScope.Begin())
+            {
+                var logits = model.Forward(Tensor.FromInt32(ids, 1, seq), checkpoint: qlora);
+                var l = logits.CrossEntropy(Tensor.FromInt32(targets, 1, seq));
+                l.Backward();
+                optimizer.Step();
+                optimizer.ZeroGrad();
+                loss = l.Item();
+            }
+            stepSeconds.Add(clock.Elapsed.TotalSeconds);
         }
-        double stepSeconds = clock.Elapsed.TotalSeconds;
         (optimizer as IDisposable)?.Dispose();
         long peak = Status("VmHWM:");
-        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-            "qlora-step variant={0} layers={1} seq={2} optimizer={3} trainable={4} loss={5:F4} build_s={6:F1} rss_after_build_mb={7:F0} step_s={8:F2} peak_rss_mb={9:F0}",
+        var inv = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Format(inv,
+            "qlora-step variant={0} layers={1} seq={2} optimizer={3} trainable={4} loss={5:F4} build_s={6:F1} rss_after_build_mb={7:F0} " +
+            "step_times_s={8} step_s={9:F2} pool_mb={10:F0} peak_rss_mb={11:F0}",
             variant, layers, seq, qlora ? optimizerName : "adamw-fp32", trainable.Sum(p => (long)p.Count), loss, buildSeconds,
-            rssAfterBuild / 1024.0, stepSeconds, peak / 1024.0));
+            rssAfterBuild / 1024.0, string.Join('/', stepSeconds.Select(s => s.ToString("F2", inv))), stepSeconds[^1],
+            TensorPool.AllocatedBytes / 1048576.0, peak / 1024.0));
         return 0;
     }
 
