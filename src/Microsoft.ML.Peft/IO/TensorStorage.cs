@@ -40,7 +40,12 @@ internal abstract unsafe class TensorStorage : IDisposable
     protected abstract void Release();
 }
 
-/// <summary>A whole file mapped read-only. The OS pages data in on first touch, so opening costs no reads.</summary>
+/// <summary>
+/// A whole file mapped privately (copy-on-write). The OS pages data in on first touch, so opening costs no reads.
+/// Copy-on-write rather than read-only because model weights are used zero-copy as engine tensors: a trainable
+/// parameter over the mapping may be updated in place by an optimizer, which must neither fault on a read-only page
+/// nor reach the file (a written page becomes a private copy; untouched pages stay shared with the page cache).
+/// </summary>
 internal sealed unsafe class MappedFileStorage : TensorStorage
 {
     private readonly MemoryMappedFile _file;
@@ -52,10 +57,10 @@ internal sealed unsafe class MappedFileStorage : TensorStorage
     {
         Length = stream.Length;
         _file = MemoryMappedFile.CreateFromFile(
-            stream, mapName: null, capacity: 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            stream, mapName: null, capacity: 0, MemoryMappedFileAccess.CopyOnWrite, HandleInheritability.None, leaveOpen: false);
         try
         {
-            _view = _file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            _view = _file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.CopyOnWrite);
             byte* p = null;
             _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
             _pointer = p + _view.PointerOffset;

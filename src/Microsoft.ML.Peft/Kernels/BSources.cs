@@ -5,6 +5,8 @@ namespace Microsoft.ML.Peft.Kernels;
 /// <summary>fp32 B, row-major with row stride ldb; stored n×k when transposed.</summary>
 internal readonly unsafe struct F32BSource(float* b, nint ldb, bool transposed) : IBPanelSource
 {
+    public int RowGranularity => 1;
+
     public void Pack(int k0, int kc, int n0, int nc, int nr, float* dest, GemmIsa isa)
     {
         if (transposed)
@@ -42,7 +44,10 @@ internal readonly unsafe struct WideningBSource<T, TFormat>(T* b, nint ldb, bool
 {
     private const int ScratchFloats = 8192;
 
+    public int RowGranularity => 1;
+
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Pack(int k0, int kc, int n0, int nc, int nr, float* dest, GemmIsa isa)
     {
         float* scratch = stackalloc float[ScratchFloats];
@@ -82,6 +87,8 @@ internal readonly unsafe struct WideningBSource<T, TFormat>(T* b, nint ldb, bool
 /// <summary>Adapts a public <see cref="GemmBOperand"/> (for example a 4-bit format defined elsewhere) to the driver.</summary>
 internal readonly unsafe struct ManagedBSource(GemmBOperand operand) : IBPanelSource
 {
+    public int RowGranularity { get; } = Math.Max(1, operand.RowGranularity);
+
     public void Pack(int k0, int kc, int n0, int nc, int nr, float* dest, GemmIsa isa)
     {
         int panels = (nc + nr - 1) / nr;

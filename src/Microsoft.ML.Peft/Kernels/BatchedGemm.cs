@@ -43,19 +43,30 @@ internal static unsafe class BatchedGemm
         fixed (float* pb = &MemoryMarshal.GetReference(b))
         fixed (float* pc = &MemoryMarshal.GetReference(c))
         {
-            nint aAddress = (nint)pa, bAddress = (nint)pb, cAddress = (nint)pc;
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-            {
-                int first = (int)((long)batchCount * t / threads), last = (int)((long)batchCount * (t + 1) / threads);
-                for (int i = first; i < last; i++)
-                {
-                    Gemm.Sgemm(isa, 1, transA, transB, m, n, k, alpha,
-                        new ReadOnlySpan<float>((float*)aAddress + i * strideA, (int)extentA), lda,
-                        new ReadOnlySpan<float>((float*)bAddress + i * strideB, (int)extentB), ldb,
-                        beta, new Span<float>((float*)cAddress + i * strideC, (int)extentC), ldc);
-                }
-            });
+            var batch = new Batch(isa, transA, transB, m, n, k, alpha, pa, lda, strideA, extentA, pb, ldb, strideB, extentB,
+                beta, pc, ldc, strideC, extentC);
+            RunParallel(batch, batchCount, threads);
         }
+    }
+
+    /// <summary>Thread t runs the t-th share of the batch. Kept apart so that only this path allocates a closure.</summary>
+    private static void RunParallel(Batch batch, int batchCount, int threads) =>
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            int first = (int)((long)batchCount * t / threads), last = (int)((long)batchCount * (t + 1) / threads);
+            for (int i = first; i < last; i++) batch.Run(i);
+        });
+
+    /// <summary>The pinned operands of a batch; product i runs single-threaded on the calling thread.</summary>
+    private readonly struct Batch(GemmIsa isa, bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, long strideA, long extentA, float* b, int ldb, long strideB, long extentB,
+        float beta, float* c, int ldc, long strideC, long extentC)
+    {
+        public void Run(int i) =>
+            Gemm.Sgemm(isa, 1, transA, transB, m, n, k, alpha,
+                new ReadOnlySpan<float>(a + i * strideA, (int)extentA), lda,
+                new ReadOnlySpan<float>(b + i * strideB, (int)extentB), ldb,
+                beta, new Span<float>(c + i * strideC, (int)extentC), ldc);
     }
 
     /// <summary>Elements spanned by one rows×columns matrix with the given row stride (checked for consistency).</summary>

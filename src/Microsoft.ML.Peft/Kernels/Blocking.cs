@@ -25,22 +25,29 @@ internal readonly struct Blocking
 
     public int PackedBFloats { get; }
 
-    /// <summary>Blocking for an m×n×k product whose threads each own at most <paramref name="rowsPerThread"/> rows.</summary>
-    public static Blocking For<TKernel>(int m, int n, int k, int rowsPerThread)
+    /// <summary>
+    /// Blocking for an m×n×k product; k slices are multiples of <paramref name="kGranularity"/> (the B source's
+    /// <see cref="IBPanelSource.RowGranularity"/>), so each starts on a granule.
+    /// </summary>
+    public static Blocking For<TKernel>(int m, int n, int k, int kGranularity)
         where TKernel : struct, IMicroKernel => new(
-            Even(Math.Min(m, rowsPerThread), TKernel.MC, TKernel.MR),
-            Even(k, TKernel.KC, 1),
+            Even(m, TKernel.MC, TKernel.MR),
+            Even(k, TKernel.KC, kGranularity),
             Even(n, TKernel.NC, TKernel.NR),
             TKernel.MR,
             TKernel.NR);
 
     public static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
 
-    /// <summary>The smallest multiple of <paramref name="multiple"/> that splits total into as few blocks ≤ max as possible.</summary>
+    /// <summary>
+    /// A block size that is a multiple of <paramref name="multiple"/>, at most <paramref name="max"/> (rounded down to
+    /// a multiple, but at least one multiple), and splits total into as few, as equal blocks as that allows.
+    /// </summary>
     private static int Even(int total, int max, int multiple)
     {
+        int cap = Math.Max(multiple, max / multiple * multiple);
         if (total <= 0) return multiple;
-        int blocks = (total + max - 1) / max;
-        return Math.Min(max, RoundUp((total + blocks - 1) / blocks, multiple));
+        int blocks = (total + cap - 1) / cap;
+        return Math.Min(cap, RoundUp((total + blocks - 1) / blocks, multiple));
     }
 }

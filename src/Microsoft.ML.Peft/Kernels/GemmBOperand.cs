@@ -16,7 +16,13 @@ namespace Microsoft.ML.Peft.Kernels;
 /// <para>
 /// The GEMM calls <see cref="PackPanels"/> from several threads at once on disjoint column ranges, so implementations
 /// must be thread-safe (stateless apart from the immutable weight). A format that decodes in blocks (e.g. 64 weights
-/// per scale) should decode into the destination directly, never into a full fp32 copy of the matrix.
+/// per scale) should decode into the destination directly, never into a full fp32 copy of the matrix, and can declare
+/// its block length in <see cref="RowGranularity"/>.
+/// </para>
+/// <para>
+/// What the GEMM asks for: blocks of at most a few hundred rows (its kc, 384 with AVX-512) by a few thousand columns
+/// (its nc, 2048 with AVX-512), or a share of such a block when threads split it; <c>panelWidth</c> is the
+/// micro-kernel's NR: 32 with AVX-512, 16 with AVX2, 4 otherwise.
 /// </para>
 /// </remarks>
 public abstract class GemmBOperand
@@ -37,6 +43,13 @@ public abstract class GemmBOperand
 
     /// <summary>n: columns of op(B).</summary>
     public int Columns { get; }
+
+    /// <summary>
+    /// Every block the GEMM requests starts at a row (k index) that is a multiple of this, so a format stored in blocks
+    /// along k (e.g. 64 weights per scale) can decode whole blocks; the last block ends at <see cref="Rows"/>. 1 by
+    /// default; keep it at most a few hundred, since a k slice spans at least one granule.
+    /// </summary>
+    public virtual int RowGranularity => 1;
 
     /// <summary>
     /// Writes the block at (<paramref name="rowStart"/>, <paramref name="columnStart"/>) of op(B), of

@@ -15,7 +15,7 @@ internal static unsafe class GemmDriver<TKernel>
     public static void RunSingleThreaded<TB>(in GemmCall call, TB b)
         where TB : struct, IBPanelSource
     {
-        Blocking blocking = Blocking.For<TKernel>(call.M, call.N, call.K, call.M);
+        Blocking blocking = Blocking.For<TKernel>(call.M, call.N, call.K, b.RowGranularity);
         PackBuffer bufferB = PackBuffer.RentForB(blocking.PackedBFloats);
         PackBuffer bufferA = PackBuffer.RentForA(blocking.PackedAFloats);
         try

@@ -9,4 +9,7 @@ namespace Microsoft.ML.Peft.Kernels;
 internal unsafe interface IBPanelSource
 {
     void Pack(int k0, int kc, int n0, int nc, int nr, float* dest, GemmIsa isa);
+
+    /// <summary>k slices must start at multiples of this (see <see cref="GemmBOperand.RowGranularity"/>).</summary>
+    int RowGranularity { get; }
 }

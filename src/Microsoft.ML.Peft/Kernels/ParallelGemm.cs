@@ -62,7 +62,7 @@ internal sealed unsafe class ParallelGemm<TKernel, TB>
 
     public static void Run(in GemmCall call, TB b, int threads)
     {
-        Blocking blocking = Blocking.For<TKernel>(call.M, call.N, call.K, call.M);
+        Blocking blocking = Blocking.For<TKernel>(call.M, call.N, call.K, b.RowGranularity);
         PackBuffer bufferB = PackBuffer.RentForB(2 * blocking.PackedBFloats);
         try
         {

@@ -38,24 +38,24 @@ internal static unsafe class SkinnyGemm
         {
             var job = new Columns(call, a, lda, b, ldb, transB);
             if (threads <= 1)
-            {
                 job.Run(0, call.N);
-                return;
-            }
-
-            int n = call.N;
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-            {
-                int begin = (int)((long)steps * t / threads) * columnStep;
-                int end = Math.Min(n, (int)((long)steps * (t + 1) / threads) * columnStep);
-                job.Run(begin, end);
-            });
+            else
+                RunParallel(job, call.N, steps, columnStep, threads);
         }
         finally
         {
             rowsOfA?.Return();
         }
     }
+
+    /// <summary>Thread t takes the t-th share of the column steps. Kept apart so that only this path allocates a closure.</summary>
+    private static void RunParallel(Columns job, int n, int steps, int columnStep, int threads) =>
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            int begin = (int)((long)steps * t / threads) * columnStep;
+            int end = Math.Min(n, (int)((long)steps * (t + 1) / threads) * columnStep);
+            job.Run(begin, end);
+        });
 
     /// <summary>The product restricted to a column range; a struct so the parallel lambda can capture it.</summary>
     private readonly struct Columns(GemmCall call, float* a, nint lda, float* b, nint ldb, bool transB)

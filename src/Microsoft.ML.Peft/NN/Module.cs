@@ -35,12 +35,20 @@ public abstract class Module
         }
     }
 
-    /// <summary>Every parameter of the subtree with its dotted name (own parameters first, then children's).</summary>
-    public IEnumerable<(string Name, Tensor Parameter)> NamedParameters()
+    /// <summary>
+    /// Every parameter of the subtree with its dotted name (own parameters first, then children's). A tensor shared by
+    /// several slots (tied weights) is listed once, under its first name, unless <paramref name="removeDuplicates"/>
+    /// is false — as PyTorch's named_parameters.
+    /// </summary>
+    public IEnumerable<(string Name, Tensor Parameter)> NamedParameters(bool removeDuplicates = true)
     {
+        var seen = removeDuplicates ? new HashSet<Tensor>(ReferenceEqualityComparer.Instance) : null;
         foreach (var (path, module) in NamedModules())
         {
-            foreach (var p in module.parameters) yield return (path.Length == 0 ? p.Name : path + "." + p.Name, p.Value);
+            foreach (var p in module.parameters)
+            {
+                if (seen is null || seen.Add(p.Value)) yield return (path.Length == 0 ? p.Name : path + "." + p.Name, p.Value);
+            }
         }
     }
 
@@ -115,11 +123,14 @@ public abstract class Module
         }
     }
 
-    /// <summary>The live parameter tensors by dotted name, in registration order (a view, not a copy).</summary>
+    /// <summary>
+    /// The live parameter tensors by dotted name, in registration order (a view, not a copy); tied weights appear
+    /// under every name, as in PyTorch's state_dict.
+    /// </summary>
     public OrderedDictionary<string, Tensor> StateDict()
     {
         var result = new OrderedDictionary<string, Tensor>();
-        foreach (var (name, p) in NamedParameters()) result.Add(name, p);
+        foreach (var (name, p) in NamedParameters(removeDuplicates: false)) result.Add(name, p);
         return result;
     }
 
@@ -132,7 +143,7 @@ public abstract class Module
     public StateDictLoadResult LoadStateDict(IReadOnlyDictionary<string, Tensor> state, bool strict = true, bool copy = false)
     {
         ArgumentNullException.ThrowIfNull(state);
-        var own = NamedParameters().ToList();
+        var own = NamedParameters(removeDuplicates: false).ToList();
         var ownNames = new HashSet<string>(own.Select(p => p.Name));
         var missing = own.Where(p => !state.ContainsKey(p.Name)).Select(p => p.Name).ToList();
         var unexpected = state.Keys.Where(k => !ownNames.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();

@@ -17,12 +17,20 @@ public sealed unsafe partial class Tensor
     /// </param>
     /// <param name="causal">Hide future keys: query i sees keys j ≤ i + seq_k − seq_q (bottom-right aligned).</param>
     /// <param name="scale">Score scale; default 1/√dim.</param>
+    /// <param name="dropout">Dropout probability on the attention probabilities (pass 0 in evaluation).</param>
+    /// <param name="generator">Source of the dropout mask; required when <paramref name="dropout"/> &gt; 0.</param>
+    /// <param name="slidingWindow">
+    /// With <paramref name="causal"/>, also hide keys more than <c>slidingWindow − 1</c> positions back: query i sees
+    /// keys j with i' − slidingWindow &lt; j ≤ i' (i' = i + seq_k − seq_q), as Hugging Face's Mistral/Qwen2 masks.
+    /// Null for no window.
+    /// </param>
     /// <remarks>
     /// Only the output and one log-sum-exp per query row are kept for backward; probabilities are recomputed there.
     /// Query rows that can see no key produce zeros (PyTorch would produce NaN). Operands may be strided views
     /// (e.g. transposed projections) as long as their last dimension is contiguous.
     /// </remarks>
-    public Tensor ScaledDotProductAttention(Tensor key, Tensor value, Tensor? mask = null, bool causal = false, float? scale = null)
+    public Tensor ScaledDotProductAttention(Tensor key, Tensor value, Tensor? mask = null, bool causal = false, float? scale = null,
+        float dropout = 0f, Generator? generator = null, int? slidingWindow = null)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(value);
@@ -38,6 +46,10 @@ public sealed unsafe partial class Tensor
             throw new ArgumentException($"{op}: incompatible shapes query {Describe}, key {key.Describe}, value {value.Describe}");
         if (hkv == 0 || h % hkv != 0)
             throw new ArgumentException($"{op}: query heads ({h}) must be a multiple of key/value heads ({hkv}); query {Describe}, key {key.Describe}");
+        if (dropout is < 0f or >= 1f || float.IsNaN(dropout)) throw new ArgumentOutOfRangeException(nameof(dropout), $"{op}: dropout {dropout} is not in [0, 1)");
+        if (dropout > 0f && generator is null) throw new ArgumentNullException(nameof(generator), $"{op}: dropout needs a generator");
+        if (slidingWindow is not null && (!causal || slidingWindow <= 0))
+            throw new ArgumentException($"{op}: a sliding window ({slidingWindow}) must be positive and needs causal attention");
         if (mask is not null && mask.RequiresGrad) throw new NotSupportedException($"{op}: gradients with respect to the mask are not supported");
         var q = strides[3] == 1 ? this : ContiguousCopy();
         var k = key.strides[3] == 1 ? key : key.ContiguousCopy();
@@ -53,7 +65,11 @@ public sealed unsafe partial class Tensor
             Mask = additive is null ? 0 : (nint)additive.Ptr,
             MaskBatchStride = additive is null || additive.shape[0] == 1 ? 0 : s,
             Causal = causal,
+            Window = slidingWindow ?? 0,
             Scale = scale ?? 1f / MathF.Sqrt(d),
+            DropoutP = dropout,
+            Dropout = dropout > 0f ? generator : null,
+            DropoutStart = dropout > 0f ? generator!.Reserve((long)b * h * t * s) : 0,
         };
         var y = NewOutput([b, h, t, problem.Dv], op);
         var lse = NewOutput([b, h, t], op + "_logsumexp");

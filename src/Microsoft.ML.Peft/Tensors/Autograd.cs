@@ -111,7 +111,7 @@ public static class Autograd
         {
             var inputs = string.Join(", ", new[] { a, b, c }.Where(t => t is not null).Select(t => t!.Describe));
             throw new ArithmeticException(
-                $"DetectAnomaly: forward of '{output.Op}' produced NaN or Inf in its output {output.Describe} (inputs: {inputs}).");
+                $"DetectAnomaly: forward of '{output.GradFn?.Op ?? output.Op}' produced NaN or Inf in its output {output.Describe} (inputs: {inputs}).");
         }
         return output;
     }

@@ -3,7 +3,7 @@ namespace Microsoft.ML.Peft.Tensors;
 /// <summary>Concatenation, stacking and splitting, with backward.</summary>
 public sealed unsafe partial class Tensor
 {
-    /// <summary>Joins float32 tensors along <paramref name="dim"/>; all other dimensions must agree.</summary>
+    /// <summary>Joins tensors along <paramref name="dim"/>; all other dimensions and the dtype (float32 or int32) must agree.</summary>
     public static Tensor Concat(IReadOnlyList<Tensor> tensors, int dim)
     {
         ArgumentNullException.ThrowIfNull(tensors);
@@ -13,15 +13,17 @@ public sealed unsafe partial class Tensor
         int d = ShapeText.Axis(dim, first.Rank, op);
         var outShape = (int[])first.shape.Clone();
         outShape[d] = 0;
+        if (first.DType is not (DType.Float32 or DType.Int32))
+            throw new NotSupportedException($"{op}: {first.Describe} must be float32 or int32");
         foreach (var t in tensors)
         {
-            t.RequireFloat32(op);
+            if (t.DType != first.DType) throw new ArgumentException($"{op}: {t.Describe} has a different dtype than {first.Describe}");
             bool ok = t.Rank == first.Rank;
             for (int i = 0; ok && i < t.Rank; i++) ok = i == d || t.shape[i] == first.shape[i];
             if (!ok) throw new ArgumentException($"{op}: {t.Describe} does not match {first.Describe} outside dimension {d}");
             outShape[d] += t.shape[d];
         }
-        var y = NewOutput(outShape, op);
+        var y = NewOutput(outShape, op, first.DType);
         int start = 0;
         var sizes = new int[tensors.Count];
         for (int i = 0; i < tensors.Count; i++)

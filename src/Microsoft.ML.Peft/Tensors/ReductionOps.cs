@@ -80,6 +80,17 @@ public sealed unsafe partial class Tensor
         return Autograd.Checked(result, this);
     }
 
+    /// <summary>Maximum over several axes (reduced one axis at a time, last first; ties go to the first maximum).</summary>
+    public Tensor Max(int[] axes, bool keepDim = false)
+    {
+        var reduced = NormalizeAxes(axes, "max");
+        var y = this;
+        for (int i = reduced.Length - 1; i >= 0; i--) y = y.Max(reduced[i], keepDim: true);
+        if (keepDim || reduced.Length == 0) return y;
+        var keepShape = (int[])y.shape.Clone();
+        return y.Reshape(DropAxes(keepShape, reduced));
+    }
+
     /// <summary>Sums this gradient down to <paramref name="target"/> (undoing NumPy broadcasting).</summary>
     internal Tensor SumToShape(int[] target)
     {

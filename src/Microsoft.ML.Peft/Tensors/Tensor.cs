@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Microsoft.ML.Peft.Tensors;
 
 /// <summary>
@@ -198,10 +196,4 @@ public sealed unsafe partial class Tensor
     internal int[] ShapeRef => shape;
 
     internal int[] StridesRef => strides;
-
-    /// <summary>Interop helper: the storage elements as a span (for pooled float storage in tests).</summary>
-    internal static Span<float> StorageSpan(TensorStorage s) => new((void*)s.Pointer, s.Length);
-
-    /// <summary>Reinterprets a float span as int (shared pool buffers serve int32 tensors).</summary>
-    internal static Span<int> AsInts(Span<float> s) => MemoryMarshal.Cast<float, int>(s);
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.ML.Peft.Kernels;
 
 namespace Microsoft.ML.Peft.Tests.Kernels;
@@ -71,6 +72,48 @@ public sealed class GemmBOperandTests
             GemmReference.AssertProduct("custom operand", transA, false, m, n, k, 0.5f, a, lda,
                 (p, j) => FormulaOperand.Value(p, j), 2f, c0, c, n);
         }
+    }
+
+    /// <summary>A formula operand that declares 64-row granules and records every block it is asked for.</summary>
+    private sealed class GranularOperand(int rows, int columns) : GemmBOperand(rows, columns)
+    {
+        private readonly FormulaOperand _values = new(rows, columns);
+
+        public ConcurrentBag<(int Start, int Count)> Requests { get; } = [];
+
+        public override int RowGranularity => 64;
+
+        protected override void PackPanelsCore(int rowStart, int rowCount, int columnStart, int columnCount, int panelWidth, Span<float> destination)
+        {
+            Requests.Add((rowStart, rowCount));
+            _values.PackPanels(rowStart, rowCount, columnStart, columnCount, panelWidth, destination);
+        }
+    }
+
+    [TestMethod]
+    [DataRow((int)GemmIsa.Scalar, 1)]
+    [DataRow((int)GemmIsa.Avx512, 1)]
+    [DataRow((int)GemmIsa.Avx512, 2)]
+    public void RowGranularity_EveryRequestedBlockStartsOnAGranule(int isaValue, int threads)
+    {
+        // k = 1000 would otherwise be split evenly as 334 + 333 + 333.
+        var isa = (GemmIsa)isaValue;
+        SgemmShapeTests.RequireIsa(isa);
+        const int m = 40, n = 100, k = 1000;
+        var random = new Random(32);
+        float[] a = GemmReference.RandomMatrix(random, m, k, k);
+        float[] c0 = GemmReference.NaNMatrix(m, n), c = (float[])c0.Clone();
+        var operand = new GranularOperand(k, n);
+        Gemm.Sgemm(isa, threads, false, m, 1f, a, k, operand, 0f, c, n);
+
+        Assert.IsFalse(operand.Requests.IsEmpty);
+        foreach ((int start, int count) in operand.Requests)
+        {
+            Assert.AreEqual(0, start % 64, $"block [{start}, {start + count}) does not start on a granule");
+            Assert.IsTrue(count % 64 == 0 || start + count == k, $"block [{start}, {start + count}) ends inside a granule");
+        }
+        GemmReference.AssertProduct("granular operand", false, false, m, n, k, 1f, a, k,
+            (p, j) => FormulaOperand.Value(p, j), 0f, c0, c, n);
     }
 
     [TestMethod]

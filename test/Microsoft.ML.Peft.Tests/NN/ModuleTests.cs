@@ -1,4 +1,5 @@
 using Microsoft.ML.Peft.NN;
+using Microsoft.ML.Peft.Optim;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tests.Tensors;
 
@@ -190,6 +191,32 @@ public sealed class ModuleTests
         GradCheck.AssertClose(x.Linear(w.To(DType.Float32), layer.Bias).ToArray(), layer.Forward(x).ToArray(), 1e-5);
         var trainable = new Linear(4, 3, new Generator(9));
         Assert.ThrowsExactly<ArgumentException>(() => trainable.ReplaceParameter("weight", w));
+    }
+
+    private sealed class TiedModel : Module
+    {
+        public TiedModel(Tensor shared)
+        {
+            RegisterModule("embed_tokens", new Embedding(shared));
+            RegisterModule("lm_head", new Linear(shared));
+        }
+    }
+
+    [TestMethod]
+    public void TiedWeights_AreOneParameterButTwoStateDictEntries()
+    {
+        var shared = Tensor.Randn(new Generator(14), 6, 4);
+        var model = new TiedModel(shared);
+        Assert.AreEqual(1, model.Parameters().Count());
+        CollectionAssert.AreEqual(new[] { "embed_tokens.weight" }, model.NamedParameters().Select(p => p.Name).ToArray());
+        CollectionAssert.AreEqual(new[] { "embed_tokens.weight", "lm_head.weight" }, model.StateDict().Keys.ToArray());
+        // Both uses accumulate into the one gradient.
+        var ids = Tensor.FromInt32([1, 1], 2);
+        var emb = (Embedding)model.GetModule("embed_tokens");
+        var head = (Linear)model.GetModule("lm_head");
+        head.Forward(emb.Forward(ids)).Sum().Backward();
+        Assert.IsNotNull(shared.Grad);
+        _ = new AdamW(model.Parameters());   // no duplicate-parameter error
     }
 
     [TestMethod]

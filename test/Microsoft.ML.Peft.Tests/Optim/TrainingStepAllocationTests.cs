@@ -4,7 +4,9 @@ using Microsoft.ML.Peft.Tensors;
 
 namespace Microsoft.ML.Peft.Tests.Optim;
 
+// Reads the process-wide tensor-pool counter, so no other test class may run beside it.
 [TestClass]
+[DoNotParallelize]
 public sealed class TrainingStepAllocationTests
 {
     private sealed class Mlp : Module

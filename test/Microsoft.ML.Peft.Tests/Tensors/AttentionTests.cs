@@ -94,6 +94,46 @@ public sealed class AttentionTests
     }
 
     [TestMethod]
+    public void Dropout_MatchesNaiveWithTheSameMask_AndIsReproducible()
+    {
+        int b = 2, h = 2, hkv = 1, t = 70, s = 70, d = 4;
+        const float p = 0.3f;
+        var g = new Generator(10);
+        var q = Tensor.Randn(g, b, h, t, d).RequiresGrad_();
+        var k = Tensor.Randn(g, b, hkv, s, d).RequiresGrad_();
+        var v = Tensor.Randn(g, b, hkv, s, d).RequiresGrad_();
+        var r = Tensor.Randn(g, b, h, t, d);
+        var keep = Tensor.FromInt32(Enumerable.Range(0, b * s).Select(i => i % s < s - 3 * (i / s) ? 1 : 0).ToArray(), b, s);
+
+        var fused = q.ScaledDotProductAttention(k, v, keep, causal: true, dropout: p, generator: new Generator(99));
+        fused.Backward(r);
+        var (gq, gk, gv) = (q.Grad!.ToArray(), k.Grad!.ToArray(), v.Grad!.ToArray());
+        q.ZeroGrad();
+        k.ZeroGrad();
+        v.ZeroGrad();
+
+        // Element (b, h, i, j) keeps when draw #((b·H + h)·T + i)·S + j of the generator is ≥ p.
+        var maskGen = new Generator(99);
+        var z = new float[b * h * t * s];
+        for (int i = 0; i < z.Length; i++) z[i] = maskGen.UniformAt(i) >= p ? 1f / (1f - p) : 0f;
+        var kr = k.Unsqueeze(2).Expand(b, hkv, h / hkv, s, d).Reshape(b, h, s, d);
+        var vr = v.Unsqueeze(2).Expand(b, hkv, h / hkv, s, d).Reshape(b, h, s, d);
+        var hidden = new int[t * s];
+        for (int i = 0; i < t; i++)
+            for (int j = 0; j < s; j++) hidden[i * s + j] = j > i ? 1 : 0;
+        var scores = q.MatMul(kr.Transpose(-1, -2)).Mul(0.5f)
+            .MaskedFill(Tensor.FromInt32(hidden, t, s), float.NegativeInfinity)
+            .MaskedFill(keep.Reshape(b, 1, 1, s).To(DType.Float32).Neg().Add(1f).To(DType.Int32), float.NegativeInfinity);
+        var reference = scores.Softmax().Mul(Tensor.From(z, b, h, t, s)).MatMul(vr);
+        reference.Backward(r);
+        GradCheck.AssertClose(reference.ToArray(), fused.ToArray(), 2e-5, "output");
+        GradCheck.AssertClose(q.Grad!.ToArray(), gq, 5e-5, "dq");
+        GradCheck.AssertClose(k.Grad!.ToArray(), gk, 5e-5, "dk");
+        GradCheck.AssertClose(v.Grad!.ToArray(), gv, 5e-5, "dv");
+        CollectionAssert.AreEqual(fused.ToArray(), q.ScaledDotProductAttention(k, v, keep, causal: true, dropout: p, generator: new Generator(99)).ToArray());
+    }
+
+    [TestMethod]
     public void Fused_Gradients_MatchFiniteDifferences()
     {
         var mask = Tensor.FromInt32([1, 1, 1, 0, 1, 1, 1, 1], 2, 4);

@@ -21,6 +21,7 @@ public sealed class IndexJoinTests
         CollectionAssert.AreEqual(new float[] { 1, 2, 3, 4, 10, 20, 30, 40 }, s.ToArray());
         CollectionAssert.AreEqual(new float[] { 1, 10, 2, 20, 3, 30, 4, 40 }, Tensor.Stack([a, a.Mul(10f)], -1).ToArray());
         Assert.AreEqual(3, Tensor.Arange(7).Split(3, 0).Length);
+        CollectionAssert.AreEqual(new[] { 1, 2, 7 }, Tensor.Concat([Tensor.FromInt32([1, 2], 2), Tensor.FromInt32([7], 1)], 0).ToInt32Array());
     }
 
     [TestMethod]

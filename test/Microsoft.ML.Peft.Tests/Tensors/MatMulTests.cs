@@ -134,6 +134,42 @@ public sealed class MatMulTests
     }
 
     [TestMethod]
+    public void Linear_Backward_MatchesDoublePrecisionFormulas()
+    {
+        // dx = g·W, dW = gᵀ·x, db = Σ_rows g, each evaluated in double from the same float inputs.
+        var gen = new Generator(19);
+        int rows = 37, inF = 23, outF = 29;
+        var x = Tensor.Randn(gen, rows, inF).RequiresGrad_();
+        var w = Tensor.Randn(gen, outF, inF).RequiresGrad_();
+        var b = Tensor.Randn(gen, outF).RequiresGrad_();
+        var g = Tensor.Randn(gen, rows, outF);
+        x.Linear(w, b).Backward(g);
+        float[] xv = x.ToArray(), wv = w.ToArray(), gv = g.ToArray();
+        var dx = x.Grad!.ToArray();
+        var dw = w.Grad!.ToArray();
+        var db = b.Grad!.ToArray();
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < inF; i++)
+            {
+                double s = 0;
+                for (int o = 0; o < outF; o++) s += (double)gv[r * outF + o] * wv[o * inF + i];
+                Assert.AreEqual(s, dx[r * inF + i], 1e-5, $"dx[{r},{i}]");
+            }
+        for (int o = 0; o < outF; o++)
+        {
+            double sb = 0;
+            for (int r = 0; r < rows; r++) sb += gv[r * outF + o];
+            Assert.AreEqual(sb, db[o], 1e-5, $"db[{o}]");
+            for (int i = 0; i < inF; i++)
+            {
+                double s = 0;
+                for (int r = 0; r < rows; r++) s += (double)gv[r * outF + o] * xv[r * inF + i];
+                Assert.AreEqual(s, dw[o * inF + i], 1e-5, $"dW[{o},{i}]");
+            }
+        }
+    }
+
+    [TestMethod]
     public void Linear_BFloat16AndFloat16Weights_MatchFloat32OfRoundedWeights()
     {
         var g = new Generator(17);

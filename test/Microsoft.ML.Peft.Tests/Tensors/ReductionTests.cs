@@ -24,6 +24,9 @@ public sealed class ReductionTests
         CollectionAssert.AreEqual(new float[] { 8, 9, 10, 11, 20, 21, 22, 23 }, x.Max(1).ToArray());
         CollectionAssert.AreEqual(new float[] { 3, 7, 11, 15, 19, 23 }, x.Max(-1).ToArray());
         CollectionAssert.AreEqual(new[] { 2, 1, 4 }, x.Max(1, keepDim: true).ShapeArray());
+        CollectionAssert.AreEqual(new float[] { 20, 21, 22, 23 }, x.Max([0, 1]).ToArray());
+        CollectionAssert.AreEqual(new[] { 1, 3, 1 }, x.Max([0, 2], keepDim: true).ShapeArray());
+        CollectionAssert.AreEqual(new float[] { 15, 19, 23 }, x.Max([0, 2]).ToArray());
     }
 
     [TestMethod]
@@ -62,6 +65,7 @@ public sealed class ReductionTests
         GradCheck.Check(t => t[0].Mean([0, 1]), [x]);
         GradCheck.Check(t => t[0].Max(1), [x]);
         GradCheck.Check(t => t[0].Max(2, keepDim: true), [x]);
+        GradCheck.Check(t => t[0].Max([0, 2]), [x]);
         GradCheck.Check(t => t[0].Transpose(0, 2).Sum(0), [x]);
     }
 }

@@ -1,40 +1,45 @@
-using System.Numerics;
+using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
 
 namespace Microsoft.ML.Peft.Tensors;
 
-/// <summary>GELU, erf form: y = x·Φ(x), Φ evaluated in double per lane (see <see cref="NormalDistribution"/>).</summary>
+/// <summary>
+/// GELU, erf form: y = x·Φ(x) with Φ in double precision (see <see cref="NormalDistribution"/>), 16 floats per
+/// iteration on AVX-512 (widened to two vectors of 8 doubles); scalar double elsewhere.
+/// </summary>
 internal readonly struct GeluMap : IUnaryMap
 {
     public void Invoke(ReadOnlySpan<float> x, Span<float> d)
     {
         int i = 0;
-        int w = Vector<float>.Count;
-        for (; i <= x.Length - w; i += w)
+        if (Vector512.IsHardwareAccelerated)
         {
-            var v = new Vector<float>(x[i..]);
-            Vector.Widen(v, out var lo, out var hi);
-            var r = Vector.Narrow(lo * NormalDistribution.Cdf(lo), hi * NormalDistribution.Cdf(hi));
-            r.CopyTo(d[i..]);
+            for (; i <= x.Length - 16; i += 16)
+            {
+                var (lo, hi) = Vector512.Widen(Vector512.Create(x.Slice(i, 16)));
+                Vector512.Narrow(lo * NormalDistribution.Cdf(lo), hi * NormalDistribution.Cdf(hi)).CopyTo(d.Slice(i, 16));
+            }
         }
         for (; i < x.Length; i++) d[i] = (float)(x[i] * NormalDistribution.Cdf(x[i]));
     }
 }
 
-/// <summary>GELU (erf) backward: d = g·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π).</summary>
+/// <summary>GELU (erf) backward: d = g·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π), in double.</summary>
 internal readonly struct GeluBackwardMap : IBinaryMap
 {
     public void Invoke(ReadOnlySpan<float> x, ReadOnlySpan<float> g, Span<float> d)
     {
         int i = 0;
-        int w = Vector<float>.Count;
-        for (; i <= x.Length - w; i += w)
+        if (Vector512.IsHardwareAccelerated)
         {
-            Vector.Widen(new Vector<float>(x[i..]), out var xl, out var xh);
-            Vector.Widen(new Vector<float>(g[i..]), out var gl, out var gh);
-            var rl = gl * (NormalDistribution.Cdf(xl) + xl * NormalDistribution.InvSqrt2Pi * Vector.Exp(-0.5 * xl * xl));
-            var rh = gh * (NormalDistribution.Cdf(xh) + xh * NormalDistribution.InvSqrt2Pi * Vector.Exp(-0.5 * xh * xh));
-            Vector.Narrow(rl, rh).CopyTo(d[i..]);
+            for (; i <= x.Length - 16; i += 16)
+            {
+                var (xl, xh) = Vector512.Widen(Vector512.Create(x.Slice(i, 16)));
+                var (gl, gh) = Vector512.Widen(Vector512.Create(g.Slice(i, 16)));
+                var cl = NormalDistribution.Cdf(xl, out var pl);
+                var ch = NormalDistribution.Cdf(xh, out var ph);
+                Vector512.Narrow(gl * Vector512.FusedMultiplyAdd(xl, pl, cl), gh * Vector512.FusedMultiplyAdd(xh, ph, ch)).CopyTo(d.Slice(i, 16));
+            }
         }
         for (; i < x.Length; i++)
         {

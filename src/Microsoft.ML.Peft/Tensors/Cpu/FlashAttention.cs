@@ -14,7 +14,9 @@ namespace Microsoft.ML.Peft.Tensors;
 /// Grouped-query attention: query head h reads key/value head h / (H / Hkv), as HF's repeat_kv. Causal masking is
 /// bottom-right aligned (query i sees keys j ≤ i + S − T), which equals PyTorch's is_causal when T = S and is what a
 /// KV cache needs when T &lt; S; key tiles entirely in the future are skipped. A row with no visible key outputs 0
-/// and gets zero gradients. Forward is parallel over (batch, head, query block); backward over (batch, kv head) so
+/// and gets zero gradients. Optional dropout on the probabilities draws its mask from a counter-based
+/// <see cref="Generator"/> at a position fixed by (batch, head, query, key), so backward regenerates the same mask
+/// instead of storing it; the softmax normaliser uses the undropped probabilities, as PyTorch. Forward is parallel over (batch, head, query block); backward over (batch, kv head) so
 /// that each task owns its dK/dV slices without locks.
 /// </remarks>
 internal static unsafe class FlashAttention
@@ -31,13 +33,25 @@ internal static unsafe class FlashAttention
         public nint Mask;          // additive float [Bm, S] or 0
         public int MaskBatchStride; // S, or 0 when one mask row serves every batch
         public bool Causal;
+        public int Window;          // > 0: causal rows also hide keys j ≤ i + S − T − Window (sliding window)
         public float Scale;
+        public float DropoutP;         // 0: no dropout
+        public Generator? Dropout;     // mask of element (b, h, i, j) = draw at DropoutStart + ((b·H + h)·T + i)·S + j
+        public long DropoutStart;
 
         public readonly float* QRow(int b, int h, int i) => (float*)Q + (long)b * Qs0 + (long)h * Qs1 + (long)i * Qs2;
 
         public readonly float* KRow(int b, int hk, int j) => (float*)K + (long)b * Ks0 + (long)hk * Ks1 + (long)j * Ks2;
 
         public readonly float* VRow(int b, int hk, int j) => (float*)V + (long)b * Vs0 + (long)hk * Vs1 + (long)j * Vs2;
+
+        /// <summary>Multiplies row r of a probability tile by the dropout mask Z ∈ {0, 1/(1−p)} of keys j0..j0+n.</summary>
+        public readonly void ApplyDropout(Span<float> row, long bh, int i, int j0)
+        {
+            long position = DropoutStart + (bh * T + i) * S + j0;
+            float keep = 1f / (1f - DropoutP);
+            for (int c = 0; c < row.Length; c++) row[c] = Dropout!.UniformAt(position + c) >= DropoutP ? row[c] * keep : 0f;
+        }
 
         /// <summary>Exclusive end of the keys visible to query rows up to <paramref name="lastRow"/>.</summary>
         public readonly int KeyEnd(int lastRow) => Causal ? Math.Clamp(lastRow + S - T + 1, 0, S) : S;
@@ -83,6 +97,7 @@ internal static unsafe class FlashAttention
                         TensorPrimitives.Exp(row, row);
                         float alpha = MathF.Exp(m[r] - mNew);
                         l[r] = l[r] * alpha + TensorPrimitives.Sum<float>(row);
+                        if (p.DropoutP > 0f) p.ApplyDropout(row, bh, i0 + r, j0);   // the normaliser l uses undropped P
                         if (alpha != 1f)
                         {
                             var orow = new Span<float>(o + (long)r * p.Dv, p.Dv);
@@ -151,16 +166,29 @@ internal static unsafe class FlashAttention
                                 TensorPrimitives.Subtract(row, L[r], row);
                                 TensorPrimitives.Exp(row, row);            // P
                             }
-                            if (dvBase is not null)
-                                Mm(true, false, bc, p.Dv, br, 1f, s, BlockK, go, p.Dv, 1f, dvBase + (long)j0 * p.Dv, p.Dv);
-                            if (dqRows is null && dkBase is null) continue;
-                            Mm(false, true, br, bc, p.Dv, 1f, go, p.Dv, p.VRow(b, hk, j0), p.Vs2, 0f, dp, BlockK);
-                            for (int r = 0; r < br; r++)
+                            bool needDs = dqRows is not null || dkBase is not null;
+                            if (needDs)
                             {
-                                var dpr = new Span<float>(dp + r * BlockK, bc);
-                                TensorPrimitives.Subtract(dpr, dRow[r], dpr);
-                                TensorPrimitives.Multiply(dpr, new ReadOnlySpan<float>(s + r * BlockK, bc), dpr);   // dS
+                                // dS = P ∘ (Z ∘ dP − D) with dP = dO·Vᵀ (Z = dropout mask, 1 without dropout).
+                                Mm(false, true, br, bc, p.Dv, 1f, go, p.Dv, p.VRow(b, hk, j0), p.Vs2, 0f, dp, BlockK);
+                                for (int r = 0; r < br; r++)
+                                {
+                                    var dpr = new Span<float>(dp + r * BlockK, bc);
+                                    if (p.DropoutP > 0f) p.ApplyDropout(dpr, bh, i0 + r, j0);
+                                    TensorPrimitives.Subtract(dpr, dRow[r], dpr);
+                                    TensorPrimitives.Multiply(dpr, new ReadOnlySpan<float>(s + r * BlockK, bc), dpr);
+                                }
                             }
+                            if (dvBase is not null)
+                            {
+                                // dV += (Z ∘ P)ᵀ·dO
+                                if (p.DropoutP > 0f)
+                                {
+                                    for (int r = 0; r < br; r++) p.ApplyDropout(new Span<float>(s + r * BlockK, bc), bh, i0 + r, j0);
+                                }
+                                Mm(true, false, bc, p.Dv, br, 1f, s, BlockK, go, p.Dv, 1f, dvBase + (long)j0 * p.Dv, p.Dv);
+                            }
+                            if (!needDs) continue;
                             if (dqRows is not null)
                                 Mm(false, false, br, p.D, bc, p.Scale, dp, BlockK, p.KRow(b, hk, j0), p.Ks2, 1f, dqRows, p.D);
                             if (dkBase is not null)
@@ -185,6 +213,11 @@ internal static unsafe class FlashAttention
             {
                 int firstHidden = i0 + r + p.S - p.T + 1 - j0;
                 if (firstHidden < bc) row[Math.Max(firstHidden, 0)..].Fill(float.NegativeInfinity);
+                if (p.Window > 0)
+                {
+                    int firstVisible = i0 + r + p.S - p.T - p.Window + 1 - j0;
+                    if (firstVisible > 0) row[..Math.Min(firstVisible, bc)].Fill(float.NegativeInfinity);
+                }
             }
         }
     }

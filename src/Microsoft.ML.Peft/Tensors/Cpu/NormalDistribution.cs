@@ -1,4 +1,4 @@
-using System.Numerics;
+using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.Peft.Tensors;
 
@@ -11,7 +11,8 @@ namespace Microsoft.ML.Peft.Tensors;
 /// erfc(|z|) = e^(−z²)·Q(1/|z|) (degree-16 polynomial in 1/|z|); beyond 6 the first 13 terms of the asymptotic
 /// series. Both polynomials are Chebyshev least-squares fits made for this project against Python's math.erf/erfc
 /// (script: build/reference/fit_erf.py). Using erfc for the tails keeps full relative precision of Φ(x) for very
-/// negative x, where 1 + erf(z) would cancel. The vector path evaluates every branch and selects per lane.
+/// negative x, where 1 + erf(z) would cancel. The AVX-512 path (8 doubles per vector, with its own exp) evaluates only
+/// the branches some lane needs and selects per lane.
 /// </remarks>
 internal static class NormalDistribution
 {
@@ -35,6 +36,9 @@ internal static class NormalDistribution
 
     // erfc(z)·e^(z²)·z·√π = Σ (−1)^n·(2n−1)!!·u^n with u = 1/(2z²): the asymptotic series, 13 terms (z > 6: ≤ 1e−11).
     private static readonly double[] Asymptotic = CreateAsymptotic(13);
+
+    // 1/n! for n = 0..12: the Taylor series of e^r.
+    private static readonly double[] ExpTaylor = CreateExpTaylor(13);
 
     private const double InvSqrt2 = 0.70710678118654752440;
     private const double InvSqrtPi = 0.56418958354775628695;
@@ -61,21 +65,62 @@ internal static class NormalDistribution
         return z > 0 ? 1 - tail : tail;
     }
 
-    /// <summary>Φ(x) for each lane.</summary>
-    public static Vector<double> Cdf(Vector<double> x)
+    /// <summary>Φ(x) for each lane. Branches are evaluated only when some lane needs them.</summary>
+    public static Vector512<double> Cdf(Vector512<double> x) => Cdf(x, out _, withDensity: false);
+
+    /// <summary>Φ(x) and the density φ(x) = e^(−x²/2)/√(2π) for each lane (GELU backward needs both).</summary>
+    public static Vector512<double> Cdf(Vector512<double> x, out Vector512<double> density) => Cdf(x, out density, withDensity: true);
+
+    private static Vector512<double> Cdf(Vector512<double> x, out Vector512<double> density, bool withDensity)
     {
+        var one = Vector512<double>.One;
         var z = x * InvSqrt2;
-        var a = Vector.Abs(z);
+        var a = Vector512.Abs(z);
         var z2 = z * z;
-        var half = new Vector<double>(0.5);
-        var inner = half + half * z * Horner(A, z2);
-        var t = Vector<double>.One / Vector.Max(a, Vector<double>.One);
+        var isInner = Vector512.LessThan(a, one);
+        bool anyInner = isInner != Vector512<double>.Zero;
+        bool anyTail = isInner != Vector512<double>.AllBitsSet;
+        var e = anyTail || withDensity ? Exp(-z2) : Vector512<double>.Zero;
+        density = e * InvSqrt2Pi;
+        var half = Vector512.Create(0.5);
+        var inner = anyInner ? Vector512.FusedMultiplyAdd(half * z, Horner(A, z2), half) : Vector512<double>.Zero;
+        if (!anyTail) return inner;
+        var t = one / Vector512.Max(a, one);
+        var isFar = Vector512.GreaterThan(a, Vector512.Create(6.0));
         var poly = Horner(B, t);
-        var asymptotic = t * InvSqrtPi * Horner(Asymptotic, 0.5 * t * t);
-        var e = Vector.Exp(-Vector.Min(z2, new Vector<double>(700)));
-        var tail = 0.5 * e * Vector.ConditionalSelect(Vector.GreaterThan(a, new Vector<double>(6)), asymptotic, poly);
-        var outer = Vector.ConditionalSelect(Vector.GreaterThan(z, Vector<double>.Zero), Vector<double>.One - tail, tail);
-        return Vector.ConditionalSelect(Vector.LessThan(a, Vector<double>.One), inner, outer);
+        if (isFar != Vector512<double>.Zero)
+            poly = Vector512.ConditionalSelect(isFar, t * InvSqrtPi * Horner(Asymptotic, 0.5 * t * t), poly);
+        var tail = 0.5 * e * poly;
+        var outer = Vector512.ConditionalSelect(Vector512.GreaterThan(z, Vector512<double>.Zero), one - tail, tail);
+        return Vector512.ConditionalSelect(isInner, inner, outer);
+    }
+
+    /// <summary>
+    /// e^x for x ≤ 0 in double precision: x = k·ln2 + r with |r| ≤ ln2/2 (Cody–Waite split of ln2), e^r by its Taylor
+    /// series to r¹² (truncation ≤ 2e−16), scaled by 2^k through the exponent bits. Inputs below −708 give ≈ 0.
+    /// </summary>
+    internal static Vector512<double> Exp(Vector512<double> x)
+    {
+        const double Log2E = 1.4426950408889634074, Ln2Hi = 0.693147180369123816490, Ln2Lo = 1.90821492927058770002e-10;
+        x = Vector512.Max(x, Vector512.Create(-708.0));
+        var k = Vector512.Round(x * Log2E);
+        var r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Hi), x);
+        r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Lo), r);
+        var p = Horner(ExpTaylor, r);
+        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt64(k) + Vector512.Create(1023L), 52).AsDouble();
+        return p * scale;
+    }
+
+    private static double[] CreateExpTaylor(int terms)
+    {
+        var c = new double[terms];
+        double f = 1;
+        for (int n = 0; n < terms; n++)
+        {
+            c[n] = 1 / f;
+            f *= n + 1;
+        }
+        return c;
     }
 
     private static double[] CreateAsymptotic(int terms)
@@ -104,10 +149,10 @@ internal static class NormalDistribution
         return r;
     }
 
-    private static Vector<double> Horner(double[] c, Vector<double> x)
+    private static Vector512<double> Horner(double[] c, Vector512<double> x)
     {
-        var r = new Vector<double>(c[^1]);
-        for (int i = c.Length - 2; i >= 0; i--) r = Vector.FusedMultiplyAdd(r, x, new Vector<double>(c[i]));
+        var r = Vector512.Create(c[^1]);
+        for (int i = c.Length - 2; i >= 0; i--) r = Vector512.FusedMultiplyAdd(r, x, Vector512.Create(c[i]));
         return r;
     }
 }

@@ -1,0 +1,112 @@
+using Microsoft.ML.Peft.NN;
+using Microsoft.ML.Peft.Tensors;
+using Microsoft.ML.Peft.Tuners;
+
+namespace Microsoft.ML.Peft.Lora;
+
+/// <summary>
+/// Puts LoRA layers into a module tree as PEFT's <c>LoraModel</c> does: resolves "all-linear", matches names with
+/// <see cref="TargetMatching"/>, picks per-layer rank/alpha from rank_pattern/alpha_pattern, and replaces each targeted
+/// <see cref="LinearLayer"/> by a <see cref="LoraLinear"/> (or adds the adapter to an existing one).
+/// </summary>
+internal static class LoraInjector
+{
+    /// <summary>
+    /// Output layers "all-linear" leaves alone, by the dotted names Hugging Face models give them: PEFT skips
+    /// <c>get_output_embeddings()</c> (the LM head: "lm_head" in Llama/GPT-2/Qwen2, "embed_out" in GPT-NeoX,
+    /// "cls.predictions.decoder" in BERT's MLM head).
+    /// </summary>
+    private static readonly string[] OutputLayerNames = ["lm_head", "embed_out", "cls.predictions.decoder"];
+
+    /// <summary>Classification heads "all-linear" skips for task_type SEQ_CLS when there is no output layer (PEFT's SEQ_CLS_HEAD_NAMES).</summary>
+    private static readonly string[] SequenceClassificationHeadNames = ["score", "classifier"];
+
+    public static IReadOnlyList<string> Inject(Module model, LoraConfig config, string adapterName, Generator generator)
+    {
+        config.Validate();
+        if (config.TargetModules is null)
+            throw new PeftConfigException("LoRA target_modules is not set; name the layers to adapt (e.g. [\"q_proj\", \"v_proj\"], \"all-linear\", or LoraConfig.DefaultTargetModules(modelType))");
+
+        var modules = model.NamedModules().Where(m => m.Name.Length > 0).ToList();
+        var tunerPaths = modules.Where(m => m.Module is ITunerLayer).Select(m => m.Name).ToList();
+        // Modules inside an adapter layer (its base_layer, lora_A.default, ...) are never targets themselves.
+        var candidates = modules.Where(m => !tunerPaths.Any(t => m.Name.StartsWith(t + ".", StringComparison.Ordinal))).ToList();
+        var targets = config.TargetModules.IsAllLinear ? ResolveAllLinear(candidates, config) : config.TargetModules;
+
+        var targeted = new List<(string Name, LinearLayer Layer)>();
+        foreach (var (name, module) in candidates)
+        {
+            var match = TargetMatching.Check(name, targets, config.ExcludeModules, config.ModulesToSave?.ToList(), config.LayersToTransform?.ToList(), config.LayersPattern?.ToList());
+            if (match != TargetMatch.Targeted) continue;
+            if (module is not LinearLayer linear)
+                throw new PeftConfigException($"target module '{name}' is a {module.GetType().Name}; LoRA adapts linear layers (LinearLayer) only. Linear layers in the model: {LinearNames(candidates)}");
+            targeted.Add((name, linear));
+        }
+        if (targeted.Count == 0)
+            throw new PeftConfigException($"LoRA target_modules {config.TargetModules} matched no module of the model. Linear layers in the model: {LinearNames(candidates)}");
+
+        foreach (var (name, linear) in targeted)
+        {
+            string? rankKey = TargetMatching.PatternKey(config.RankPattern.Keys, name);
+            string? alphaKey = TargetMatching.PatternKey(config.AlphaPattern.Keys, name);
+            int rank = rankKey is null ? config.Rank : config.RankPattern[rankKey];
+            double alpha = alphaKey is null ? config.Alpha : config.AlphaPattern[alphaKey];
+            var layer = linear as LoraLinear;
+            if (layer is null)
+            {
+                layer = new LoraLinear(linear);
+                try
+                {
+                    model.ReplaceModule(name, layer);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new PeftConfigException($"cannot wrap '{name}' with LoRA: {e.Message}. The model must hold it in a ModuleSlot<LinearLayer>.", e);
+                }
+            }
+            layer.UpdateLayer(adapterName, rank, alpha, config.Dropout, config.UseRsLora, config.InitLoraWeights, generator);
+        }
+        return targeted.Select(t => t.Name).ToList();
+    }
+
+    /// <summary>Dotted names of the base parameters that bias = "all" / "lora_only" trains and saves.</summary>
+    public static IEnumerable<string> TrainedBiasNames(Module model, LoraConfig config)
+    {
+        if (config.Bias == LoraBias.None) return [];
+        var saved = config.ModulesToSave ?? [];
+        if (config.Bias == LoraBias.All)
+        {
+            // PEFT: every parameter whose name contains "bias" (modules_to_save copies are handled separately).
+            return model.NamedParameters()
+                .Select(p => p.Name)
+                .Where(n => n.Contains("bias", StringComparison.Ordinal) && !saved.Any(m => TargetMatching.IsInside(n, m)))
+                .ToList();
+        }
+        var parameters = model.NamedParameters().Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+        return model.NamedModules()
+            .Where(m => m.Module is LoraLinear)
+            .Select(m => m.Name + ".base_layer.bias")
+            .Where(parameters.Contains)
+            .ToList();
+    }
+
+    /// <summary>"all-linear": every linear layer except the output head (and, for SEQ_CLS without one, the classifier).</summary>
+    private static ModuleSelector ResolveAllLinear(List<(string Name, Module Module)> candidates, LoraConfig config)
+    {
+        var linear = candidates.Where(m => m.Module is LinearLayer).Select(m => m.Name).ToList();
+        var exclude = OutputLayerNames.Where(n => linear.Contains(n)).ToList();
+        if (exclude.Count == 0 && config.TaskType == "SEQ_CLS")
+        {
+            var head = SequenceClassificationHeadNames.FirstOrDefault(n => candidates.Any(m => m.Name == n));
+            if (head is not null) exclude.Add(head);
+        }
+        var names = linear.Where(n => !exclude.Contains(n)).ToList();
+        return ModuleSelector.FromNames(names);
+    }
+
+    private static string LinearNames(List<(string Name, Module Module)> candidates)
+    {
+        var names = candidates.Where(m => m.Module is LinearLayer).Select(m => m.Name).ToList();
+        return names.Count == 0 ? "(none)" : string.Join(", ", names);
+    }
+}
