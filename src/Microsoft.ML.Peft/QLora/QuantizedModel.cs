@@ -12,8 +12,9 @@ public static class QuantizedModel
     /// <summary>
     /// Replaces every float32 <see cref="Linear"/> in <paramref name="model"/> by a <see cref="QuantizedLinear"/>,
     /// except the layers named in <see cref="QuantizationOptions.ExcludedNames"/> (the output head); optionally
-    /// converts <see cref="Embedding"/> tables to frozen bfloat16. Modules that wrap a linear layer (e.g. LoRA) are
-    /// left alone: quantize before adding adapters.
+    /// converts <see cref="Embedding"/> tables to frozen bfloat16. A <see cref="Linear"/> inside another
+    /// <see cref="LinearLayer"/> (an adapter's base layer or its A/B matrices) belongs to that wrapper and is left
+    /// alone: quantize before adding adapters, or unwrap merged adapters first.
     /// </summary>
     /// <returns>The dotted names of the layers that were quantized, in module order.</returns>
     /// <exception cref="ArgumentException">A target's weight is not float32 (nothing has been changed yet).</exception>
@@ -21,8 +22,10 @@ public static class QuantizedModel
     {
         ArgumentNullException.ThrowIfNull(model);
         options ??= new QuantizationOptions();
-        var targets = model.NamedModules()
-            .Where(m => m.Module is Linear && m.Name.Length > 0 && !IsExcluded(m.Name, options.ExcludedNames))
+        var modules = model.NamedModules().Where(m => m.Name.Length > 0).ToList();
+        var wrappers = modules.Where(m => m.Module is LinearLayer).Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
+        var targets = modules
+            .Where(m => m.Module is Linear && !IsExcluded(m.Name, options.ExcludedNames) && !InsideWrapper(m.Name, wrappers))
             .Select(m => (m.Name, Layer: (Linear)m.Module))
             .ToList();
         foreach (var (name, layer) in targets)
@@ -87,6 +90,16 @@ public static class QuantizedModel
             for (int i = 0; i < after.Length; i++) max = MathF.Max(max, MathF.Abs(after[i] - before[i]));
             return max;
         }
+    }
+
+    /// <summary>Whether a proper ancestor of <paramref name="name"/> is itself a linear layer (a wrapper).</summary>
+    private static bool InsideWrapper(string name, HashSet<string> linearLayers)
+    {
+        for (int dot = name.LastIndexOf('.'); dot > 0; dot = name.LastIndexOf('.', dot - 1))
+        {
+            if (linearLayers.Contains(name[..dot])) return true;
+        }
+        return false;
     }
 
     private static bool IsExcluded(string name, IReadOnlyList<string> excluded)
