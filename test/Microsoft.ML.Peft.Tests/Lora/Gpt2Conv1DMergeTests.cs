@@ -135,7 +135,7 @@ public sealed class Gpt2Conv1DMergeTests
     }
 
     [TestMethod]
-    public void Injection_SetsFanInFanOut_AndSavedShapesStayPeftS()
+    public void Injection_SetsFanInFanOut_AndKeepsPeftAdapterShapes()
     {
         var model = LoadModel();
         var config = Config();
