@@ -104,7 +104,7 @@ internal sealed class FisherCollector
         for (int k = 0; k < matrices.Count; k++)
         {
             var m = matrices[k];
-            var mean = Array.ConvertAll(m.Recorder.Weight.ToArray(), v => (double)v);
+            var mean = Array.ConvertAll(m.Weight.ToArray(), v => (double)v);
             if (kind == CurvatureKind.Diagonal)
             {
                 var curvature = diagonals[k];

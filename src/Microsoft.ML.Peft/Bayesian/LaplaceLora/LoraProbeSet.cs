@@ -6,15 +6,15 @@ using Microsoft.ML.Peft.Tuners;
 namespace Microsoft.ML.Peft.Bayesian;
 
 /// <summary>
-/// Puts a <see cref="RecordingLinear"/> in place of every active LoRA A and B sub-layer of a <see cref="PeftModel"/>
-/// (sharing the weight tensors), freezes all parameters while installed so backward passes leave no parameter
-/// gradients behind, and runs forward + backward passes seeded by a caller-supplied ∂L/∂logits. Dispose restores the
-/// original sub-layers and trainable flags.
+/// Puts a <see cref="ProbedLoraLayer"/> in place of every LoRA layer (with enabled, active adapters) of a
+/// <see cref="PeftModel"/>, freezes all parameters while installed so backward passes leave no parameter gradients
+/// behind, and runs forward + backward passes seeded by a caller-supplied ∂L/∂logits. Dispose restores the original
+/// layers and trainable flags.
 /// </summary>
 internal sealed class LoraProbeSet : IDisposable
 {
     private readonly Module model;
-    private readonly List<(string Path, Linear Original)> replaced = [];
+    private readonly List<(string Path, ProbedLoraLayer Probe)> replaced = [];
     private readonly List<(Tensor Parameter, bool RequiresGrad)> flags = [];
 
     public LoraProbeSet(PeftModel peft)
@@ -22,32 +22,17 @@ internal sealed class LoraProbeSet : IDisposable
         ArgumentNullException.ThrowIfNull(peft);
         model = peft.Model;
         foreach (var (_, p) in model.NamedParameters()) flags.Add((p, p.RequiresGrad));
-        var blocks = new List<ProbedMatrix>();
-        foreach (var (path, layer) in peft.TunerLayers())
+        var layers = peft.TunerLayers().Where(l => l.Layer is LoraLinear { AdaptersEnabled: true, ActiveAdapters.Count: > 0 })
+            .Select(l => (l.Path, Probe: new ProbedLoraLayer(l.Path, (LoraLinear)l.Layer))).ToList();
+        if (layers.Count == 0)
+            throw new InvalidOperationException("Laplace-LoRA: the model has no enabled LoRA layers with an active adapter (no lora_A/lora_B matrices to put a posterior on)");
+        foreach (var (path, probe) in layers)
         {
-            if (layer is not LoraLinear lora || !lora.AdaptersEnabled) continue;
-            foreach (var adapter in lora.ActiveAdapters)
-            {
-                if (lora.MergedAdapters.Contains(adapter))
-                    throw new InvalidOperationException($"Laplace-LoRA: adapter '{adapter}' of '{path}' is merged into the base weight; unmerge it first so its A and B can be probed");
-                foreach (var side in (string[])["lora_A", "lora_B"])
-                {
-                    string subPath = $"{path}.{side}.{adapter}";
-                    var original = (Linear)model.GetModule(subPath);
-                    var recorder = new RecordingLinear(original.Weight);
-                    model.ReplaceModule(subPath, recorder);
-                    replaced.Add((subPath, original));
-                    blocks.Add(new ProbedMatrix(subPath, recorder));
-                }
-            }
+            model.ReplaceModule(path, probe);
+            replaced.Add((path, probe));
         }
         foreach (var (p, _) in flags) p.RequiresGrad = false;
-        Matrices = blocks;
-        if (blocks.Count == 0)
-        {
-            Dispose();
-            throw new InvalidOperationException("Laplace-LoRA: the model has no active LoRA layers (no lora_A/lora_B matrices to put a posterior on)");
-        }
+        Matrices = layers.SelectMany(l => l.Probe.Matrices).ToList();
     }
 
     /// <summary>The probed LoRA matrices in module order (A before B within a layer).</summary>
@@ -61,7 +46,7 @@ internal sealed class LoraProbeSet : IDisposable
     public float[] Run(Func<Tensor, Tensor> logitsFunction, Tensor input, int expectedBatch, Func<float[], int, int, float[]> makeSeed, out int classes)
     {
         using var scope = TensorScope.Begin();
-        foreach (var m in Matrices) { m.Recorder.Clear(); m.Recorder.Recording = true; }
+        foreach (var m in Matrices) { m.Clear(); m.Recording = true; }
         try
         {
             var logits = logitsFunction(input);
@@ -76,82 +61,14 @@ internal sealed class LoraProbeSet : IDisposable
         }
         finally
         {
-            foreach (var m in Matrices) { m.Recorder.Recording = false; m.Recorder.Clear(); }
+            foreach (var m in Matrices) { m.Recording = false; m.Clear(); }
         }
     }
 
     public void Dispose()
     {
-        for (int i = replaced.Count - 1; i >= 0; i--) model.ReplaceModule(replaced[i].Path, replaced[i].Original);
+        for (int i = replaced.Count - 1; i >= 0; i--) model.ReplaceModule(replaced[i].Path, replaced[i].Probe.Original);
         replaced.Clear();
         foreach (var (p, requiresGrad) in flags) p.RequiresGrad = requiresGrad;
-    }
-}
-
-/// <summary>One probed LoRA matrix W [out, in] and what the last <see cref="LoraProbeSet.Run"/> captured.</summary>
-internal sealed class ProbedMatrix(string name, RecordingLinear recorder)
-{
-    public string Name { get; } = name;
-    public RecordingLinear Recorder { get; } = recorder;
-    public int Out => Recorder.OutFeatures;
-    public int In => Recorder.InFeatures;
-
-    /// <summary>Captured input rows (rows×in) and output-gradient rows (rows×out); rows = B·T (T positions per example).</summary>
-    public float[] Inputs { get; private set; } = [];
-    public float[] OutputGradients { get; private set; } = [];
-    public int Rows { get; private set; }
-    public int RowsPerExample { get; private set; }
-
-    /// <summary>Copies the recorded tensors out of the scope (several forwards through the layer are concatenated per example).</summary>
-    public void Capture(int batch)
-    {
-        var records = Recorder.Records;
-        if (records.Count == 0) throw new InvalidOperationException($"Laplace-LoRA: '{Name}' was not used by the forward pass; the logits function must run the PEFT model");
-        int perExample = 0;
-        foreach (var (input, _) in records)
-        {
-            if (input.Size(0) != batch) throw new InvalidOperationException($"Laplace-LoRA: '{Name}' saw input {input.ShapeString}, whose first axis is not the batch ({batch})");
-            perExample += checked(input.Count / (batch * In));
-        }
-        RowsPerExample = perExample;
-        Rows = batch * perExample;
-        Inputs = new float[Rows * In];
-        OutputGradients = new float[Rows * Out];
-        int offset = 0;   // rows already taken per example from earlier records
-        foreach (var (input, probe) in records)
-        {
-            int t = input.Count / (batch * In);
-            var x = input.ToArray();
-            var g = probe.Grad?.ToArray() ?? new float[probe.Count];   // no gradient: the output did not reach the logits
-            for (int n = 0; n < batch; n++)
-            {
-                int dest = n * perExample + offset;
-                Array.Copy(x, n * t * In, Inputs, dest * In, t * In);
-                Array.Copy(g, n * t * Out, OutputGradients, dest * Out, t * Out);
-            }
-            offset += t;
-        }
-    }
-
-    /// <summary>
-    /// Gradient of example n's seeded loss wrt W (out×in, row-major): Σ_t g_t x_tᵀ over the example's positions.
-    /// Examples do not interact in the forward, so row n of the batch's output gradient is example n's own gradient.
-    /// </summary>
-    public void ExampleGradient(int n, Span<double> destination)
-    {
-        destination.Clear();
-        for (int t = 0; t < RowsPerExample; t++)
-        {
-            int row = n * RowsPerExample + t;
-            ReadOnlySpan<float> x = Inputs.AsSpan(row * In, In);
-            ReadOnlySpan<float> g = OutputGradients.AsSpan(row * Out, Out);
-            for (int o = 0; o < Out; o++)
-            {
-                double go = g[o];
-                if (go == 0) continue;
-                Span<double> target = destination.Slice(o * In, In);
-                for (int i = 0; i < In; i++) target[i] += go * x[i];
-            }
-        }
     }
 }
