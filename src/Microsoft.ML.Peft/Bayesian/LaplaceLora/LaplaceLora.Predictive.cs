@@ -98,8 +98,13 @@ public sealed partial class LaplaceLora
         ArgumentNullException.ThrowIfNull(input);
         int batch = input.Rank > 0 ? input.Size(0) : 0;
         if (batch == 0) throw new ArgumentException($"Laplace-LoRA: input {input.ShapeString} has no examples");
-        var jacobians = blocks.Select(b => new double[(long)batch * Classes * b.ParameterCount is var len && len <= Array.MaxLength ? (int)len
-            : throw new InvalidOperationException($"Laplace-LoRA: Jacobian of '{b.Name}' for {batch} examples is too large; use smaller batches")]).ToArray();
+        var jacobians = new double[blocks.Length][];
+        for (int k = 0; k < blocks.Length; k++)
+        {
+            long length = (long)batch * Classes * blocks[k].ParameterCount;
+            if (length > Array.MaxLength) throw new ArgumentException($"Laplace-LoRA: the Jacobian of '{blocks[k].Name}' for {batch} examples has {length} values; use smaller batches");
+            jacobians[k] = new double[length];
+        }
         means = [];
         for (int c = 0; c < Classes; c++)
         {
