@@ -23,9 +23,9 @@ internal sealed class FisherCollector
         fisher = options.Fisher;
         random = new GaussianRandom(options.Seed);
         diagonal = options.Curvature == CurvatureKind.Diagonal;
-        inputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.In, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' input factor A")).ToArray();
+        inputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.Width, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' input factor A")).ToArray();
         outputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.Out, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' output-gradient factor G")).ToArray();
-        diagonals = matrices.Select(m => diagonal ? new double[m.Out * m.In] : []).ToArray();
+        diagonals = matrices.Select(m => diagonal ? new double[m.Out * m.Width] : []).ToArray();
     }
 
     public int Examples { get; private set; }
@@ -46,7 +46,7 @@ internal sealed class FisherCollector
             var m = matrices[k];
             if (diagonal)
             {
-                var gradient = new double[m.Out * m.In];
+                var gradient = new double[m.Out * m.Width];
                 for (int n = 0; n < size; n++)
                 {
                     m.ExampleGradient(n, gradient);
@@ -103,14 +103,14 @@ internal sealed class FisherCollector
         for (int k = 0; k < matrices.Count; k++)
         {
             var m = matrices[k];
-            var mean = Array.ConvertAll(m.Weight.ToArray(), v => (double)v);
+            var mean = m.Values();
             if (kind == CurvatureKind.Diagonal)
             {
                 var curvature = diagonals[k];
                 for (int i = 0; i < curvature.Length; i++)
                 {
                     curvature[i] /= Examples;
-                    if (!double.IsFinite(curvature[i])) throw new InvalidOperationException($"Laplace-LoRA: the diagonal Fisher of '{m.Name}' is not finite at index {i} (row {i / m.In}, column {i % m.In})");
+                    if (!double.IsFinite(curvature[i])) throw new InvalidOperationException($"Laplace-LoRA: the diagonal Fisher of '{m.Name}' is not finite at index {i} (row {i / m.Width}, column {i % m.Width})");
                 }
                 blocks[k] = new DiagonalLaplace(m.Name, mean, curvature, dataCount);
             }

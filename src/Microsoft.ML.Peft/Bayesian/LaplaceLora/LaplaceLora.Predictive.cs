@@ -48,7 +48,7 @@ public sealed partial class LaplaceLora
         ArgumentNullException.ThrowIfNull(input);
         ArgumentOutOfRangeException.ThrowIfLessThan(samples, 1);
         var random = new GaussianRandom(seed);
-        var maps = posteriorMatrices.Select(m => m.Weight.ToArray()).ToArray();
+        var maps = posteriorMatrices.Select(m => m.Values()).ToArray();
         double[]? sum = null;
         int batch = 0, classes = 0;
         try
@@ -61,8 +61,7 @@ public sealed partial class LaplaceLora
                 {
                     var draw = new double[blocks[k].ParameterCount];
                     blocks[k].Sample(random, draw);
-                    var weight = posteriorMatrices[k].Weight;
-                    weight.CopyFrom_(Tensor.From(Array.ConvertAll(draw, v => (float)v), weight.ShapeArray()));
+                    posteriorMatrices[k].SetValues(draw);
                 }
                 var logits = logitsFunction(input);
                 if (logits.Rank != 2) throw new ArgumentException($"Laplace-LoRA: the logits function returned {logits.ShapeString}; expected [batch, classes]");
@@ -81,13 +80,8 @@ public sealed partial class LaplaceLora
         }
         finally
         {
-            using var noGrad = Autograd.NoGrad();
-            for (int k = 0; k < blocks.Length; k++)
-            {
-                var weight = posteriorMatrices[k].Weight;
-                using var scope = TensorScope.Begin();
-                weight.CopyFrom_(Tensor.From(maps[k], weight.ShapeArray()));
-            }
+            using var scope = TensorScope.Begin();
+            for (int k = 0; k < blocks.Length; k++) posteriorMatrices[k].SetValues(maps[k]);
         }
         return sum!;
     }

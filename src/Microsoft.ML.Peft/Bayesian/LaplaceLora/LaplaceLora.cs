@@ -80,7 +80,7 @@ public sealed partial class LaplaceLora : IDisposable
         if (model.Model.IsTraining)
             throw new InvalidOperationException("Laplace-LoRA: the model is in training mode (dropout active); call model.Model.Eval() first");
 
-        var probes = new LoraProbeSet(model);
+        var probes = new LoraProbeSet(model, options.HeadModules);
         try
         {
             var matrices = options.Curvature == CurvatureKind.LastLayer ? [probes.Matrices[^1]] : probes.Matrices.ToList();

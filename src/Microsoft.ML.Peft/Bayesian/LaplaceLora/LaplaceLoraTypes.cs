@@ -46,6 +46,12 @@ public sealed record LaplaceLoraOptions
     /// <summary>Posterior temperature T: the likelihood counts N/T examples (default 1).</summary>
     public double Temperature { get; init; } = 1;
 
+    /// <summary>
+    /// Module paths of plain <see cref="NN.Linear"/> heads (e.g. "classifier") that get a posterior block over [W | b]
+    /// too, after the LoRA matrices (so <see cref="CurvatureKind.LastLayer"/> then means the last head). Default none.
+    /// </summary>
+    public IReadOnlyList<string> HeadModules { get; init; } = [];
+
     /// <summary>Initial prior precision λ (all blocks; default 1).</summary>
     public double PriorPrecision { get; init; } = 1;
 }

@@ -14,10 +14,10 @@ namespace Microsoft.ML.Peft.Bayesian;
 internal sealed class LoraProbeSet : IDisposable
 {
     private readonly Module model;
-    private readonly List<(string Path, ProbedLoraLayer Probe)> replaced = [];
+    private readonly List<(string Path, Module Original)> replaced = [];
     private readonly List<(Tensor Parameter, bool RequiresGrad)> flags = [];
 
-    public LoraProbeSet(PeftModel peft)
+    public LoraProbeSet(PeftModel peft, IReadOnlyList<string> headModules)
     {
         ArgumentNullException.ThrowIfNull(peft);
         model = peft.Model;
@@ -26,16 +26,32 @@ internal sealed class LoraProbeSet : IDisposable
             .Select(l => (l.Path, Probe: new ProbedLoraLayer(l.Path, (LoraLinear)l.Layer))).ToList();
         if (layers.Count == 0)
             throw new InvalidOperationException("Laplace-LoRA: the model has no enabled LoRA layers with an active adapter (no lora_A/lora_B matrices to put a posterior on)");
+        var heads = headModules.Select(path => new ProbedHeadLayer(path, Head(path))).ToList();
         foreach (var (path, probe) in layers)
         {
             model.ReplaceModule(path, probe);
-            replaced.Add((path, probe));
+            replaced.Add((path, probe.Original));
+        }
+        foreach (var head in heads)
+        {
+            model.ReplaceModule(head.Matrix.Name, head);
+            replaced.Add((head.Matrix.Name, head.Original));
         }
         foreach (var (p, _) in flags) p.RequiresGrad = false;
-        Matrices = layers.SelectMany(l => l.Probe.Matrices).ToList();
+        Matrices = layers.SelectMany(l => l.Probe.Matrices).Concat(heads.Select(h => h.Matrix)).ToList();
     }
 
-    /// <summary>The probed LoRA matrices in module order (A before B within a layer).</summary>
+    private Linear Head(string path)
+    {
+        Module module;
+        try { module = model.GetModule(path); }
+        catch (KeyNotFoundException e) { throw new ArgumentException($"Laplace-LoRA: head module '{path}' does not exist in the model", nameof(path), e); }
+        if (module is not Linear linear || linear.Weight.DType != DType.Float32)
+            throw new ArgumentException($"Laplace-LoRA: head module '{path}' is a {module.GetType().Name}; a head posterior needs a Linear with a float32 weight", nameof(path));
+        return linear;
+    }
+
+    /// <summary>The probed LoRA matrices, then the heads in module order (A before B within a layer).</summary>
     public IReadOnlyList<ProbedMatrix> Matrices { get; }
 
     /// <summary>
@@ -67,7 +83,7 @@ internal sealed class LoraProbeSet : IDisposable
 
     public void Dispose()
     {
-        for (int i = replaced.Count - 1; i >= 0; i--) model.ReplaceModule(replaced[i].Path, replaced[i].Probe.Original);
+        for (int i = replaced.Count - 1; i >= 0; i--) model.ReplaceModule(replaced[i].Path, replaced[i].Original);
         replaced.Clear();
         foreach (var (p, requiresGrad) in flags) p.RequiresGrad = requiresGrad;
     }

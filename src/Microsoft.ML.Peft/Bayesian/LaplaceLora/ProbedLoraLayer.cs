@@ -52,20 +52,54 @@ internal sealed class ProbedLoraLayer : LinearLayer
 }
 
 /// <summary>
-/// One LoRA matrix W [out, in] under the posterior: applies y = x·Wᵀ and, while <see cref="Recording"/>, adds a zero
-/// leaf tensor z (requires grad) so that after backward z.Grad = ∂L/∂y; records (x, z) per call.
+/// One matrix under the posterior (a LoRA A or B, or a head's weight with optional bias): applies y = x·Wᵀ (+ b) and,
+/// while <see cref="Recording"/>, adds a zero leaf tensor z (requires grad) so that after backward z.Grad = ∂L/∂y;
+/// records (x, z) per call. With a bias the parameters are [W | b] (out × (in+1)) and input rows get a trailing 1.
 /// </summary>
-internal sealed class ProbedMatrix(string name, Tensor weight)
+internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = null)
 {
     private readonly List<(Tensor Input, Tensor Probe)> records = [];
 
     public string Name { get; } = name;
     public Tensor Weight { get; } = weight;
+    public Tensor? Bias { get; } = bias;
     public int Out => Weight.Size(0);
     public int In => Weight.Size(1);
+
+    /// <summary>Columns of the parameter matrix: in, plus one for a bias.</summary>
+    public int Width => In + (Bias is null ? 0 : 1);
     public bool Recording { get; set; }
 
-    /// <summary>Captured input rows (rows×in) and output-gradient rows (rows×out); rows = B·T (T positions per example).</summary>
+    /// <summary>[W | b] row-major (out × <see cref="Width"/>).</summary>
+    public double[] Values()
+    {
+        var w = Weight.ToArray();
+        var b = Bias?.ToArray();
+        var values = new double[Out * Width];
+        for (int o = 0; o < Out; o++)
+        {
+            for (int i = 0; i < In; i++) values[o * Width + i] = w[o * In + i];
+            if (b is not null) values[o * Width + In] = b[o];
+        }
+        return values;
+    }
+
+    /// <summary>Overwrites W (and b) from [W | b] row-major (no gradient recorded; the caller holds a scope).</summary>
+    public void SetValues(ReadOnlySpan<double> values)
+    {
+        var w = new float[Out * In];
+        var b = new float[Out];
+        for (int o = 0; o < Out; o++)
+        {
+            for (int i = 0; i < In; i++) w[o * In + i] = (float)values[o * Width + i];
+            if (Bias is not null) b[o] = (float)values[o * Width + In];
+        }
+        using var noGrad = Autograd.NoGrad();
+        Weight.CopyFrom_(Tensor.From(w, Out, In));
+        Bias?.CopyFrom_(Tensor.From(b, Out));
+    }
+
+    /// <summary>Captured input rows (rows×Width, trailing 1 with a bias) and output-gradient rows (rows×out); rows = B·T.</summary>
     public float[] Inputs { get; private set; } = [];
     public float[] OutputGradients { get; private set; } = [];
     public int Rows { get; private set; }
@@ -73,7 +107,7 @@ internal sealed class ProbedMatrix(string name, Tensor weight)
 
     public Tensor Apply(Tensor x)
     {
-        var y = x.Linear(Weight);
+        var y = x.Linear(Weight, Bias);
         if (!Recording) return y;
         var probe = Tensor.Zeros(y.ShapeArray());
         probe.RequiresGrad = true;
@@ -95,7 +129,7 @@ internal sealed class ProbedMatrix(string name, Tensor weight)
         }
         RowsPerExample = perExample;
         Rows = batch * perExample;
-        Inputs = new float[Rows * In];
+        Inputs = new float[Rows * Width];
         OutputGradients = new float[Rows * Out];
         int offset = 0;   // rows already taken per example from earlier calls
         foreach (var (input, probe) in records)
@@ -106,7 +140,11 @@ internal sealed class ProbedMatrix(string name, Tensor weight)
             for (int n = 0; n < batch; n++)
             {
                 int dest = n * perExample + offset;
-                Array.Copy(x, n * t * In, Inputs, dest * In, t * In);
+                for (int r = 0; r < t; r++)
+                {
+                    Array.Copy(x, (n * t + r) * In, Inputs, (dest + r) * Width, In);
+                    if (Bias is not null) Inputs[(dest + r) * Width + In] = 1;
+                }
                 Array.Copy(g, n * t * Out, OutputGradients, dest * Out, t * Out);
             }
             offset += t;
@@ -114,7 +152,7 @@ internal sealed class ProbedMatrix(string name, Tensor weight)
     }
 
     /// <summary>
-    /// Gradient of example n's seeded loss wrt W (out×in, row-major): Σ_t g_t x_tᵀ over the example's positions.
+    /// Gradient of example n's seeded loss wrt [W | b] (out×Width, row-major): Σ_t g_t x_tᵀ over the example's positions.
     /// Examples do not interact in the forward, so row n of the batch's output gradient is example n's own gradient.
     /// </summary>
     public void ExampleGradient(int n, Span<double> destination)
@@ -123,15 +161,32 @@ internal sealed class ProbedMatrix(string name, Tensor weight)
         for (int t = 0; t < RowsPerExample; t++)
         {
             int row = n * RowsPerExample + t;
-            ReadOnlySpan<float> x = Inputs.AsSpan(row * In, In);
+            ReadOnlySpan<float> x = Inputs.AsSpan(row * Width, Width);
             ReadOnlySpan<float> g = OutputGradients.AsSpan(row * Out, Out);
             for (int o = 0; o < Out; o++)
             {
                 double go = g[o];
                 if (go == 0) continue;
-                Span<double> target = destination.Slice(o * In, In);
-                for (int i = 0; i < In; i++) target[i] += go * x[i];
+                Span<double> target = destination.Slice(o * Width, Width);
+                for (int i = 0; i < Width; i++) target[i] += go * x[i];
             }
         }
     }
+}
+
+/// <summary>
+/// Stands in for a plain <see cref="Linear"/> head (e.g. a sequence classifier's output layer) so its weight and bias
+/// get a posterior block too; computes exactly x·Wᵀ + b through <see cref="ProbedMatrix.Apply"/>.
+/// </summary>
+internal sealed class ProbedHeadLayer(string path, Linear head) : LinearLayer
+{
+    public Linear Original { get; } = head;
+
+    public ProbedMatrix Matrix { get; } = new(path, head.Weight, head.Bias);
+
+    public override int InFeatures => Original.InFeatures;
+
+    public override int OutFeatures => Original.OutFeatures;
+
+    public override Tensor Forward(Tensor input) => Matrix.Apply(input);
 }
