@@ -123,7 +123,8 @@ public abstract class PeftConfig
         PeftConfig config = peftType switch
         {
             "LORA" => new LoraConfig(),
-            _ => throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA)"),
+            "IA3" => new IA3.IA3Config(),
+            _ => throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3)"),
         };
         config.TaskType = fields.String("task_type");
         config.BaseModelNameOrPath = fields.String("base_model_name_or_path");
