@@ -124,7 +124,8 @@ public abstract class PeftConfig
         {
             "LORA" => new LoraConfig(),
             "IA3" => new IA3.IA3Config(),
-            _ => throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3)"),
+            _ => Selective.SelectiveConfig.ForPeftType(peftType)
+                ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
         };
         config.TaskType = fields.String("task_type");
         config.BaseModelNameOrPath = fields.String("base_model_name_or_path");
