@@ -124,8 +124,9 @@ public abstract class PeftConfig
         {
             "LORA" => new LoraConfig(),
             "IA3" => new IA3.IA3Config(),
+            "PROMPT_TUNING" => new PromptTuning.PromptTuningConfig(),
             _ => Selective.SelectiveConfig.ForPeftType(peftType)
-                ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
+                ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
         };
         config.TaskType = fields.String("task_type");
         config.BaseModelNameOrPath = fields.String("base_model_name_or_path");
