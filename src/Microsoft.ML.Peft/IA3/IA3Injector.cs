@@ -11,8 +11,11 @@ namespace Microsoft.ML.Peft.IA3;
 /// </summary>
 internal static class IA3Injector
 {
-    /// <summary>Output heads "all-linear" leaves alone (PEFT skips <c>get_output_embeddings()</c>).</summary>
-    private static readonly string[] OutputLayerNames = ["lm_head", "embed_out", "cls.predictions.decoder", "classifier", "score"];
+    /// <summary>Output heads "all-linear" leaves alone (PEFT skips <c>get_output_embeddings()</c>), as for LoRA.</summary>
+    private static readonly string[] OutputLayerNames = ["lm_head", "embed_out", "cls.predictions.decoder"];
+
+    /// <summary>Classification heads "all-linear" skips for SEQ_CLS when there is no output layer (PEFT's SEQ_CLS_HEAD_NAMES).</summary>
+    private static readonly string[] SequenceClassificationHeadNames = ["score", "classifier"];
 
     public static IReadOnlyList<string> Inject(Module model, IA3Config config, string adapterName, Generator generator)
     {
@@ -23,9 +26,7 @@ internal static class IA3Injector
         var modules = model.NamedModules().Where(m => m.Name.Length > 0).ToList();
         var tunerPaths = modules.Where(m => m.Module is ITunerLayer).Select(m => m.Name).ToList();
         var candidates = modules.Where(m => !tunerPaths.Any(t => m.Name.StartsWith(t + ".", StringComparison.Ordinal))).ToList();
-        var targets = config.TargetModules.IsAllLinear
-            ? ModuleSelector.FromNames(candidates.Where(m => m.Module is LinearLayer && !OutputLayerNames.Contains(m.Name)).Select(m => m.Name))
-            : config.TargetModules;
+        var targets = config.TargetModules.IsAllLinear ? ResolveAllLinear(candidates, config) : config.TargetModules;
 
         var targeted = new List<(string Name, LinearLayer Layer)>();
         foreach (var (name, module) in candidates)
@@ -59,6 +60,17 @@ internal static class IA3Injector
             layer.UpdateLayer(adapterName, config.InitIA3Weights, generator);
         }
         return targeted.Select(t => t.Name).ToList();
+    }
+
+    private static ModuleSelector ResolveAllLinear(List<(string Name, Module Module)> candidates, IA3Config config)
+    {
+        var linear = candidates.Where(m => m.Module is LinearLayer).Select(m => m.Name).ToList();
+        var exclude = OutputLayerNames.Where(linear.Contains).ToList();
+        if (exclude.Count == 0 && config.TaskType == "SEQ_CLS")
+            exclude.AddRange(SequenceClassificationHeadNames.Where(n => candidates.Any(m => m.Name == n)).Take(1));
+        var names = linear.Where(n => !exclude.Contains(n)).ToList();
+        if (names.Count == 0) throw new PeftConfigException("IA3 target_modules 'all-linear' found no linear layer besides the output head");
+        return ModuleSelector.FromNames(names);
     }
 
     private static string LinearNames(List<(string Name, Module Module)> candidates)

@@ -239,4 +239,14 @@ public sealed class IA3Tests
         e = Assert.ThrowsExactly<PeftConfigException>(() => PeftModel.Inject(model, new IA3Config { TargetModules = new[] { "attn" } }));
         StringAssert.Contains(e.Message, "is a Attention");
     }
+
+    [TestMethod]
+    public void AllLinear_SkipsTheOutputHead_AndForSeqClsTheClassifier()
+    {
+        var lm = PeftModel.Inject(new TinyModel(new Generator(10), layerCount: 1, lmHead: true), new IA3Config { TargetModules = ModuleSelector.AllLinear });
+        CollectionAssert.AreEqual(new[] { "layers.0.attn.q_proj", "layers.0.attn.v_proj", "layers.0.mlp.fc1", "layers.0.mlp.fc2", "classifier" }, lm.TargetedModuleNames().ToArray());
+        var cls = PeftModel.Inject(new TinyModel(new Generator(10), layerCount: 1), new IA3Config { TargetModules = ModuleSelector.AllLinear, TaskType = "SEQ_CLS" });
+        CollectionAssert.AreEqual(new[] { "layers.0.attn.q_proj", "layers.0.attn.v_proj", "layers.0.mlp.fc1", "layers.0.mlp.fc2" }, cls.TargetedModuleNames().ToArray());
+        Assert.IsTrue(cls.TrainableParameters().Any(p => p.Name == "classifier.weight"), "SEQ_CLS trains the head as modules_to_save");
+    }
 }
