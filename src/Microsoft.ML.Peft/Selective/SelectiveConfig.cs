@@ -13,8 +13,8 @@ namespace Microsoft.ML.Peft.Selective;
 /// <remarks>
 /// <para>Trained tensors are saved as "base_model.model.&lt;parameter path&gt;" in adapter_model.safetensors (and
 /// modules_to_save as for every method); loading copies them into the base model's parameters.</para>
-/// <para>The selected parameters are the base model's own: <see cref="PeftModel.DisableAdapters"/> cannot give back
-/// their pretrained values, and merging has nothing to do. Use one selective adapter per model.</para>
+/// <para>The selected parameters are the base model's own: <see cref="PeftModel.DisableAdapters"/> refuses (except for
+/// HEAD_ONLY, whose head is a modules_to_save copy), and merging has nothing to do. Use one selective adapter per model.</para>
 /// <para>JSON keys besides <see cref="PeftConfig"/>'s: target_modules (LAYERNORM_TUNING), num_trainable_layers,
 /// layers_to_transform, layers_pattern (LAST_N_LAYERS).</para>
 /// </remarks>
@@ -140,4 +140,9 @@ public sealed class SelectiveConfig : PeftConfig
         SelectiveParameters.Apply(model, this);
 
     internal override IEnumerable<string> ExtraTrainableParameterNames(Module model) => SelectiveParameters.Select(model, this);
+
+    /// <inheritdoc/>
+    internal override string? CannotDisableReason => Method == SelectiveMethod.HeadOnly
+        ? null
+        : $"{PeftType} trains the base model's own parameters in place, so their pretrained values are gone; keep a copy of the base model to compare against";
 }

@@ -172,4 +172,10 @@ public abstract class PeftConfig
     /// LoRA's bias = "all" / "lora_only". Empty by default.
     /// </summary>
     internal virtual IEnumerable<string> ExtraTrainableParameterNames(Module model) => [];
+
+    /// <summary>
+    /// Why <see cref="PeftModel.DisableAdapters"/> cannot give back the base model under this config (it trains the
+    /// base model's own tensors in place), or null when it can.
+    /// </summary>
+    internal virtual string? CannotDisableReason => null;
 }

@@ -177,6 +177,23 @@ public sealed class SelectiveTests
         Assert.AreEqual(9 + 2, peft.GetAdapterStateDict().Count, "9 bias tensors (36 values) + classifier weight and bias: " + string.Join(", ", peft.GetAdapterStateDict().Keys));
     }
 
+    [TestMethod]
+    public void DisableAdapters_IsRefusedWhereTheBaseIsTrainedInPlace_AndWorksForHeadOnly()
+    {
+        var model = new NormModel(new Generator(8));
+        var peft = PeftModel.Inject(model, SelectiveConfig.BitFit());
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => peft.DisableAdapters());
+        StringAssert.Contains(e.Message, "BITFIT trains the base model's own parameters in place");
+
+        var headModel = new NormModel(new Generator(9));
+        var x = Input();
+        var before = Run(headModel, x);
+        var head = PeftModel.Inject(headModel, SelectiveConfig.HeadOnly("classifier"));
+        using (Autograd.NoGrad()) headModel.GetParameter("classifier.weight").Mul_(2f);
+        Assert.IsTrue(MaxAbsDiff(before, Run(headModel, x)) > 1e-4);
+        using (head.DisableAdapters()) AssertBitIdentical(before, Run(headModel, x), "head-only disabled");
+    }
+
     private sealed class BiasFree : Module
     {
         public BiasFree(Generator g) => RegisterModule<LinearLayer>("proj", new Linear(3, 3, g, hasBias: false));
