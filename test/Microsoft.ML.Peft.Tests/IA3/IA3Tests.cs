@@ -142,6 +142,20 @@ public sealed class IA3Tests
     }
 
     [TestMethod]
+    public void SafeMerge_RefusesNonFiniteVectors_AndLeavesEveryLayerUnchanged()
+    {
+        var model = new TinyModel(new Generator(11));
+        var peft = PeftModel.Inject(model, KeysValuesAndFc2(initOnes: false));
+        var x = Input();
+        var v = ((IA3Linear)model.GetModule("layers.1.attn.v_proj")).Vector("default");
+        using (Autograd.NoGrad()) v.Narrow(0, 2, 1).Fill_(float.PositiveInfinity);
+        var withInf = Run(model, x);
+        Assert.ThrowsExactly<InvalidOperationException>(() => peft.MergeAdapter(safeMerge: true));
+        Assert.IsTrue(peft.TunerLayers().All(t => t.Layer.MergedAdapters.Count == 0), "all or nothing");
+        AssertBitIdentical(withInf, Run(model, x), "unchanged after the refused merge");
+    }
+
+    [TestMethod]
     public void DisableAdapters_GivesTheBaseModel()
     {
         var model = new TinyModel(new Generator(7));
