@@ -9,7 +9,8 @@ namespace Microsoft.ML.Peft.Benchmarks;
 /// Forward + backward throughput of one BERT-base encoder layer (hidden 768, 12 heads, FFN 3072, GELU, post-LN),
 /// sequence 128, batch 8, random weights, every parameter trainable, the input requiring grad too (as inside a stack).
 /// Prints: <c>layer bert-base seq=128 batch=8 fwd+bwd tokens/s=N ms/step=M</c> (median of the timed steps).
-/// Options: --steps N (default 5), --warmup N (default 2), --seq N, --batch N.
+/// Then runs the same layer in PyTorch (build/reference/bench_torch.py) and prints its tokens/s and our ratio.
+/// Options: --steps N (default 5), --warmup N (default 2), --seq N, --batch N, --no-peer.
 /// </summary>
 internal sealed class LayerBenchmark : IBenchmark
 {
@@ -44,6 +45,15 @@ internal sealed class LayerBenchmark : IBenchmark
         double tokensPerSecond = batch * seq / (ms / 1000.0);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"layer bert-base seq={seq} batch={batch} fwd+bwd tokens/s={tokensPerSecond:F0} ms/step={ms:F1}"));
+
+        // The same layer in PyTorch, in this run (skipped with --no-peer or when python3+torch is absent).
+        if (Array.IndexOf(args, "--no-peer") < 0 && seq == 128 && batch == 8)
+        {
+            double? torch = TorchPeer.TryRun("bert-base-layer-fwd-bwd");
+            Console.WriteLine(torch is { } t
+                ? string.Create(CultureInfo.InvariantCulture, $"layer bert-base torch tokens/s={t:F0} ratio={tokensPerSecond / t:F2}")
+                : "layer bert-base torch tokens/s=n/a ratio=n/a");
+        }
         return 0;
     }
 

@@ -19,9 +19,11 @@ namespace Microsoft.ML.Peft.Lora;
 /// in JSON is read as a one-element list); rank_pattern → <see cref="RankPattern"/> ({}); alpha_pattern →
 /// <see cref="AlphaPattern"/> ({}); modules_to_save, task_type, inference_mode, base_model_name_or_path, revision →
 /// the <see cref="PeftConfig"/> properties.</para>
-/// <para>Scaling of an adapter is alpha / r, or alpha / √r with rsLoRA. fan_in_fan_out is kept for round trips only:
-/// every <see cref="LinearLayer"/> stores its weight [out, in], so it is treated as false (PEFT also resets it for
-/// nn.Linear). PEFT features that are not implemented (use_dora, lora_bias, layer_replication, loftq_config,
+/// <para>Scaling of an adapter is alpha / r, or alpha / √r with rsLoRA. fan_in_fan_out never decides the layout: each
+/// layer's own weight does (a <see cref="Models.Common.Conv1D"/> is [in, out], every other <see cref="LinearLayer"/>
+/// [out, in]). Injection rewrites the property as PEFT does (which warns; this library has no log hook, so it is
+/// silent): true when it wraps a Conv1D, false when it wraps any other linear layer, the last new wrap deciding, so
+/// the saved adapter_config.json says what PEFT's would. PEFT features that are not implemented (use_dora, lora_bias, layer_replication, loftq_config,
 /// eva_config, corda_config, use_qalora, target_parameters, trainable_token_indices, ...) are accepted in a file only
 /// at their defaults.</para>
 /// </remarks>
@@ -67,7 +69,7 @@ public sealed class LoraConfig : PeftConfig
     /// <summary>exclude_modules: modules never adapted (same syntax as <see cref="TargetModules"/>), or null.</summary>
     public ModuleSelector? ExcludeModules { get; set; }
 
-    /// <summary>fan_in_fan_out: true for GPT-2 Conv1D weights stored [in, out]; see remarks (treated as false).</summary>
+    /// <summary>fan_in_fan_out: true for GPT-2 Conv1D weights stored [in, out]; set by injection from the targeted layers (see remarks).</summary>
     public bool FanInFanOut { get; set; }
 
     /// <summary>bias: which biases are trained and saved (default <see cref="LoraBias.None"/>).</summary>

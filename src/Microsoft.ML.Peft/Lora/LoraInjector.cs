@@ -1,3 +1,4 @@
+using Microsoft.ML.Peft.Models.Common;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tuners;
@@ -54,6 +55,9 @@ internal static class LoraInjector
             var layer = linear as LoraLinear;
             if (layer is null)
             {
+                // PEFT's _create_new_module: a Conv1D target forces fan_in_fan_out = True, a Linear one False (with a
+                // warning there). The layout itself comes from the layer; this keeps the saved config PEFT's.
+                config.FanInFanOut = linear is Conv1D;
                 layer = new LoraLinear(linear);
                 try
                 {

@@ -1,3 +1,4 @@
+using Microsoft.ML.Peft.Models.Common;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tuners;
@@ -14,6 +15,8 @@ namespace Microsoft.ML.Peft.Lora;
 /// and then multiplies by Bᵀ, costing r·(in + out) multiply-adds per row on top of the base layer's in·out.
 /// Merging folds scaling·B·A into a float32 base weight (copying it first when it is memory-mapped checkpoint data,
 /// which must not be written); each adapter can be merged once, and unmerging subtracts the same delta again.
+/// A GPT-2 <see cref="Conv1D"/> base stores its weight [in, out] (PEFT's <c>fan_in_fan_out</c>), so the merge adds
+/// the transpose (scaling·B·A)ᵀ there; A [r, in] and B [out, r] keep their shapes and saved keys either way.
 /// </remarks>
 public sealed class LoraLinear : LinearLayer, ITunerLayer
 {
@@ -185,15 +188,22 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     }
 
     /// <summary>
-    /// Adds scaling·B·A of each adapter (default: the active ones) into the base weight. Merging an adapter that is
-    /// already merged is an error. With <paramref name="safeMerge"/> the sum is computed on a copy and checked for
-    /// NaN/∞ before it replaces the weight. Needs a <see cref="Linear"/> base with a float32 weight.
+    /// True when the base layer stores its weight [in, out] (a GPT-2 <see cref="Conv1D"/>; PEFT's per-layer
+    /// <c>fan_in_fan_out</c>), so merging adds the transpose of <see cref="DeltaWeight"/>.
+    /// </summary>
+    public bool FanInFanOut => baseLayer.Module is Conv1D;
+
+    /// <summary>
+    /// Adds scaling·B·A of each adapter (default: the active ones) into the base weight ((scaling·B·A)ᵀ for a
+    /// <see cref="Conv1D"/> base, whose weight is [in, out]). Merging an adapter that is already merged is an error.
+    /// With <paramref name="safeMerge"/> the sum is computed on a copy and checked for NaN/∞ before it replaces the
+    /// weight. Needs a <see cref="Linear"/> or <see cref="Conv1D"/> base with a float32 weight.
     /// </summary>
     public void Merge(IReadOnlyList<string>? adapterNames = null, bool safeMerge = false)
     {
         var names = adapterNames ?? active;
         if (!enabled) throw new InvalidOperationException("cannot merge while adapters are disabled: the forward would then apply the merged update to the 'base' output");
-        var baseLinear = MergeableBase("merge");
+        var baseModule = MergeableBase("merge");
         foreach (var name in names)
         {
             _ = Settings(name);
@@ -203,17 +213,17 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         {
             using (Autograd.NoGrad())
             {
-                var delta = DeltaWeight(name);
+                var delta = StoredLayoutDelta(name);
                 if (safeMerge)
                 {
                     Tensor sum;
-                    using (TensorScope.Untracked()) sum = baseLinear.Weight.Add(delta);
+                    using (TensorScope.Untracked()) sum = BaseWeight(baseModule).Add(delta);
                     if (!sum.AllFinite()) throw new InvalidOperationException($"merging adapter '{name}' produces NaN or infinite weights; the layer was left unchanged");
-                    baseLinear.ReplaceParameter("weight", sum);
+                    baseModule.ReplaceParameter("weight", sum);
                 }
                 else
                 {
-                    WritableWeight(baseLinear).Add_(delta);
+                    WritableWeight(baseModule).Add_(delta);
                 }
             }
             merged.Add(name);
@@ -224,11 +234,11 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     public void Unmerge()
     {
         if (merged.Count == 0) return;
-        var baseLinear = MergeableBase("unmerge");
+        var baseModule = MergeableBase("unmerge");
         using (Autograd.NoGrad())
         {
-            var weight = WritableWeight(baseLinear);
-            for (int i = merged.Count - 1; i >= 0; i--) weight.Add_(DeltaWeight(merged[i]), -1f);
+            var weight = WritableWeight(baseModule);
+            for (int i = merged.Count - 1; i >= 0; i--) weight.Add_(StoredLayoutDelta(merged[i]), -1f);
         }
         merged.Clear();
     }
@@ -241,26 +251,48 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         yield return ("lora_B.weight", loraB[adapterName].Weight);
     }
 
-    /// <summary>The base as a <see cref="Linear"/> with a float32 weight, or a clear error naming what it is.</summary>
-    private Linear MergeableBase(string op)
+    /// <summary>
+    /// The delta in the base weight's own layout: scaling·B·A [out, in] for a <see cref="Linear"/>, and for a
+    /// <see cref="Conv1D"/> ([in, out]) its transpose, computed directly as scaling·Aᵀ·Bᵀ into a contiguous tensor so
+    /// the in-place add walks both operands row by row.
+    /// </summary>
+    private Tensor StoredLayoutDelta(string adapterName)
     {
-        if (baseLayer.Module is not Linear linear)
-            throw new NotSupportedException($"{op}: the base layer is a {baseLayer.Module.GetType().Name}; merging needs a Linear with a float32 weight");
-        if (linear.Weight.DType != DType.Float32)
-            throw new NotSupportedException($"{op}: the base weight {linear.Weight} is {DTypeInfo.Name(linear.Weight.DType)}; merging into a reduced-precision weight would round the update and unmerging could not restore it. Convert the base weight to float32 first.");
-        return linear;
+        if (!FanInFanOut) return DeltaWeight(adapterName);
+        using (Autograd.NoGrad())
+        {
+            var a = loraA[adapterName].Weight;
+            var b = loraB[adapterName].Weight;
+            return a.Transpose(0, 1).MatMul(b.Transpose(0, 1)).Mul(Settings(adapterName).Scaling).Contiguous();
+        }
     }
 
-    /// <summary>The base weight, first copied into engine-owned memory when it lives in a (read-only) checkpoint mapping.</summary>
-    private static Tensor WritableWeight(Linear linear)
+    /// <summary>The base (a <see cref="Linear"/> or <see cref="Conv1D"/>) after checking its weight is float32, or a clear error naming what it is.</summary>
+    private Module MergeableBase(string op)
     {
-        if (linear.Weight.Storage is ExternalStorage || !linear.Weight.IsContiguous)
+        var module = baseLayer.Module;
+        if (module is not (Linear or Conv1D))
+            throw new NotSupportedException($"{op}: the base layer is a {module.GetType().Name}; merging needs a Linear or Conv1D with a float32 weight");
+        var weight = BaseWeight(module);
+        if (weight.DType != DType.Float32)
+            throw new NotSupportedException($"{op}: the base weight {weight} is {DTypeInfo.Name(weight.DType)}; merging into a reduced-precision weight would round the update and unmerging could not restore it. Convert the base weight to float32 first.");
+        return module;
+    }
+
+    /// <summary>The stored weight of a mergeable base: [out, in] for <see cref="Linear"/>, [in, out] for <see cref="Conv1D"/>.</summary>
+    private static Tensor BaseWeight(Module module) => module is Conv1D conv ? conv.Weight : ((Linear)module).Weight;
+
+    /// <summary>The base weight, first copied into engine-owned memory when it lives in a (read-only) checkpoint mapping.</summary>
+    private static Tensor WritableWeight(Module module)
+    {
+        var weight = BaseWeight(module);
+        if (weight.Storage is ExternalStorage || !weight.IsContiguous)
         {
             Tensor copy;
-            using (TensorScope.Untracked()) copy = linear.Weight.Clone();
-            linear.ReplaceParameter("weight", copy);
+            using (TensorScope.Untracked()) copy = weight.Clone();
+            module.ReplaceParameter("weight", copy);
         }
-        return linear.Weight;
+        return BaseWeight(module);
     }
 
     private AdapterSettings Settings(string adapterName) =>

@@ -26,6 +26,13 @@ public sealed record ModelLoadOptions
     /// </summary>
     public bool ConvertToFloat32 { get; init; }
 
+    /// <summary>
+    /// transformers' <c>ignore_mismatched_sizes</c>: a head tensor whose shape differs from the model's (e.g. a
+    /// classifier trained for another number of labels) is re-initialised instead of failing the load. Backbone
+    /// tensors must always match.
+    /// </summary>
+    public bool IgnoreMismatchedSizes { get; init; }
+
     /// <summary>Hub / cache settings used when the model reference is a hub id; null = defaults (environment).</summary>
     public PretrainedSourceOptions? Source { get; init; }
 

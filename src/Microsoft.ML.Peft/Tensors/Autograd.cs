@@ -44,6 +44,18 @@ public static class Autograd
     }
 
     /// <summary>
+    /// Re-enables recording on this thread until the returned scope is disposed, even inside <see cref="NoGrad"/> or
+    /// a backward function (hook for gradient checkpointing, which recomputes a block's forward with grad during
+    /// backward and back-propagates through it with a nested <see cref="Tensor.Backward(Tensor)"/>).
+    /// </summary>
+    public static ModeScope EnableGrad()
+    {
+        int saved = noGradDepth;
+        noGradDepth = 0;
+        return new ModeScope(3, saved);
+    }
+
+    /// <summary>
     /// Until disposed, checks every op's output and every backward gradient for NaN/Inf and throws
     /// <see cref="ArithmeticException"/> naming the first op (and its shapes) that produced one. Slow: debugging only.
     /// </summary>
@@ -113,7 +125,9 @@ public static class Autograd
             root.AccumulateLeafGrad(seed);
             return;
         }
-        var nodes = order ??= new List<Node>(256);
+        // A backward function may run a nested backward pass (gradient checkpointing): it gets its own node list so the
+        // outer pass's list, which is being walked, stays intact.
+        var nodes = inBackward ? new List<Node>() : (order ??= new List<Node>(256));
         nodes.Clear();
         TopologicalOrder(root.GradFn, nodes);
         root.GradFn.PendingGrad = seed;
@@ -206,14 +220,20 @@ public static class Autograd
     public readonly struct ModeScope : IDisposable
     {
         private readonly int kind;
+        private readonly int savedDepth;
 
-        internal ModeScope(int kind) => this.kind = kind;
+        internal ModeScope(int kind, int savedDepth = 0)
+        {
+            this.kind = kind;
+            this.savedDepth = savedDepth;
+        }
 
         /// <summary>Leaves the mode.</summary>
         public void Dispose()
         {
             if (kind == 1) noGradDepth--;
             else if (kind == 2) anomalyDepth--;
+            else if (kind == 3) noGradDepth = savedDepth;
         }
     }
 }

@@ -54,6 +54,9 @@ internal sealed class ConfigFields
 
     public int Int(string key, int defaultValue) => Take(key) is { } v ? ToInt(key, v) : defaultValue;
 
+    /// <summary>An integer, or null when absent or JSON null.</summary>
+    public int? NullableInt(string key) => Take(key) is { } v ? ToInt(key, v) : null;
+
     public double Double(string key, double defaultValue) => Take(key) is { } v ? ToDouble(key, v) : defaultValue;
 
     /// <summary>A string or a list of strings (both null when absent).</summary>

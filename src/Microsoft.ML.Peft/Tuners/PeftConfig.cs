@@ -123,7 +123,10 @@ public abstract class PeftConfig
         PeftConfig config = peftType switch
         {
             "LORA" => new LoraConfig(),
-            _ => throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA)"),
+            "IA3" => new IA3.IA3Config(),
+            "PROMPT_TUNING" => new PromptTuning.PromptTuningConfig(),
+            _ => Selective.SelectiveConfig.ForPeftType(peftType)
+                ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
         };
         config.TaskType = fields.String("task_type");
         config.BaseModelNameOrPath = fields.String("base_model_name_or_path");
@@ -169,4 +172,10 @@ public abstract class PeftConfig
     /// LoRA's bias = "all" / "lora_only". Empty by default.
     /// </summary>
     internal virtual IEnumerable<string> ExtraTrainableParameterNames(Module model) => [];
+
+    /// <summary>
+    /// Why <see cref="PeftModel.DisableAdapters"/> cannot give back the base model under this config (it trains the
+    /// base model's own tensors in place), or null when it can.
+    /// </summary>
+    internal virtual string? CannotDisableReason => null;
 }

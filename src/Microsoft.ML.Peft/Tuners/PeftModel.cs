@@ -134,6 +134,10 @@ public sealed partial class PeftModel
     {
         CheckUsable();
         if (!enabled) throw new InvalidOperationException("adapters are already disabled");
+        foreach (var name in active)
+        {
+            if (configs[name].CannotDisableReason is { } reason) throw new InvalidOperationException($"adapter '{name}' cannot be disabled: {reason}");
+        }
         foreach (var (_, layer) in TunerLayers()) layer.AdaptersEnabled = false;
         modulesToSave.Activate(Model, null, trainable: false);
         enabled = false;

@@ -23,7 +23,7 @@ public sealed class LlamaDecoderLayerParityTests
     public void ForwardAndEveryGradient_MatchPyTorch()
     {
         using var fx = ReferenceFixture.Open("layers/llama_decoder_layer.safetensors");
-        var layer = new LlamaDecoderLayer(Config, 0);
+        var layer = new LlamaDecoderLayer(Config, 0, new Generator(1));
         layer.Eval();
         var names = layer.NamedParameters().Select(p => p.Name).ToList();
         Assert.AreEqual(9, names.Count);

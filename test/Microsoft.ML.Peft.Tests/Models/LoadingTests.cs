@@ -50,6 +50,19 @@ public sealed class LoadingTests
     }
 
     [TestMethod]
+    public void HeadForAnotherLabelCount_FailsByName_OrIsReinitialisedOnRequest()
+    {
+        string folder = TestPaths.Fixture("reference", "models", "bert");
+        var e = Assert.Throws<ModelLoadException>(() => PretrainedModel.LoadForSequenceClassification(folder, numLabels: 5));
+        StringAssert.Contains(e.Message, "tensor 'classifier.weight' has shape [3, 32] in the checkpoint but the model built from config.json expects [5, 32]");
+
+        var model = PretrainedModel.LoadForSequenceClassification(folder, 5, new ModelLoadOptions { IgnoreMismatchedSizes = true });
+        Assert.AreEqual(5, model.NumLabels);
+        CollectionAssert.AreEqual(new[] { "classifier.weight", "classifier.bias" }, model.LoadReport!.InitializedParameters.ToArray());
+        Assert.AreEqual(0, model.LoadReport.UnexpectedKeys.Count);
+    }
+
+    [TestMethod]
     public void IntegerTensor_IsRejectedByName()
     {
         using var copies = new CheckpointCopies();

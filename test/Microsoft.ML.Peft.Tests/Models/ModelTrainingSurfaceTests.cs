@@ -94,6 +94,50 @@ public sealed class ModelTrainingSurfaceTests
     }
 
     [TestMethod]
+    [DataRow("bert", "attention_probs_dropout_prob", "hidden_dropout_prob", "")]
+    [DataRow("distilbert", "attention_dropout", "dropout", "")]
+    [DataRow("gpt2", "attn_pdrop", "resid_pdrop", "sequence_classification")]
+    [DataRow("gpt_neox", "attention_dropout", "hidden_dropout", "sequence_classification")]
+    [DataRow("llama_gqa", "attention_dropout", null, "sequence_classification")]
+    public void TrainingMode_AppliesSeededDropout_IncludingOnAttentionProbabilities(string arch, string attentionField, string? hiddenField, string subfolder)
+    {
+        using var copies = new CheckpointCopies();
+        // Only attention-probability dropout is on, so any train/eval difference comes from it.
+        string attentionOnly = copies.Copy(arch, "attention", c =>
+        {
+            foreach (string field in new[] { "hidden_dropout_prob", "dropout", "resid_pdrop", "embd_pdrop", "hidden_dropout", "classifier_dropout", "seq_classif_dropout" })
+            {
+                if (c.ContainsKey(field)) c[field] = 0.0;
+            }
+            c[attentionField] = 0.5;
+        }, fixtureSubfolder: subfolder);
+        string none = copies.Copy(arch, "none", c =>
+        {
+            foreach (string? field in new[] { attentionField, hiddenField, "embd_pdrop", "classifier_dropout", "seq_classif_dropout" })
+            {
+                if (field is not null && c.ContainsKey(field)) c[field] = 0.0;
+            }
+            if (c.ContainsKey("summary_first_dropout")) c["summary_first_dropout"] = 0.0;
+        }, fixtureSubfolder: subfolder);
+        using var fx = ReferenceFixture.Open($"models/{arch}/expected.safetensors");
+        var ids = fx.Int("right_padding.input_ids");
+        var mask = fx.Int("right_padding.attention_mask");
+        float[] Run(string folder, bool train, ulong seed)
+        {
+            var model = PretrainedModel.LoadForSequenceClassification(folder, options: new ModelLoadOptions { Seed = seed });
+            if (train) model.Train();
+            using var scope = TensorScope.Begin();
+            return model.Forward(ids, mask).ToArray();
+        }
+        var eval = Run(attentionOnly, false, 1);
+        var train = Run(attentionOnly, true, 1);
+        Assert.IsTrue(Close.MaxAbs(eval, train) > 1e-4, $"{arch}: attention dropout changes the training-mode output");
+        CollectionAssert.AreEqual(train, Run(attentionOnly, true, 1), "same seed, same masks");
+        Assert.IsTrue(Close.MaxAbs(train, Run(attentionOnly, true, 2)) > 1e-6, "another seed, other masks");
+        CollectionAssert.AreEqual(Run(none, false, 1), Run(none, true, 1), "with every dropout at 0, training mode equals evaluation");
+    }
+
+    [TestMethod]
     public void BadForwardInput_IsRejectedWithItsName()
     {
         var model = PretrainedModel.LoadForSequenceClassification(TestPaths.Fixture("reference", "models", "bert"));

@@ -88,7 +88,7 @@ public sealed class PeftConfigJsonTests
     [DataRow("""{"peft_type": "LORA", "layers_pattern": "layers"}""", "layers_pattern is set but layers_to_transform is not")]
     [DataRow("""{"peft_type": "LORA", "target_modules": ".*q", "layers_to_transform": [1]}""", "cannot be used when target_modules is a regular expression")]
     [DataRow("""{"peft_type": "LORA", "task_type": "CLASSIFY"}""", "task_type 'CLASSIFY' is not one of")]
-    [DataRow("""{"peft_type": "IA3"}""", "peft_type 'IA3' is not supported")]
+    [DataRow("""{"peft_type": "LOHA"}""", "peft_type 'LOHA' is not supported")]
     [DataRow("""{"r": 8}""", "'peft_type' is missing")]
     [DataRow("""{"peft_type": "LORA",""", "not valid JSON")]
     [DataRow("""[1, 2]""", "must be a JSON object")]

@@ -44,7 +44,7 @@ public sealed class BertAttention : Module
     public BertAttention(BertConfig config, Generator dropoutGenerator)
     {
         ArgumentNullException.ThrowIfNull(config);
-        self = RegisterModule("self", new BertSelfAttention(config));
+        self = RegisterModule("self", new BertSelfAttention(config, dropoutGenerator));
         output = RegisterModule("output", new BertProjectionOutput(config, config.HiddenSize, dropoutGenerator));
     }
 
@@ -54,8 +54,8 @@ public sealed class BertAttention : Module
 
 /// <summary>
 /// HF <c>BertSelfAttention</c>: query/key/value projections and softmax(QKᵀ/√d + mask)·V over all heads, computed by
-/// the engine's fused attention on strided head views (no head transposition copies). Attention-probability dropout
-/// is not applied (the fused kernel never materialises the probabilities).
+/// the engine's fused attention on strided head views (no head transposition copies), with attention_probs_dropout_prob
+/// dropout on the probabilities in training mode.
 /// </summary>
 public sealed class BertSelfAttention : Module
 {
@@ -64,11 +64,16 @@ public sealed class BertSelfAttention : Module
     private readonly ModuleSlot<LinearLayer> value;
     private readonly int heads;
     private readonly int headDim;
+    private readonly float dropout;
+    private readonly Generator dropoutGenerator;
 
     /// <summary>Creates the projections.</summary>
-    public BertSelfAttention(BertConfig config)
+    public BertSelfAttention(BertConfig config, Generator dropoutGenerator)
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(dropoutGenerator);
+        this.dropoutGenerator = dropoutGenerator;
+        dropout = (float)config.AttentionProbsDropoutProb;
         heads = config.NumAttentionHeads;
         headDim = config.HeadDim;
         int h = config.HiddenSize;
@@ -83,7 +88,7 @@ public sealed class BertSelfAttention : Module
         var q = AttentionHelpers.SplitHeads(query.Module.Forward(hidden), heads, headDim);
         var k = AttentionHelpers.SplitHeads(key.Module.Forward(hidden), heads, headDim);
         var v = AttentionHelpers.SplitHeads(value.Module.Forward(hidden), heads, headDim);
-        return AttentionHelpers.MergeHeads(q.ScaledDotProductAttention(k, v, keyMask));
+        return AttentionHelpers.MergeHeads(q.ScaledDotProductAttention(k, v, keyMask, dropout: IsTraining ? dropout : 0f, generator: dropoutGenerator));
     }
 }
 

@@ -118,7 +118,7 @@ public sealed class DistilBertBlock : Module
     public DistilBertBlock(DistilBertConfig config, Generator dropoutGenerator)
     {
         ArgumentNullException.ThrowIfNull(config);
-        attention = RegisterModule("attention", new DistilBertAttention(config));
+        attention = RegisterModule("attention", new DistilBertAttention(config, dropoutGenerator));
         saLayerNorm = RegisterModule("sa_layer_norm", new LayerNorm(config.Dim, 1e-12f));
         ffn = RegisterModule("ffn", new DistilBertFeedForward(config, dropoutGenerator));
         outputLayerNorm = RegisterModule("output_layer_norm", new LayerNorm(config.Dim, 1e-12f));
@@ -133,8 +133,8 @@ public sealed class DistilBertBlock : Module
 }
 
 /// <summary>
-/// HF DistilBERT <c>MultiHeadSelfAttention</c>: q_lin, k_lin, v_lin, softmax(QKᵀ/√d + mask)·V, out_lin (fused
-/// attention; attention-probability dropout is not applied).
+/// HF DistilBERT <c>MultiHeadSelfAttention</c>: q_lin, k_lin, v_lin, softmax(QKᵀ/√d + mask)·V with attention_dropout
+/// on the probabilities in training mode (fused attention), out_lin.
 /// </summary>
 public sealed class DistilBertAttention : Module
 {
@@ -144,11 +144,16 @@ public sealed class DistilBertAttention : Module
     private readonly ModuleSlot<LinearLayer> outLin;
     private readonly int heads;
     private readonly int headDim;
+    private readonly float dropout;
+    private readonly Generator dropoutGenerator;
 
     /// <summary>Creates the projections.</summary>
-    public DistilBertAttention(DistilBertConfig config)
+    public DistilBertAttention(DistilBertConfig config, Generator dropoutGenerator)
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(dropoutGenerator);
+        this.dropoutGenerator = dropoutGenerator;
+        dropout = (float)config.AttentionDropout;
         heads = config.NHeads;
         headDim = config.HeadDim;
         int d = config.Dim;
@@ -164,7 +169,7 @@ public sealed class DistilBertAttention : Module
         var q = AttentionHelpers.SplitHeads(qLin.Module.Forward(hidden), heads, headDim);
         var k = AttentionHelpers.SplitHeads(kLin.Module.Forward(hidden), heads, headDim);
         var v = AttentionHelpers.SplitHeads(vLin.Module.Forward(hidden), heads, headDim);
-        return outLin.Module.Forward(AttentionHelpers.MergeHeads(q.ScaledDotProductAttention(k, v, keyMask)));
+        return outLin.Module.Forward(AttentionHelpers.MergeHeads(q.ScaledDotProductAttention(k, v, keyMask, dropout: IsTraining ? dropout : 0f, generator: dropoutGenerator)));
     }
 }
 

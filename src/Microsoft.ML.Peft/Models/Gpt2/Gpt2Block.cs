@@ -33,8 +33,8 @@ public sealed class Gpt2Block : Module
 }
 
 /// <summary>
-/// HF <c>GPT2Attention</c>: c_attn (Conv1D, output columns [q | k | v]) → causal attention → c_proj (Conv1D) →
-/// residual dropout. q, k and v are strided views of c_attn's output; nothing is split by copying.
+/// HF <c>GPT2Attention</c>: c_attn (Conv1D, output columns [q | k | v]) → causal attention (attn_pdrop on the
+/// probabilities in training mode) → c_proj (Conv1D) → residual dropout. q, k and v are strided views of c_attn's output; nothing is split by copying.
 /// </summary>
 public sealed class Gpt2Attention : Module
 {
@@ -45,6 +45,8 @@ public sealed class Gpt2Attention : Module
     private readonly int headDim;
     private readonly int layerIndex;
     private readonly float scale;
+    private readonly float attnDropout;
+    private readonly Generator dropoutGenerator;
 
     /// <summary>Attention of block <paramref name="layerIndex"/> (which scale_attn_by_inverse_layer_idx uses).</summary>
     public Gpt2Attention(Gpt2Config config, int layerIndex, Generator dropoutGenerator)
@@ -53,6 +55,8 @@ public sealed class Gpt2Attention : Module
         heads = config.NHead;
         headDim = config.HeadDim;
         this.layerIndex = layerIndex;
+        this.dropoutGenerator = dropoutGenerator;
+        attnDropout = (float)config.AttnPdrop;
         scale = config.ScaleAttnWeights ? 1f / MathF.Sqrt(headDim) : 1f;
         if (config.ScaleAttnByInverseLayerIdx) scale /= layerIndex + 1;
         int e = config.NEmbd;
@@ -69,7 +73,7 @@ public sealed class Gpt2Attention : Module
         var k = AttentionHelpers.SplitHeads(qkv.Narrow(2, e, e), heads, headDim);
         var v = AttentionHelpers.SplitHeads(qkv.Narrow(2, 2 * e, e), heads, headDim);
         (k, v) = step.KeysAndValues(layerIndex, k, v);
-        var context = q.ScaledDotProductAttention(k, v, step.KeyMask, causal: true, scale: scale);
+        var context = q.ScaledDotProductAttention(k, v, step.KeyMask, causal: true, scale: scale, dropout: IsTraining ? attnDropout : 0f, generator: dropoutGenerator);
         return residDropout.Module.Forward(cProj.Module.Forward(AttentionHelpers.MergeHeads(context)));
     }
 }

@@ -30,7 +30,7 @@ public sealed class GptNeoXLayer : Module
         postAttentionLayerNorm = RegisterModule("post_attention_layernorm", new LayerNorm(config.HiddenSize, eps));
         postAttentionDropout = RegisterModule("post_attention_dropout", new Dropout((float)config.HiddenDropout, dropoutGenerator));
         postMlpDropout = RegisterModule("post_mlp_dropout", new Dropout((float)config.HiddenDropout, dropoutGenerator));
-        attention = RegisterModule("attention", new GptNeoXAttention(config, layerIndex));
+        attention = RegisterModule("attention", new GptNeoXAttention(config, layerIndex, dropoutGenerator));
         mlp = RegisterModule("mlp", new GptNeoXMlp(config));
     }
 
@@ -47,7 +47,7 @@ public sealed class GptNeoXLayer : Module
 /// <summary>
 /// HF <c>GPTNeoXAttention</c>: one fused <c>query_key_value</c> projection whose output, viewed [B, T, heads, 3·d],
 /// holds per head [q | k | v] (HF's interleaved layout); rotate-half RoPE on the first rotary_ndims features of q and k
-/// (partial rotary); causal attention; <c>dense</c>. The projection stays one module so LoRA targets
+/// (partial rotary); causal attention (attention_dropout on the probabilities in training mode); <c>dense</c>. The projection stays one module so LoRA targets
 /// "query_key_value" as PEFT does; q, k, v are strided views of its output.
 /// </summary>
 public sealed class GptNeoXAttention : Module
@@ -57,11 +57,16 @@ public sealed class GptNeoXAttention : Module
     private readonly int heads;
     private readonly int headDim;
     private readonly int layerIndex;
+    private readonly float dropout;
+    private readonly Generator dropoutGenerator;
 
     /// <summary>Attention of block <paramref name="layerIndex"/>.</summary>
-    public GptNeoXAttention(GptNeoXConfig config, int layerIndex)
+    public GptNeoXAttention(GptNeoXConfig config, int layerIndex, Generator dropoutGenerator)
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(dropoutGenerator);
+        this.dropoutGenerator = dropoutGenerator;
+        dropout = (float)config.AttentionDropout;
         heads = config.NumAttentionHeads;
         headDim = config.HeadDim;
         this.layerIndex = layerIndex;
@@ -78,7 +83,7 @@ public sealed class GptNeoXAttention : Module
         var k = qkv.Narrow(3, headDim, headDim).Transpose(1, 2).ApplyRotary(cos, sin, step.Positions);
         var v = qkv.Narrow(3, 2 * headDim, headDim).Transpose(1, 2);
         (k, v) = step.KeysAndValues(layerIndex, k, v);
-        var context = q.ScaledDotProductAttention(k, v, step.KeyMask, causal: true);
+        var context = q.ScaledDotProductAttention(k, v, step.KeyMask, causal: true, dropout: IsTraining ? dropout : 0f, generator: dropoutGenerator);
         return dense.Module.Forward(AttentionHelpers.MergeHeads(context));
     }
 }

@@ -18,12 +18,12 @@ public sealed class LlamaDecoderLayer : Module
     private readonly ModuleSlot<LlamaMlp> mlp;
 
     /// <summary>Block <paramref name="layerIndex"/> of a model with <paramref name="config"/>.</summary>
-    public LlamaDecoderLayer(LlamaConfig config, int layerIndex)
+    public LlamaDecoderLayer(LlamaConfig config, int layerIndex, Generator dropoutGenerator)
     {
         ArgumentNullException.ThrowIfNull(config);
         float eps = (float)config.RmsNormEps;
         inputLayerNorm = RegisterModule("input_layernorm", new RMSNorm(config.HiddenSize, eps));
-        selfAttn = RegisterModule("self_attn", new LlamaAttention(config, layerIndex));
+        selfAttn = RegisterModule("self_attn", new LlamaAttention(config, layerIndex, dropoutGenerator));
         postAttentionLayerNorm = RegisterModule("post_attention_layernorm", new RMSNorm(config.HiddenSize, eps));
         mlp = RegisterModule("mlp", new LlamaMlp(config));
     }
@@ -55,7 +55,8 @@ public sealed class LlamaDecoderLayer : Module
 
 /// <summary>
 /// HF <c>LlamaAttention</c> with grouped-query heads: q_proj/k_proj/v_proj (biases for Qwen2 or attention_bias),
-/// rotate-half RoPE on q and k, causal softmax attention (sliding window where the config says so), o_proj.
+/// rotate-half RoPE on q and k, causal softmax attention (sliding window where the config says so; attention_dropout
+/// on the probabilities in training mode), o_proj.
 /// K/V heads are shared by num_heads / num_key_value_heads query heads inside the fused kernel, never repeated in memory.
 /// </summary>
 public sealed class LlamaAttention : Module
@@ -69,11 +70,16 @@ public sealed class LlamaAttention : Module
     private readonly int headDim;
     private readonly int layerIndex;
     private readonly int? slidingWindow;
+    private readonly float dropout;
+    private readonly Generator dropoutGenerator;
 
     /// <summary>Attention of block <paramref name="layerIndex"/>.</summary>
-    public LlamaAttention(LlamaConfig config, int layerIndex)
+    public LlamaAttention(LlamaConfig config, int layerIndex, Generator dropoutGenerator)
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(dropoutGenerator);
+        this.dropoutGenerator = dropoutGenerator;
+        dropout = (float)config.AttentionDropout;
         heads = config.NumAttentionHeads;
         kvHeads = config.NumKeyValueHeads;
         headDim = config.HeadDim;
@@ -92,7 +98,7 @@ public sealed class LlamaAttention : Module
         var k = AttentionHelpers.SplitHeads(kProj.Module.Forward(hidden), kvHeads, headDim).ApplyRotary(cos, sin, step.Positions);
         var v = AttentionHelpers.SplitHeads(vProj.Module.Forward(hidden), kvHeads, headDim);
         (k, v) = step.KeysAndValues(layerIndex, k, v);
-        var context = q.ScaledDotProductAttention(k, v, step.KeyMask, causal: true, slidingWindow: slidingWindow);
+        var context = q.ScaledDotProductAttention(k, v, step.KeyMask, causal: true, dropout: IsTraining ? dropout : 0f, generator: dropoutGenerator, slidingWindow: slidingWindow);
         return oProj.Module.Forward(AttentionHelpers.MergeHeads(context));
     }
 }

@@ -18,12 +18,12 @@ public sealed class LlamaModel : DecoderModel
     private readonly LlamaConfig config;
 
     /// <summary>A backbone for <paramref name="config"/> (placeholders until weights are bound).</summary>
-    public LlamaModel(LlamaConfig config)
+    public LlamaModel(LlamaConfig config, Generator dropoutGenerator)
     {
         ArgumentNullException.ThrowIfNull(config);
         this.config = config;
         embedTokens = RegisterModule("embed_tokens", Placeholder.Embedding(config.VocabSize, config.HiddenSize, config.PadTokenId));
-        layers = RegisterModule("layers", new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new LlamaDecoderLayer(config, i))));
+        layers = RegisterModule("layers", new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new LlamaDecoderLayer(config, i, dropoutGenerator))));
         norm = RegisterModule("norm", new RMSNorm(config.HiddenSize, (float)config.RmsNormEps));
         Rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta, config.RopeScaling, config.MaxPositionEmbeddings);
     }

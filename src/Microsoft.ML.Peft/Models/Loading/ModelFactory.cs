@@ -25,8 +25,8 @@ internal static class ModelFactory
             (DistilBertConfig c, ModelTask.SequenceClassification) => new DistilBertForSequenceClassification(c, dropoutGenerator),
             (DistilBertConfig c, ModelTask.TokenClassification) =>
                 new TokenClassificationModel(c, new DistilBertModel(c, dropoutGenerator), "distilbert", (float)c.Dropout, dropoutGenerator),
-            (LlamaConfig c, ModelTask.SequenceClassification) => new DecoderForSequenceClassification(c, new LlamaModel(c), "model"),
-            (LlamaConfig c, ModelTask.CausalLM) => new CausalLanguageModel(c, new LlamaModel(c), "model", "lm_head", c.TieWordEmbeddings),
+            (LlamaConfig c, ModelTask.SequenceClassification) => new DecoderForSequenceClassification(c, new LlamaModel(c, dropoutGenerator), "model"),
+            (LlamaConfig c, ModelTask.CausalLM) => new CausalLanguageModel(c, new LlamaModel(c, dropoutGenerator), "model", "lm_head", c.TieWordEmbeddings),
             (Gpt2Config c, ModelTask.SequenceClassification) => new DecoderForSequenceClassification(c, new Gpt2Model(c, dropoutGenerator), "transformer"),
             (Gpt2Config c, ModelTask.CausalLM) => new CausalLanguageModel(c, new Gpt2Model(c, dropoutGenerator), "transformer", "lm_head", c.TieWordEmbeddings),
             (GptNeoXConfig c, ModelTask.SequenceClassification) => new DecoderForSequenceClassification(c, new GptNeoXModel(c, dropoutGenerator), "gpt_neox"),

@@ -28,6 +28,12 @@ internal static class WeightBinder
             if (keys.ByParameter.TryGetValue(name, out string? key))
             {
                 var view = source.GetTensor(key);
+                if (!view.Shape.AsSpan().SequenceEqual(shape) && options.IgnoreMismatchedSizes && IsInitializable(model, name))
+                {
+                    toInitialize.Add(name);
+                    options.Log?.Invoke($"{source.Path}: '{key}' has shape {Format(view.Shape.AsSpan())} but the model needs {Format(shape)}; re-initialised (IgnoreMismatchedSizes)");
+                    continue;
+                }
                 if (!view.Shape.AsSpan().SequenceEqual(shape))
                     problems.Add($"tensor '{key}' has shape {Format(view.Shape.AsSpan())} in the checkpoint but the model built from config.json expects {Format(shape)}");
                 else if (!CheckpointTensors.IsFloat(view.DType))

@@ -1,0 +1,137 @@
+using Microsoft.ML.Peft.LinearAlgebra;
+using Microsoft.ML.Peft.Tensors;
+
+namespace Microsoft.ML.Peft.Bayesian;
+
+/// <summary>
+/// Gathers, batch by batch, the Fisher of the probed LoRA matrices: K-FAC factors (input rows into A, output-gradient
+/// rows into G, via <see cref="KroneckerFactorAccumulator"/>, low rank for large sides) or the exact diagonal
+/// Σ_n (∂ℓ_n/∂W)², plus the MAP log-likelihood of the true labels.
+/// </summary>
+internal sealed class FisherCollector
+{
+    private readonly List<ProbedMatrix> matrices;
+    private readonly FisherKind fisher;
+    private readonly GaussianRandom random;
+    private readonly KroneckerFactorAccumulator[] inputFactors, outputFactors;
+    private readonly double[][] diagonals;
+    private readonly bool diagonal;
+
+    public FisherCollector(List<ProbedMatrix> matrices, LaplaceLoraOptions options)
+    {
+        this.matrices = matrices;
+        fisher = options.Fisher;
+        random = new GaussianRandom(options.Seed);
+        diagonal = options.Curvature == CurvatureKind.Diagonal;
+        inputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.Width, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' input factor A")).ToArray();
+        outputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.Out, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' output-gradient factor G")).ToArray();
+        diagonals = matrices.Select(m => diagonal ? new double[m.Out * m.Width] : []).ToArray();
+    }
+
+    public int Examples { get; private set; }
+    public int Classes { get; private set; }
+    public double LogLikelihood { get; private set; }
+
+    public void Add(LoraProbeSet probes, Func<Tensor, Tensor> logitsFunction, LaplaceBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        int size = batch.Input.Rank > 0 ? batch.Input.Size(0) : 0;
+        if (size == 0 || batch.Labels.Length != size)
+            throw new ArgumentException($"Laplace-LoRA: batch input {batch.Input.ShapeString} has {size} examples but {batch.Labels.Length} labels");
+        // The seed is ∂(Σ_n ℓ_n)/∂logits = softmax − onehot(label) per row: each row is its own example's gradient,
+        // since examples do not interact in the forward.
+        probes.Run(logitsFunction, batch.Input, size, (logits, b, c) => Seed(logits, b, c, batch.Labels), out _);
+        for (int k = 0; k < matrices.Count; k++)
+        {
+            var m = matrices[k];
+            if (diagonal)
+            {
+                var gradient = new double[m.Out * m.Width];
+                for (int n = 0; n < size; n++)
+                {
+                    m.ExampleGradient(n, gradient);
+                    var sum = diagonals[k];
+                    for (int i = 0; i < gradient.Length; i++) sum[i] += gradient[i] * gradient[i];
+                }
+            }
+            else
+            {
+                inputFactors[k].AddRows(m.Inputs, m.Rows);
+                outputFactors[k].AddRows(m.OutputGradients, m.Rows);
+            }
+        }
+        Examples += size;
+    }
+
+    private float[] Seed(float[] logits, int batch, int classes, int[] labels)
+    {
+        if (Classes != 0 && Classes != classes) throw new ArgumentException($"Laplace-LoRA: the logits function returned {classes} classes, earlier batches had {Classes}");
+        Classes = classes;
+        var seed = new float[batch * classes];
+        var p = new double[classes];
+        for (int n = 0; n < batch; n++)
+        {
+            int label = LaplaceLora.CheckLabel(labels[n], classes, Examples + n);
+            double max = double.NegativeInfinity;
+            for (int c = 0; c < classes; c++) max = Math.Max(max, logits[n * classes + c]);
+            double total = 0;
+            for (int c = 0; c < classes; c++) total += p[c] = Math.Exp(logits[n * classes + c] - max);
+            for (int c = 0; c < classes; c++) p[c] /= total;
+            LogLikelihood += logits[n * classes + label] - max - Math.Log(total);
+            int target = fisher == FisherKind.Empirical ? label : SampleClass(p);
+            for (int c = 0; c < classes; c++) seed[n * classes + c] = (float)(p[c] - (c == target ? 1 : 0));
+        }
+        return seed;
+    }
+
+    private int SampleClass(ReadOnlySpan<double> p)
+    {
+        double u = random.NextUniform(), cumulative = 0;
+        for (int c = 0; c < p.Length - 1; c++)
+        {
+            cumulative += p[c];
+            if (u < cumulative) return c;
+        }
+        return p.Length - 1;
+    }
+
+    public ILaplacePosteriorBlock[] BuildBlocks(CurvatureKind kind, double temperature)
+    {
+        if (Examples == 0) throw new ArgumentException("Laplace-LoRA: no training batches were given");
+        double dataCount = Examples / temperature;
+        var blocks = new ILaplacePosteriorBlock[matrices.Count];
+        for (int k = 0; k < matrices.Count; k++)
+        {
+            var m = matrices[k];
+            var mean = m.Values();
+            if (kind == CurvatureKind.Diagonal)
+            {
+                var curvature = diagonals[k];
+                for (int i = 0; i < curvature.Length; i++)
+                {
+                    curvature[i] /= Examples;
+                    if (!double.IsFinite(curvature[i])) throw new InvalidOperationException($"Laplace-LoRA: the diagonal Fisher of '{m.Name}' is not finite at index {i} (row {i / m.Width}, column {i % m.Width})");
+                }
+                blocks[k] = new DiagonalLaplace(m.Name, mean, curvature, dataCount);
+            }
+            else
+            {
+                // A = mean over all rows (positions); G = Σ g gᵀ / N (rows per example folded in): K-FAC-expand.
+                var a = inputFactors[k].ToEigenbasis();
+                var g = outputFactors[k].ToEigenbasis().Scale((double)outputFactors[k].SampleCount / Examples);
+                RequireFinite(a.Values, m.Name, "input factor A");
+                RequireFinite(g.Values, m.Name, "output-gradient factor G");
+                blocks[k] = new KfacLaplaceLayer(m.Name, mean, g, a, dataCount);
+            }
+        }
+        return blocks;
+    }
+
+    private static void RequireFinite(ReadOnlySpan<double> values, string name, string factor)
+    {
+        foreach (var v in values)
+        {
+            if (!double.IsFinite(v)) throw new InvalidOperationException($"Laplace-LoRA: the {factor} of '{name}' has a non-finite eigenvalue");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using Microsoft.ML.Peft.Lora;
+using Microsoft.ML.Peft.NN;
+using Microsoft.ML.Peft.Tensors;
+using Microsoft.ML.Peft.Tuners;
+
+namespace Microsoft.ML.Peft.Bayesian;
+
+/// <summary>
+/// Puts a <see cref="ProbedLoraLayer"/> in place of every LoRA layer (with enabled, active adapters) of a
+/// <see cref="PeftModel"/>, freezes all parameters while installed so backward passes leave no parameter gradients
+/// behind, and runs forward + backward passes seeded by a caller-supplied ∂L/∂logits. Dispose restores the original
+/// layers and trainable flags.
+/// </summary>
+internal sealed class LoraProbeSet : IDisposable
+{
+    private readonly Module model;
+    private readonly List<(string Path, Module Original)> replaced = [];
+    private readonly List<(Tensor Parameter, bool RequiresGrad)> flags = [];
+
+    public LoraProbeSet(PeftModel peft, IReadOnlyList<string> headModules)
+    {
+        ArgumentNullException.ThrowIfNull(peft);
+        model = peft.Model;
+        foreach (var (_, p) in model.NamedParameters()) flags.Add((p, p.RequiresGrad));
+        var layers = peft.TunerLayers().Where(l => l.Layer is LoraLinear { AdaptersEnabled: true, ActiveAdapters.Count: > 0 })
+            .Select(l => (l.Path, Probe: new ProbedLoraLayer(l.Path, (LoraLinear)l.Layer))).ToList();
+        if (layers.Count == 0)
+            throw new InvalidOperationException("Laplace-LoRA: the model has no enabled LoRA layers with an active adapter (no lora_A/lora_B matrices to put a posterior on)");
+        var heads = headModules.Select(path => new ProbedHeadLayer(path, Head(path))).ToList();
+        foreach (var (path, probe) in layers)
+        {
+            model.ReplaceModule(path, probe);
+            replaced.Add((path, probe.Original));
+        }
+        foreach (var head in heads)
+        {
+            model.ReplaceModule(head.Matrix.Name, head);
+            replaced.Add((head.Matrix.Name, head.Original));
+        }
+        foreach (var (p, _) in flags) p.RequiresGrad = false;
+        Matrices = layers.SelectMany(l => l.Probe.Matrices).Concat(heads.Select(h => h.Matrix)).ToList();
+    }
+
+    private Linear Head(string path)
+    {
+        Module module;
+        try { module = model.GetModule(path); }
+        catch (KeyNotFoundException e) { throw new ArgumentException($"Laplace-LoRA: head module '{path}' does not exist in the model", nameof(path), e); }
+        if (module is not Linear linear || linear.Weight.DType != DType.Float32)
+            throw new ArgumentException($"Laplace-LoRA: head module '{path}' is a {module.GetType().Name}; a head posterior needs a Linear with a float32 weight", nameof(path));
+        return linear;
+    }
+
+    /// <summary>The probed LoRA matrices, then the heads in module order (A before B within a layer).</summary>
+    public IReadOnlyList<ProbedMatrix> Matrices { get; }
+
+    /// <summary>
+    /// Forward <paramref name="input"/> through <paramref name="logitsFunction"/> (must give [B, C]), then backward with
+    /// the seed ∂L/∂logits from <paramref name="makeSeed"/> (given the float logits, B, C); afterwards every matrix
+    /// holds its inputs and output gradients (see <see cref="ProbedMatrix.Capture"/>). Returns the logits (B×C).
+    /// </summary>
+    public float[] Run(Func<Tensor, Tensor> logitsFunction, Tensor input, int expectedBatch, Func<float[], int, int, float[]> makeSeed, out int classes)
+    {
+        using var scope = TensorScope.Begin();
+        foreach (var m in Matrices) { m.Clear(); m.Recording = true; }
+        try
+        {
+            var logits = logitsFunction(input);
+            if (logits.Rank != 2 || logits.Size(0) != expectedBatch)
+                throw new ArgumentException($"Laplace-LoRA: the logits function returned {logits.ShapeString}; expected [batch = {expectedBatch}, classes]");
+            classes = logits.Size(1);
+            var values = logits.ToArray();
+            var seed = makeSeed(values, expectedBatch, classes);
+            logits.Backward(Tensor.From(seed, expectedBatch, classes));
+            foreach (var m in Matrices) m.Capture(expectedBatch);
+            return values;
+        }
+        finally
+        {
+            foreach (var m in Matrices) { m.Recording = false; m.Clear(); }
+        }
+    }
+
+    public void Dispose()
+    {
+        for (int i = replaced.Count - 1; i >= 0; i--) model.ReplaceModule(replaced[i].Path, replaced[i].Original);
+        replaced.Clear();
+        foreach (var (p, requiresGrad) in flags) p.RequiresGrad = requiresGrad;
+    }
+}
