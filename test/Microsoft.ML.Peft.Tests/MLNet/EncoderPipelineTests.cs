@@ -20,7 +20,14 @@ public sealed class EncoderPipelineTests
         string folder = Path.Combine(Path.GetTempPath(), $"peft-{fixture}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
         string source = TestPaths.Fixture("reference", "models", fixture);
-        File.Copy(Path.Combine(source, "config.json"), Path.Combine(folder, "config.json"));
+        // Dropout off (every "*dropout*" / "*pdrop" number in config.json): the test asserts that 4 epochs on 48 rows
+        // lower the training loss, which random masks on a model this small can hide.
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(source, "config.json")))!.AsObject();
+        foreach (var key in config.Select(p => p.Key).Where(k => k.Contains("dropout", StringComparison.Ordinal) || k.EndsWith("pdrop", StringComparison.Ordinal)).ToList())
+        {
+            if (config[key] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<double>(out _)) config[key] = 0.0;
+        }
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
         File.Copy(Path.Combine(source, "model.safetensors"), Path.Combine(folder, "model.safetensors"));
         var letters = Enumerable.Range('a', 26).Select(c => ((char)c).ToString()).ToList();
         if (fixture is "bert" or "distilbert")
@@ -78,7 +85,7 @@ public sealed class EncoderPipelineTests
             var ml = new MLContext();
             var options = new LoraTextClassificationTrainer.Options
             {
-                BaseModel = folder, Sentence2ColumnName = "Sentence2", MaxEpochs = 3, BatchSize = 8, LearningRate = 5e-3, MaxSequenceLength = 16,
+                BaseModel = folder, Sentence2ColumnName = "Sentence2", MaxEpochs = 4, BatchSize = 8, LearningRate = 1e-2, MaxSequenceLength = 16,
                 LoraRank = 4, LoraAlpha = 8, Seed = 1,
             };
             var train = PairData(ml, 48);
@@ -86,9 +93,9 @@ public sealed class EncoderPipelineTests
             var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(trainer).Fit(train);
             var lora = model.LastTransformer;
             Assert.AreEqual(3, lora.NumberOfClasses);
-            Assert.AreEqual(3, lora.TrainingHistory.Count);
-            Assert.IsTrue(lora.TrainingHistory[2].TrainLoss < lora.TrainingHistory[0].TrainLoss,
-                $"train loss {lora.TrainingHistory[0].TrainLoss} -> {lora.TrainingHistory[2].TrainLoss}");
+            Assert.AreEqual(4, lora.TrainingHistory.Count);
+            Assert.IsTrue(lora.TrainingHistory[3].TrainLoss < lora.TrainingHistory[0].TrainLoss,
+                $"train loss {lora.TrainingHistory[0].TrainLoss} -> {lora.TrainingHistory[3].TrainLoss}");
             var test = PairData(ml, 12);
             var expected = ml.Data.CreateEnumerable<KeyScoredRow>(model.Transform(test), false).ToList();
             Assert.IsTrue(expected.All(r => r.Score.All(float.IsFinite) && Math.Abs(r.Score.Sum() - 1) < 1e-5));
