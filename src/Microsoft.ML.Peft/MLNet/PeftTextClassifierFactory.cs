@@ -24,7 +24,9 @@ internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
         string folder = PretrainedSource.Resolve(options.BaseModel!);
         var reference = BaseModelReference.Describe(options.BaseModel!, folder);
         ulong seed = unchecked((ulong)(long)options.Seed);
-        var model = PretrainedModel.LoadForSequenceClassification(folder, numLabels, new ModelLoadOptions { Seed = seed, Log = options.Log });
+        // A checkpoint whose head was trained for another number of classes gets a fresh head (transformers'
+        // ignore_mismatched_sizes); a head of the right shape is kept.
+        var model = PretrainedModel.LoadForSequenceClassification(folder, numLabels, new ModelLoadOptions { Seed = seed, Log = options.Log, IgnoreMismatchedSizes = true });
         var config = options.LoraConfig?.Clone() as LoraConfig ?? DefaultConfig(options, model);
         config.TaskType ??= "SEQ_CLS";
         config.BaseModelNameOrPath ??= options.BaseModel;
@@ -45,7 +47,7 @@ internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
     {
         string folder = PretrainedSource.Resolve(baseModel.NameOrPath);
         baseModel.Verify(folder);
-        var model = PretrainedModel.LoadForSequenceClassification(folder, numLabels, new ModelLoadOptions { Log = log });
+        var model = PretrainedModel.LoadForSequenceClassification(folder, numLabels, new ModelLoadOptions { Log = log, IgnoreMismatchedSizes = true });
         var random = new Generator(0);
         var peft = PeftModel.FromPretrained(model, adapterFolder, "default", isTrainable: false, random);
         model.Eval();

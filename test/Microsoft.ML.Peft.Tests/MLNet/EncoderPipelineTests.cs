@@ -118,6 +118,28 @@ public sealed class EncoderPipelineTests
         }
     }
 
+    [TestMethod]
+    public void HeadTrainedForOtherClassCount_IsReinitialised()
+    {
+        // The BERT fixture's classifier has 3 outputs; a binary task needs 2.
+        string folder = ModelFolder("bert");
+        try
+        {
+            var ml = new MLContext();
+            var log = new List<string>();
+            var options = new LoraTextClassificationTrainer.Options { BaseModel = folder, MaxEpochs = 1, BatchSize = 8, MaxSequenceLength = 16, Log = log.Add };
+            var data = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 16).Select(i => new { Sentence1 = i % 2 == 0 ? "good fun" : "dull plot", Label = i % 2 == 0 }).ToList());
+            var model = ml.BinaryClassification.Trainers.LoraTextClassification(options).Fit(data);
+            Assert.AreEqual(2, model.NumberOfClasses);
+            Assert.IsTrue(log.Any(l => l.Contains("classifier.weight", StringComparison.Ordinal)), string.Join("\n", log));
+            Assert.IsTrue(ml.Data.CreateEnumerable<BinaryScoredRow>(model.Transform(data), false).All(r => float.IsFinite(r.Score)));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     private sealed class PairRow
     {
         public string Sentence1 { get; set; } = "";
