@@ -10,6 +10,10 @@ Writes test/Microsoft.ML.Peft.Tests/Fixtures/reference/models/<arch>/:
                                          *ForSequenceClassification)
   pytorch_model.bin                      (bert only) the main state dict via torch.save, zip format
   expected.safetensors + expected.json   inputs and expected outputs
+Decoders also get (written after everything above, from their own generator, so the bytes above do not change):
+  token_classification/config.json + model.safetensors   *ForTokenClassification, same backbone weights, 5 labels
+  expected_token_classification.safetensors              per variant: input_ids, attention_mask,
+                                                         token_classification.logits [2, 9, 5]
 """
 import collections
 import copy
@@ -18,7 +22,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from model_configs import ARCHS, config
+from model_configs import ARCHS, TOKEN_LABELS, config
 from model_notes import describe_arch
 from nn_bert import roberta_position_ids
 from ref_common import deterministic, describe, fixture_path, init_random_, max_abs_diff, write_json
@@ -207,11 +211,70 @@ def arch_fixture(arch: str, seed: int):
                path[:-len(".safetensors")] + ".json")
 
 
+# Decoder *ForTokenClassification: HF class and head name. Llama/Mistral/Qwen2 call the per-token Linear `score`
+# (GenericForTokenClassification), GPT-2 and GPT-NeoX call it `classifier`; all have a bias and dropout before it.
+DECODER_TOKEN_HEADS = {
+    "gpt2": ("GPT2ForTokenClassification", "classifier"),
+    "gpt_neox": ("GPTNeoXForTokenClassification", "classifier"),
+    "llama_gqa": ("LlamaForTokenClassification", "score"),
+    "qwen2": ("Qwen2ForTokenClassification", "score"),
+}
+
+
+class DecoderForTokenClassification(torch.nn.Module):
+    """`<prefix>.*` backbone (taken from a *WithHead reference model) plus `<head>` = Linear(hidden, num_labels, bias)
+    applied to every position; dropout is the identity in eval mode. forward returns (logits, last_hidden_state)."""
+
+    def __init__(self, with_head, prefix: str, head: str, hidden: int, n_labels: int):
+        super().__init__()
+        self.prefix, self.head = prefix, head
+        setattr(self, prefix, copy.deepcopy(getattr(with_head, prefix)))
+        setattr(self, head, torch.nn.Linear(hidden, n_labels, bias=True))
+
+    def forward(self, input_ids, attention_mask):
+        hidden = getattr(self, self.prefix)(input_ids, attention_mask)
+        return getattr(self, self.head)(hidden), hidden
+
+
+def decoder_token_classification_fixture(arch: str, seed: int):
+    """Token-classification checkpoint for a decoder: the backbone of models/<arch>/model.safetensors (read back from
+    the file just written, so the weights are exactly those) plus a random head, and its logits for the same padded
+    batches as expected.safetensors."""
+    _, base, heads, _ = ARCHS[arch]
+    hf_class, head = DECODER_TOKEN_HEADS[arch]
+    main_cfg = config(base, heads[0][1], heads[0][2])
+    main = heads[0][3](main_cfg)
+    main.load_state_dict(load_file(fixture_path("models", arch, "model.safetensors")), strict=True)
+    prefix = {"gpt2": "transformer", "gpt_neox": "gpt_neox"}.get(arch, "model")
+    cfg = config(base, hf_class, TOKEN_LABELS)
+    hidden = base.get("hidden_size", base.get("n_embd"))
+    model = DecoderForTokenClassification(main, prefix, head, hidden, TOKEN_LABELS)
+    init_random_(getattr(model, head), torch.Generator().manual_seed(seed + 2), std=0.2)
+    model.eval()
+    write_checkpoint(f"models/{arch}/token_classification", cfg, model)
+    tensors = {}
+    for side in ("right", "left"):
+        inputs = make_inputs(arch, main_cfg, torch.Generator().manual_seed(seed + 1), side)
+        with torch.no_grad():
+            logits, _ = model(inputs["input_ids"], inputs["attention_mask"])
+            logits64, _ = copy.deepcopy(model).double()(inputs["input_ids"], inputs["attention_mask"])
+        valid = inputs["attention_mask"].bool()
+        assert max_abs_diff(logits[valid], logits64[valid]) < 1e-5, (arch, side)
+        tensors[f"{side}_padding.input_ids"] = inputs["input_ids"]
+        tensors[f"{side}_padding.attention_mask"] = inputs["attention_mask"]
+        tensors[f"{side}_padding.token_classification.logits"] = logits
+    save_file(tensors, fixture_path("models", arch, "expected_token_classification.safetensors"))
+
+
 def main():
     deterministic(seed=3000, threads=1)
     for i, arch in enumerate(ARCHS):
         arch_fixture(arch, seed=3100 + 10 * i)
         print(f"wrote models/{arch}")
+    for i, arch in enumerate(ARCHS):
+        if arch in DECODER_TOKEN_HEADS:
+            decoder_token_classification_fixture(arch, seed=3100 + 10 * i)
+            print(f"wrote models/{arch}/token_classification")
 
 
 if __name__ == "__main__":

@@ -1,42 +1,33 @@
 using Microsoft.ML.Peft.Models.Configs;
-using Microsoft.ML.Peft.Models.Loading;
-using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
 
 namespace Microsoft.ML.Peft.Models;
 
 /// <summary>
-/// An encoder with a per-token classifier (HF <c>BertForTokenClassification</c>, <c>RobertaForTokenClassification</c>,
-/// <c>DistilBertForTokenClassification</c>): logits [batch, seq, num_labels] = classifier(dropout(h)).
+/// A transformer with a per-token classifier (HF <c>*ForTokenClassification</c>): token ids → logits
+/// [batch, seq, num_labels] = head(dropout(h)). Encoders (<see cref="EncoderForTokenClassification"/>) name the head
+/// <c>classifier</c>; decoders (<see cref="DecoderForTokenClassification"/>) name it <c>score</c> (Llama, Mistral, Qwen2)
+/// or <c>classifier</c> (GPT-2, GPT-NeoX).
 /// </summary>
-public sealed class TokenClassificationModel : PretrainedModel
+public abstract class TokenClassificationModel : PretrainedModel
 {
-    private static readonly string[] Heads = ["classifier"];
-    private readonly ModuleSlot<EncoderModel> encoder;
-    private readonly ModuleSlot<Dropout> dropout;
-    private readonly ModuleSlot<LinearLayer> classifier;
-
-    internal TokenClassificationModel(ModelConfig config, EncoderModel encoder, string backbonePrefix, float dropoutProbability, Generator dropoutGenerator)
+    private protected TokenClassificationModel(ModelConfig config, string backbonePrefix)
         : base(config, backbonePrefix)
     {
-        this.encoder = RegisterModule(backbonePrefix, encoder);
-        dropout = RegisterModule("dropout", new Dropout(dropoutProbability, dropoutGenerator));
-        classifier = RegisterModule<LinearLayer>("classifier", Placeholder.Linear(config.HiddenSize, config.NumLabels, bias: true));
     }
 
     /// <inheritdoc/>
     public override ModelTask Task => ModelTask.TokenClassification;
 
-    /// <inheritdoc/>
-    public override IReadOnlyList<string> HeadModuleNames => Heads;
-
     /// <summary>Number of classes per token.</summary>
     public int NumLabels => Config.NumLabels;
 
-    /// <summary>The backbone.</summary>
-    public EncoderModel Encoder => encoder.Module;
+    /// <summary>Whether token type (segment) ids affect the output; when false they may be passed as null.</summary>
+    public abstract bool UsesTokenTypeIds { get; }
 
-    /// <summary>Logits [batch, seq, num_labels] for int32 ids [batch, seq] (see <see cref="EncoderModel.Forward"/>).</summary>
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null, Tensor? positionIds = null) =>
-        classifier.Module.Forward(dropout.Module.Forward(encoder.Module.Forward(inputIds, attentionMask, tokenTypeIds, positionIds)));
+    /// <summary>
+    /// Logits [batch, seq, num_labels] for int32 ids [batch, seq]. <paramref name="attentionMask"/>: 1 = real token,
+    /// 0 = padding (left or right); null = no padding. Logits at padding positions are not meaningful.
+    /// </summary>
+    public abstract Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null, Tensor? positionIds = null);
 }

@@ -246,9 +246,10 @@ public sealed partial class PeftModel
         if (adapterName.Contains('.', StringComparison.Ordinal)) throw new ArgumentException($"adapter name '{adapterName}' must not contain '.'", nameof(adapterName));
         if (configs.ContainsKey(adapterName)) throw new ArgumentException($"adapter '{adapterName}' already exists", nameof(adapterName));
         config = config.Clone();
-        if (config.TaskType == "SEQ_CLS")
+        bool classification = config.TaskType is "SEQ_CLS" or "TOKEN_CLS";
+        if (classification)
         {
-            // PEFT's PeftModelForSequenceClassification always trains and saves the classification head.
+            // PEFT's PeftModelForSequenceClassification / ForTokenClassification always train and save the head.
             var names = config.ModulesToSave?.ToList() ?? [];
             foreach (var head in new[] { "classifier", "score" })
             {
@@ -259,7 +260,7 @@ public sealed partial class PeftModel
         config.Validate();
 
         var targeted = config.Inject(Model, adapterName, generator);
-        if (config.ModulesToSave is { Count: > 0 } saved && modulesToSave.AddAdapter(Model, adapterName, saved) == 0 && config.TaskType != "SEQ_CLS")
+        if (config.ModulesToSave is { Count: > 0 } saved && modulesToSave.AddAdapter(Model, adapterName, saved) == 0 && !classification)
             throw new PeftConfigException($"modules_to_save [{string.Join(", ", saved)}] matched no module of the model");
         configs[adapterName] = config;
         adapterOrder.Add(adapterName);

@@ -168,6 +168,17 @@ public sealed class PeftModelTests
     }
 
     [TestMethod]
+    public void TokenClassification_TrainsAndSavesTheHeadAsPeftDoes()
+    {
+        var model = new TinyModel(new Generator(8));
+        var peft = PeftModel.Inject(model, new LoraConfig { TargetModules = new[] { "q_proj" }, TaskType = "TOKEN_CLS" });
+        CollectionAssert.AreEqual(new[] { "classifier", "score" }, peft.ActiveConfig.ModulesToSave!.ToArray());
+        Assert.IsTrue(model.GetParameter("classifier.weight").RequiresGrad);
+        Assert.IsFalse(model.GetParameter("layers.0.attn.q_proj.base_layer.weight").RequiresGrad);
+        CollectionAssert.Contains(peft.GetAdapterStateDict().Keys.ToList(), "base_model.model.classifier.weight");
+    }
+
+    [TestMethod]
     public void BadTargets_FailBeforeAnythingChanges_NamingTheLinearLayers()
     {
         var model = new TinyModel(new Generator(9));

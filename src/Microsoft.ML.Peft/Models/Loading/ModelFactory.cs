@@ -18,21 +18,27 @@ internal static class ModelFactory
         {
             (RobertaConfig c, ModelTask.SequenceClassification) => new RobertaForSequenceClassification(c, dropoutGenerator),
             (RobertaConfig c, ModelTask.TokenClassification) =>
-                new TokenClassificationModel(c, new BertModel(c, dropoutGenerator, addPoolingLayer: false), "roberta", ClassifierDropout(c), dropoutGenerator),
+                new EncoderForTokenClassification(c, new BertModel(c, dropoutGenerator, addPoolingLayer: false), "roberta", ClassifierDropout(c), dropoutGenerator),
             (BertConfig c, ModelTask.SequenceClassification) => new BertForSequenceClassification(c, dropoutGenerator),
             (BertConfig c, ModelTask.TokenClassification) =>
-                new TokenClassificationModel(c, new BertModel(c, dropoutGenerator, addPoolingLayer: false), "bert", ClassifierDropout(c), dropoutGenerator),
+                new EncoderForTokenClassification(c, new BertModel(c, dropoutGenerator, addPoolingLayer: false), "bert", ClassifierDropout(c), dropoutGenerator),
             (DistilBertConfig c, ModelTask.SequenceClassification) => new DistilBertForSequenceClassification(c, dropoutGenerator),
             (DistilBertConfig c, ModelTask.TokenClassification) =>
-                new TokenClassificationModel(c, new DistilBertModel(c, dropoutGenerator), "distilbert", (float)c.Dropout, dropoutGenerator),
+                new EncoderForTokenClassification(c, new DistilBertModel(c, dropoutGenerator), "distilbert", (float)c.Dropout, dropoutGenerator),
             (LlamaConfig c, ModelTask.SequenceClassification) => new DecoderForSequenceClassification(c, new LlamaModel(c, dropoutGenerator), "model"),
+            (LlamaConfig c, ModelTask.TokenClassification) =>
+                new DecoderForTokenClassification(c, new LlamaModel(c, dropoutGenerator), "model", "score", DecoderClassifierDropout, dropoutGenerator),
             (LlamaConfig c, ModelTask.CausalLM) => new CausalLanguageModel(c, new LlamaModel(c, dropoutGenerator), "model", "lm_head", c.TieWordEmbeddings),
             (Gpt2Config c, ModelTask.SequenceClassification) => new DecoderForSequenceClassification(c, new Gpt2Model(c, dropoutGenerator), "transformer"),
+            (Gpt2Config c, ModelTask.TokenClassification) =>
+                new DecoderForTokenClassification(c, new Gpt2Model(c, dropoutGenerator), "transformer", "classifier", DecoderClassifierDropout, dropoutGenerator),
             (Gpt2Config c, ModelTask.CausalLM) => new CausalLanguageModel(c, new Gpt2Model(c, dropoutGenerator), "transformer", "lm_head", c.TieWordEmbeddings),
             (GptNeoXConfig c, ModelTask.SequenceClassification) => new DecoderForSequenceClassification(c, new GptNeoXModel(c, dropoutGenerator), "gpt_neox"),
+            (GptNeoXConfig c, ModelTask.TokenClassification) =>
+                new DecoderForTokenClassification(c, new GptNeoXModel(c, dropoutGenerator), "gpt_neox", "classifier", (float)c.ClassifierDropout, dropoutGenerator),
             (GptNeoXConfig c, ModelTask.CausalLM) => new CausalLanguageModel(c, new GptNeoXModel(c, dropoutGenerator), "gpt_neox", "embed_out", c.TieWordEmbeddings),
             _ => throw new ModelConfigException(where, "model_type", $"'{config.ModelType}' has no {task} model here; " +
-                "encoders (bert, roberta, distilbert) support SequenceClassification and TokenClassification, decoders (llama, mistral, qwen2, gpt2, gpt_neox) SequenceClassification and CausalLM"),
+                "encoders (bert, roberta, distilbert) support SequenceClassification and TokenClassification, decoders (llama, mistral, qwen2, gpt2, gpt_neox) SequenceClassification, TokenClassification and CausalLM"),
         };
     }
 
@@ -52,6 +58,13 @@ internal static class ModelFactory
         throw new ModelConfigException(config.SourcePath ?? "config.json", "architectures",
             $"[{string.Join(", ", config.Architectures)}] names no task head this library builds for '{config.ModelType}'; set ModelLoadOptions.Task (e.g. SequenceClassification)");
     }
+
+    /// <summary>
+    /// transformers' dropout before the Llama/Mistral/Qwen2 and GPT-2 token heads: config.classifier_dropout, else
+    /// config.hidden_dropout, else 0.1. Their configs define neither field, so 0.1 unless config.json adds one (not read
+    /// here; GPT-NeoX's config defines classifier_dropout and it is read).
+    /// </summary>
+    private const float DecoderClassifierDropout = 0.1f;
 
     private static float ClassifierDropout(BertConfig c) => (float)(c.ClassifierDropout ?? c.HiddenDropoutProb);
 }
