@@ -11,7 +11,7 @@ namespace Microsoft.ML.Peft.Optim;
 /// </summary>
 public sealed class AdamW : Optimizer
 {
-    private readonly ConditionalWeakTable<Tensor, State> states = [];
+    private readonly ConditionalWeakTable<Tensor, ParameterState> states = [];
 
     /// <summary>AdamW over plain parameters (PyTorch defaults).</summary>
     public AdamW(IEnumerable<Tensor> parameters, double learningRate = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0.01)
@@ -41,9 +41,24 @@ public sealed class AdamW : Optimizer
     /// <summary>Number of parameters that have optimizer state (trainable ones that have received a gradient).</summary>
     public int StateCount => states.Count();
 
+    /// <summary>
+    /// The live state of <paramref name="parameter"/> (moments and step count), or null before its first update:
+    /// what a training checkpoint saves so that a resumed run continues bit-identically.
+    /// </summary>
+    public ParameterState? GetState(Tensor parameter) => states.TryGetValue(parameter, out var s) ? s : null;
+
+    /// <summary>Replaces the state of <paramref name="parameter"/> with copies of the given moments (checkpoint resume).</summary>
+    public void SetState(Tensor parameter, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq, int step)
+    {
+        ArgumentNullException.ThrowIfNull(parameter);
+        if (expAvg.Length != parameter.Count || expAvgSq.Length != parameter.Count)
+            throw new ArgumentException($"optimizer state for {parameter} has {expAvg.Length}/{expAvgSq.Length} values, expected {parameter.Count}");
+        states.AddOrUpdate(parameter, new ParameterState(expAvg.ToArray(), expAvgSq.ToArray()) { Step = step });
+    }
+
     private protected override unsafe void Update(Tensor parameter, Tensor grad, double learningRate, double weightDecay)
     {
-        var s = states.GetValue(parameter, p => new State(NewState(p), NewState(p)));
+        var s = states.GetValue(parameter, p => new ParameterState(NewState(p), NewState(p)));
         s.Step++;
         double biasCorrection1 = 1 - Math.Pow(Beta1, s.Step);
         double biasCorrection2 = 1 - Math.Pow(Beta2, s.Step);
@@ -69,12 +84,16 @@ public sealed class AdamW : Optimizer
         }
     }
 
-    private sealed class State(float[] expAvg, float[] expAvgSq)
+    /// <summary>Adam moments of one parameter and its update count.</summary>
+    public sealed class ParameterState(float[] expAvg, float[] expAvgSq)
     {
+        /// <summary>First moment m (same element order as the parameter).</summary>
         public float[] ExpAvg { get; } = expAvg;
 
+        /// <summary>Second moment v.</summary>
         public float[] ExpAvgSq { get; } = expAvgSq;
 
-        public int Step { get; set; }
+        /// <summary>Updates applied so far (t in the bias corrections).</summary>
+        public int Step { get; internal set; }
     }
 }

@@ -47,7 +47,7 @@ internal sealed class TrainingLoop
         var trainable = model.Module.NamedParameters().Where(p => p.Parameter.RequiresGrad).ToList();
         if (trainable.Count == 0) throw new InvalidOperationException("the model has no trainable parameters");
 
-        var optimizer = new ResumableAdamW(
+        var optimizer = new AdamW(
             [
                 new ParameterGroup(trainable.Where(p => p.Parameter.Rank >= 2).Select(p => p.Parameter)),
                 new ParameterGroup(trainable.Where(p => p.Parameter.Rank < 2).Select(p => p.Parameter), weightDecay: 0),
@@ -285,11 +285,11 @@ internal sealed class TrainingLoop
     }
 
     /// <summary>Everything one call of <see cref="TrainingLoop.Run"/> carries between its phases.</summary>
-    private sealed class RunContext(List<(string Name, Tensor Parameter)> trainable, ResumableAdamW optimizer, int totalSteps, CheckpointStore? store)
+    private sealed class RunContext(List<(string Name, Tensor Parameter)> trainable, AdamW optimizer, int totalSteps, CheckpointStore? store)
     {
         public List<(string Name, Tensor Parameter)> Trainable { get; } = trainable;
 
-        public ResumableAdamW Optimizer { get; } = optimizer;
+        public AdamW Optimizer { get; } = optimizer;
 
         public int TotalSteps { get; } = totalSteps;
 
