@@ -1,0 +1,118 @@
+using Microsoft.ML.Peft.NN;
+using Microsoft.ML.Peft.Tensors;
+
+namespace Microsoft.ML.Peft.Models;
+
+/// <summary>
+/// Learned vectors that a prompt-learning method feeds into a backbone's forward (the hook PEFT's prompt methods need):
+/// virtual tokens in front of the input embeddings (prompt tuning, P-tuning) and/or key/value prefixes at every
+/// attention layer (prefix tuning, P-tuning v2). A backbone asks its source once per forward.
+/// </summary>
+public interface IPromptSource
+{
+    /// <summary>Virtual tokens put in front of the input embeddings; 0 for none (or while adapters are disabled).</summary>
+    int InputPromptLength { get; }
+
+    /// <summary>The virtual token embeddings [InputPromptLength, hidden] (shared by every row of the batch).</summary>
+    Tensor InputPrompt();
+
+    /// <summary>Key/value positions put in front of every attention layer's own; 0 for none.</summary>
+    int PrefixLength { get; }
+
+    /// <summary>
+    /// PEFT's past_key_values for one row: [2·layers, kvHeads, PrefixLength, headDim], layer l's keys at 2l and values
+    /// at 2l + 1 (keys are used as they are: no rotary embedding is applied to them).
+    /// </summary>
+    Tensor PrefixKeyValues();
+}
+
+/// <summary>
+/// Extra attention that an adapter adds inside a Llama-family attention module (LLaMA-Adapter's adaption prompt):
+/// given the layer's rotated queries and its key/value projections, a context [batch, heads, seq, headDim] that the
+/// module passes through o_proj and adds to its output; null when inactive.
+/// </summary>
+public interface IAttentionAdapter
+{
+    /// <summary>The adapter's context for <paramref name="query"/> [batch, heads, seq, headDim], or null.</summary>
+    Tensor? Attend(Tensor query, LinearLayer keyProjection, LinearLayer valueProjection, int keyValueHeads, int headDim);
+}
+
+/// <summary>What a prompt-learning method must know about a backbone to size its vectors (PEFT's token_dim etc.).</summary>
+/// <param name="Architecture">The backbone's class name, for messages.</param>
+/// <param name="HiddenSize">token_dim of input prompts.</param>
+/// <param name="Layers">num_layers.</param>
+/// <param name="AttentionHeads">num_attention_heads (query heads).</param>
+/// <param name="KeyValueHeads">Key/value heads (fewer under grouped-query attention).</param>
+/// <param name="HeadDim">Features per head.</param>
+/// <param name="MaxPositions">max_position_embeddings (n_positions): virtual tokens plus real tokens must fit.</param>
+/// <param name="IsDecoder">Causal (prefixes are seen by every position) rather than bidirectional.</param>
+public sealed record PromptGeometry(string Architecture, int HiddenSize, int Layers, int AttentionHeads, int KeyValueHeads, int HeadDim,
+    int MaxPositions, bool IsDecoder);
+
+/// <summary>
+/// A backbone that accepts a prompt-learning module: <see cref="DecoderModel"/> and the encoder backbones. The module
+/// lives in the backbone's tree under <c>prompt_encoder</c> (so its parameters are trained and counted with the model).
+/// </summary>
+public interface IPromptHost
+{
+    /// <summary>Sizes a prompt method needs.</summary>
+    PromptGeometry PromptGeometry { get; }
+
+    /// <summary>The attached source, or null.</summary>
+    IPromptSource? PromptSource { get; }
+
+    /// <summary>Puts <paramref name="module"/> (an <see cref="IPromptSource"/>, or an empty module to detach) under <c>prompt_encoder</c>.</summary>
+    void SetPromptModule(Module module);
+}
+
+/// <summary>Mask and shape plumbing shared by the backbones' prompt handling.</summary>
+internal static class PromptPlumbing
+{
+    /// <summary>Ones for <paramref name="count"/> leading positions, then the int32 [batch, seq] mask (null stays null).</summary>
+    public static Tensor? PrependOnes(Tensor? attentionMask, int count)
+    {
+        if (attentionMask is null || count == 0) return attentionMask;
+        int batch = attentionMask.Size(0), seq = attentionMask.Size(1);
+        var mask = attentionMask.AsReadOnlySpan<int>();
+        var extended = new int[batch * (count + seq)];
+        for (int b = 0; b < batch; b++)
+        {
+            extended.AsSpan(b * (count + seq), count).Fill(1);
+            mask.Slice(b * seq, seq).CopyTo(extended.AsSpan(b * (count + seq) + count));
+        }
+        return Tensor.FromInt32(extended, batch, count + seq);
+    }
+
+    /// <summary>[n, hidden] prompt in front of [batch, seq, hidden] embeddings → [batch, n + seq, hidden].</summary>
+    public static Tensor PrependPrompt(Tensor prompt, Tensor inputsEmbeds)
+    {
+        int batch = inputsEmbeds.Size(0), hidden = inputsEmbeds.Size(2);
+        if (prompt.Rank != 2 || prompt.Size(1) != hidden)
+            throw new InvalidOperationException($"the input prompt {prompt} is not [n, {hidden}]");
+        return Tensor.Concat([prompt.Unsqueeze(0).Expand(batch, prompt.Size(0), hidden), inputsEmbeds], 1);
+    }
+
+    /// <summary>Layer <paramref name="layer"/>'s keys or values (<paramref name="offset"/> 0 or 1) of a [2L, kvH, n, d] table, broadcast to <paramref name="batch"/> rows.</summary>
+    public static Tensor PrefixSlice(Tensor table, int layer, int offset, int batch)
+    {
+        var one = table.Select(0, 2 * layer + offset);
+        return one.Unsqueeze(0).Expand(batch, one.Size(0), one.Size(1), one.Size(2));
+    }
+
+    /// <summary>Keys/values with the layer's prefix in front along the sequence axis (dim 2 of [B, H, S, D]).</summary>
+    public static (Tensor Keys, Tensor Values) WithPrefix(Tensor? table, int layer, Tensor keys, Tensor values)
+    {
+        if (table is null) return (keys, values);
+        int batch = keys.Size(0);
+        if (table.Rank != 4 || table.Size(1) != keys.Size(1) || table.Size(3) != keys.Size(3))
+            throw new InvalidOperationException($"the key/value prefix {table} does not fit keys {keys} (expected [2·layers, {keys.Size(1)}, n, {keys.Size(3)}])");
+        return (Tensor.Concat([PrefixSlice(table, layer, 0, batch), keys], 2), Tensor.Concat([PrefixSlice(table, layer, 1, batch), values], 2));
+    }
+
+    /// <summary>The last <paramref name="seq"/> positions of [batch, n + seq, hidden] (the real tokens behind an input prompt).</summary>
+    public static Tensor DropVirtualTokens(Tensor hidden, int seq) =>
+        hidden.Size(1) == seq ? hidden : hidden.Narrow(1, hidden.Size(1) - seq, seq);
+
+    /// <summary>A module with nothing in it: what <c>prompt_encoder</c> holds once a prompt method is unloaded.</summary>
+    public sealed class EmptyModule : Module;
+}
