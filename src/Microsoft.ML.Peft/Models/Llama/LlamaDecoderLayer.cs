@@ -89,6 +89,7 @@ public sealed class LlamaAttention : Module
         this.layerIndex = layerIndex;
         slidingWindow = config.UsesSlidingWindow(layerIndex) ? config.SlidingWindow : null;
         int h = config.HiddenSize;
+        HiddenSize = h;
         qProj = RegisterModule<LinearLayer>("q_proj", Placeholder.Linear(h, heads * headDim, config.QkvBias));
         kProj = RegisterModule<LinearLayer>("k_proj", Placeholder.Linear(h, kvHeads * headDim, config.QkvBias));
         vProj = RegisterModule<LinearLayer>("v_proj", Placeholder.Linear(h, kvHeads * headDim, config.QkvBias));
@@ -107,6 +108,9 @@ public sealed class LlamaAttention : Module
             output = output.Add(oProj.Module.Forward(AttentionHelpers.MergeHeads(extra)));
         return output;
     }
+
+    /// <summary>The width of the layer's input (hidden_size).</summary>
+    public int HiddenSize { get; }
 
     /// <summary>The attached attention adapter, or null.</summary>
     public IAttentionAdapter? Adapter => adapterSlot?.Module as IAttentionAdapter;
