@@ -130,8 +130,8 @@ def main():
     out = {}
     ids = torch.tensor([[5, 17, 42, 9, 33], [7, 21, 11, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
-    out["input_ids"] = ids.int()
-    out["attention_mask"] = mask.int()
+    out["input_ids"] = ids
+    out["attention_mask"] = mask
 
     cfg = load_config("llama_gqa")
     llama = LlamaModel(cfg)

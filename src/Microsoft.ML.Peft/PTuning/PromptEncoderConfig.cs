@@ -87,7 +87,7 @@ public sealed class PromptEncoderConfig : PromptLearningConfig
         };
         EncoderHiddenSize = fields.NullableInt("encoder_hidden_size");
         EncoderNumLayers = fields.Int("encoder_num_layers", 2);
-        fields.RequireDefault("encoder_dropout", 0.0, "encoder_dropout (dropout between LSTM layers)");
-        fields.Take("encoder_dropout");
+        double dropout = fields.Double("encoder_dropout", 0.0);
+        if (dropout != 0.0) throw new PeftConfigException($"{fields.Source}: 'encoder_dropout' = {dropout} is not supported (dropout between LSTM layers is not implemented); only 0.0");
     }
 }
