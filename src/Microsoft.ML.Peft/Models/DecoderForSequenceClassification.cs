@@ -1,7 +1,6 @@
 using Microsoft.ML.Peft.Models.Configs;
 using Microsoft.ML.Peft.Models.Loading;
 using Microsoft.ML.Peft.NN;
-using Microsoft.ML.Peft.PromptTuning;
 using Microsoft.ML.Peft.Tensors;
 
 namespace Microsoft.ML.Peft.Models;

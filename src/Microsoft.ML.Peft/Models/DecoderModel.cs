@@ -1,7 +1,6 @@
 using Microsoft.ML.Peft.Generation;
 using Microsoft.ML.Peft.Models.Common;
 using Microsoft.ML.Peft.NN;
-using Microsoft.ML.Peft.PromptTuning;
 using Microsoft.ML.Peft.Tensors;
 
 namespace Microsoft.ML.Peft.Models;

@@ -1,5 +1,4 @@
 using Microsoft.ML.Peft.NN;
-using Microsoft.ML.Peft.PromptTuning;
 using Microsoft.ML.Peft.Tensors;
 
 namespace Microsoft.ML.Peft.Models;

@@ -1,4 +1,5 @@
 using Microsoft.ML.Peft.IO;
+using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tuners;

@@ -83,7 +83,7 @@ public sealed class PromptLearningPeftModelTests
                 GradCheck.Check(_ => model.Forward(ids, mask), [encoder.NamedParameters().First().Parameter], eps: 1e-2, atol: 2e-3, rtol: 2e-2);
                 Tensor before;
                 using (Autograd.NoGrad()) before = model.Forward(ids, mask);
-                CollectionAssert.AreEqual(new[] { 2, n + 4, 128 }, before.ShapeArray(), "causal-LM logits keep the virtual positions, as PEFT's");
+                CollectionAssert.AreEqual(new[] { 2, n + 4, model.VocabSize }, before.ShapeArray(), "causal-LM logits keep the virtual positions, as PEFT's");
                 peft.SavePretrained(dir);
                 using (var file = SafeTensorsFile.Open(Path.Combine(dir, PeftModel.WeightsFileName)))
                 {
