@@ -105,6 +105,19 @@ public sealed class PromptLearningPeftModelTests
     }
 
     [TestMethod]
+    [DataRow("bert", "token_classification")]
+    [DataRow("llama_gqa", "token_classification")]
+    public void TokenClassification_DropsTheVirtualPositions_SoLogitsLineUpWithLabels(string arch, string sub)
+    {
+        var model = PretrainedModel.LoadForTokenClassification(Tiny(arch, sub));
+        model.Eval();
+        PeftModel.Inject(model, new PromptTuningConfig { NumVirtualTokens = 3, TaskType = "TOKEN_CLS" });
+        using var noGrad = Autograd.NoGrad();
+        var logits = model.Forward(Tensor.FromInt32([5, 17, 42, 9, 7, 21, 0, 0], 2, 4), Tensor.FromInt32([1, 1, 1, 1, 1, 1, 0, 0], 2, 4));
+        CollectionAssert.AreEqual(new[] { 2, 4, model.NumLabels }, logits.ShapeArray());
+    }
+
+    [TestMethod]
     public void PromptTuning_TextInit_CopiesTheWordEmbeddings_ThroughInject()
     {
         var model = PretrainedModel.LoadForCausalLM(Tiny("llama_gqa"));
