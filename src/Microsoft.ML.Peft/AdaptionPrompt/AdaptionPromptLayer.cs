@@ -17,7 +17,7 @@ public sealed class AdaptionPromptLayer : Module, ITunerLayer, IAttentionAdapter
     private readonly Dictionary<string, ModuleSlot<AdaptionWeights>> adapters = new(StringComparer.Ordinal);
     private readonly List<string> order = [];
     private readonly List<string> active = [];
-    private readonly Module emptyBase = new EmptyModule();
+    private readonly Module emptyBase = new PromptPlumbing.EmptyModule();
     private bool enabled = true;
 
     /// <summary>Adds an adapter: prompt N(0, 1) [1, <paramref name="length"/>, <paramref name="hidden"/>], gate zero [1].</summary>
@@ -136,6 +136,4 @@ public sealed class AdaptionPromptLayer : Module, ITunerLayer, IAttentionAdapter
 
         public Tensor Gate => gate.Value;
     }
-
-    private sealed class EmptyModule : Module;
 }

@@ -1,3 +1,4 @@
+using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.PromptTuning;
 using Microsoft.ML.Peft.Tensors;
@@ -29,7 +30,7 @@ public sealed class PTuningEncoder : VirtualTokenEncoder
         }
         else
         {
-            lstmHead = RegisterModule<Module>("lstm_head", new NoModule());
+            lstmHead = RegisterModule<Module>("lstm_head", new PromptPlumbing.EmptyModule());
             mlpHead = RegisterModule<Module>("mlp_head", new ReluMlp([tokenDim, hidden, hidden, tokenDim], generator));
         }
     }
@@ -55,8 +56,8 @@ public sealed class PTuningEncoder : VirtualTokenEncoder
         var table = new Embedding(SavedTable());
         table.SetRequiresGrad(trainable);
         ReplaceModule("embedding", table);
-        ReplaceModule("lstm_head", new NoModule());
-        ReplaceModule("mlp_head", new NoModule());
+        ReplaceModule("lstm_head", new PromptPlumbing.EmptyModule());
+        ReplaceModule("mlp_head", new PromptPlumbing.EmptyModule());
     }
 
     /// <summary>Linear layers with ReLU between them, numbered as torch.nn.Sequential (0, 2, 4, ...).</summary>
@@ -79,6 +80,4 @@ public sealed class PTuningEncoder : VirtualTokenEncoder
             return x;
         }
     }
-
-    private sealed class NoModule : Module;
 }

@@ -1,3 +1,4 @@
+using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.PromptTuning;
 using Microsoft.ML.Peft.Tensors;
@@ -39,7 +40,7 @@ public sealed class PrefixProjectionEncoder : VirtualTokenEncoder
         var table = new Embedding(SavedTable());
         table.SetRequiresGrad(trainable);
         ReplaceModule("embedding", table);
-        ReplaceModule("transform", new EmptyModule());
+        ReplaceModule("transform", new PromptPlumbing.EmptyModule());
     }
 
     /// <summary>The two-layer tanh MLP ("0" and "2" as torch.nn.Sequential numbers them).</summary>
@@ -56,6 +57,4 @@ public sealed class PrefixProjectionEncoder : VirtualTokenEncoder
 
         public Tensor Forward(Tensor x) => second.Module.Forward(first.Module.Forward(x).Tanh());
     }
-
-    private sealed class EmptyModule : Module;
 }

@@ -17,7 +17,7 @@ public sealed class PromptEncoderLayer : Module, ITunerLayer, IPromptSource
     private readonly Dictionary<string, ModuleSlot<VirtualTokenEncoder>> encoders = new(StringComparer.Ordinal);
     private readonly List<string> order = [];
     private readonly PromptGeometry geometry;
-    private readonly Module emptyBase = new PromptPlumbingEmpty();
+    private readonly Module emptyBase = new PromptPlumbing.EmptyModule();
     private readonly List<string> active = [];
     private bool enabled = true;
 
@@ -126,6 +126,4 @@ public sealed class PromptEncoderLayer : Module, ITunerLayer, IPromptSource
     {
         yield return (PromptTuningModel.PromptEmbeddingsKey, Encoder(adapterName).SavedTable());
     }
-
-    private sealed class PromptPlumbingEmpty : Module;
 }
