@@ -118,6 +118,26 @@ public sealed class PromptLearningPeftModelTests
     }
 
     [TestMethod]
+    public void PromptTuningModel_OnARealDecoder_AgreesWithTheInjectedPrompt()
+    {
+        // The stand-alone PromptTuningModel (IInputEmbeddingsModel path) and PeftModel's prompt_encoder slot compute the
+        // same thing: prompt in front of the embeddings, mask extended, pooling at the last real token.
+        var ids = Tensor.FromInt32([5, 17, 42, 9, 7, 21, 0, 0], 2, 4);
+        var mask = Tensor.FromInt32([1, 1, 1, 1, 1, 1, 0, 0], 2, 4);
+        var standalone = PromptTuningModel.Create(PretrainedModel.LoadForSequenceClassification(Tiny("llama_gqa", "sequence_classification")),
+            new PromptTuningConfig { NumVirtualTokens = 3 }, new Generator(9));
+        var model = PretrainedModel.LoadForSequenceClassification(Tiny("llama_gqa", "sequence_classification"));
+        var peft = PeftModel.Inject(model, new PromptTuningConfig { NumVirtualTokens = 3 });
+        PromptReferenceTests.SetTable(model, "model.prompt_encoder", standalone.PromptEmbeddings.ToArray());
+        using var noGrad = Autograd.NoGrad();
+        Close.Assert(standalone.Forward(ids, mask).ToArray(), model.Forward(ids, mask).ToArray(), "stand-alone vs injected", atol: 1e-6, rtol: 1e-6);
+        Tensor baseline;
+        using (peft.DisableAdapters()) baseline = model.Forward(ids, mask);
+        var reference = PretrainedModel.LoadForSequenceClassification(Tiny("llama_gqa", "sequence_classification")).Forward(ids, mask);
+        LoraFixtures.AssertBitIdentical(reference, baseline, "disabled prompt = the base model");
+    }
+
+    [TestMethod]
     public void PromptTuning_TextInit_CopiesTheWordEmbeddings_ThroughInject()
     {
         var model = PretrainedModel.LoadForCausalLM(Tiny("llama_gqa"));
