@@ -51,7 +51,8 @@ public sealed class DecoderForTokenClassification : TokenClassificationModel
     /// <summary>
     /// Logits [batch, seq, num_labels]; <paramref name="tokenTypeIds"/> is ignored (decoders have no segments) and
     /// position ids default to 0..seq−1 for every row, as in transformers (see <see cref="DecoderModel.Forward"/>).
+    /// The positions of an input prompt's virtual tokens are dropped, so the logits line up with the labels.
     /// </summary>
     public override Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null, Tensor? positionIds = null) =>
-        head.Module.Forward(dropout.Module.Forward(decoder.Module.Forward(inputIds, attentionMask, positionIds)));
+        head.Module.Forward(dropout.Module.Forward(PromptPlumbing.DropVirtualTokens(decoder.Module.Forward(inputIds, attentionMask, positionIds), inputIds.Size(1))));
 }

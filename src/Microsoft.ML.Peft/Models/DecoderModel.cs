@@ -9,8 +9,16 @@ namespace Microsoft.ML.Peft.Models;
 /// A causal transformer backbone (Llama family, GPT-2, GPT-NeoX): token ids → hidden states [batch, seq, hidden]
 /// after the final norm, optionally continuing from a <see cref="KvCache"/>.
 /// </summary>
-public abstract class DecoderModel : Module
+/// <remarks>
+/// Prompt learning (<see cref="IPromptHost"/>): input prompts go in front of the embeddings with positions
+/// 0..n−1 (the real tokens follow from n, as transformers numbers an inputs_embeds sequence), and the output keeps
+/// those n leading positions; key/value prefixes are treated as n cached positions, so the real tokens get positions
+/// n.. and every query sees the whole prefix (causal masking is bottom-right aligned).
+/// </remarks>
+public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
 {
+    private ModuleSlot<Module>? promptSlot;
+
     /// <summary>Width of the hidden states.</summary>
     public abstract int HiddenSize { get; }
 
@@ -25,6 +33,39 @@ public abstract class DecoderModel : Module
 
     /// <summary>The token embedding table (the output projection of tied models).</summary>
     public abstract Embedding InputEmbeddings { get; }
+
+    /// <summary>Query heads per block.</summary>
+    public abstract int AttentionHeads { get; }
+
+    /// <summary>max_position_embeddings (n_positions for GPT-2).</summary>
+    public abstract int MaxPositionEmbeddings { get; }
+
+    /// <inheritdoc/>
+    public PromptGeometry PromptGeometry => new(GetType().Name, HiddenSize, NumLayers, AttentionHeads, KeyValueHeads, HeadDim, MaxPositionEmbeddings, IsDecoder: true);
+
+    /// <inheritdoc/>
+    public IPromptSource? PromptSource => promptSlot?.Module as IPromptSource;
+
+    /// <inheritdoc/>
+    public void SetPromptModule(Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        if (promptSlot is null) promptSlot = RegisterModule("prompt_encoder", module);
+        else ReplaceModule("prompt_encoder", module);
+    }
+
+    /// <inheritdoc/>
+    public Tensor InputEmbeddingWeight => InputEmbeddings.Weight;
+
+    /// <inheritdoc/>
+    public Tensor Embed(Tensor inputIds)
+    {
+        AttentionHelpers.CheckIds(inputIds);
+        return InputEmbeddings.Forward(inputIds.IsContiguous ? inputIds : inputIds.Contiguous());
+    }
+
+    /// <inheritdoc/>
+    Tensor IInputEmbeddingsModel.ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask) => ForwardEmbeddings(inputsEmbeds, attentionMask);
 
     /// <summary>A cache able to hold <paramref name="maxLength"/> positions of <paramref name="batch"/> sequences.</summary>
     public KvCache CreateCache(int batch, int maxLength) => new(NumLayers, batch, KeyValueHeads, HeadDim, maxLength);
@@ -44,26 +85,52 @@ public abstract class DecoderModel : Module
     /// <param name="hiddenStates">When given, receives the embedding output and each block's output (before the final norm).</param>
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null, IList<Tensor>? hiddenStates = null)
     {
-        var (b, t) = AttentionHelpers.CheckIds(inputIds);
-        inputIds = inputIds.IsContiguous ? inputIds : inputIds.Contiguous();
+        AttentionHelpers.CheckIds(inputIds);
+        return ForwardEmbeddings(Embed(inputIds), attentionMask, positionIds, cache, hiddenStates);
+    }
+
+    /// <summary>
+    /// As <see cref="Forward"/> from word embeddings [batch, seq, hidden] (transformers' <c>inputs_embeds</c>); GPT-2
+    /// still adds its position embeddings. An attached <see cref="PromptSource"/> is applied (see the class remarks).
+    /// </summary>
+    public Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null, IList<Tensor>? hiddenStates = null)
+    {
+        ArgumentNullException.ThrowIfNull(inputsEmbeds);
+        if (inputsEmbeds.Rank != 3 || inputsEmbeds.Size(2) != HiddenSize || inputsEmbeds.DType != DType.Float32)
+            throw new ArgumentException($"inputs_embeds {inputsEmbeds} must be float32 [batch, seq, {HiddenSize}]");
+        int b = inputsEmbeds.Size(0), t = inputsEmbeds.Size(1);
         int past = cache?.Length ?? 0;
         if (cache is not null && (cache.Batch != b || cache.Layers != NumLayers))
             throw new ArgumentException($"KvCache holds {cache.Batch} sequences of {cache.Layers} layers but the input has batch {b} and the model {NumLayers} layers");
         attentionMask = AttentionHelpers.CheckCompanion(attentionMask, "attention_mask", b, past + t);
+
+        var prompt = PromptSource;
+        int virtualTokens = prompt?.InputPromptLength ?? 0, prefix = prompt?.PrefixLength ?? 0;
+        if (cache is not null && virtualTokens + prefix > 0)
+            throw new NotSupportedException("a KvCache (generation) cannot be combined with an attached prompt-learning method here");
+        if (virtualTokens > 0)
+        {
+            if (positionIds is not null)
+                throw new ArgumentException($"position_ids cannot be given with an input prompt of {virtualTokens} virtual tokens (their positions are 0..{virtualTokens - 1})");
+            inputsEmbeds = PromptPlumbing.PrependPrompt(prompt!.InputPrompt(), inputsEmbeds);
+            t += virtualTokens;
+        }
+        attentionMask = PromptPlumbing.PrependOnes(attentionMask, virtualTokens + prefix);
         var step = new DecoderStep
         {
-            Positions = Positions(positionIds, b, t, past, out int limit),
+            Positions = Positions(positionIds, b, t, past + prefix, out int limit),
             PositionLimit = limit,
             KeyMask = AttentionHelpers.AdditiveKeyMask(attentionMask),
             Cache = cache,
+            PrefixKeyValues = prefix > 0 ? prompt!.PrefixKeyValues() : null,
         };
-        var hidden = ForwardCore(inputIds, step, hiddenStates);
+        var hidden = ForwardCore(inputsEmbeds, step, hiddenStates);
         cache?.Advance(t);
         return hidden;
     }
 
-    /// <summary>The architecture's forward with masks and positions resolved.</summary>
-    private protected abstract Tensor ForwardCore(Tensor inputIds, DecoderStep step, IList<Tensor>? hiddenStates);
+    /// <summary>The architecture's forward from word embeddings [batch, seq, hidden] with masks and positions resolved.</summary>
+    private protected abstract Tensor ForwardCore(Tensor inputsEmbeds, DecoderStep step, IList<Tensor>? hiddenStates);
 
     /// <summary>Contiguous int32 positions ([seq] when shared by every row) and their maximum + 1.</summary>
     private static Tensor Positions(Tensor? positionIds, int batch, int seq, int past, out int limit)
@@ -104,7 +171,13 @@ internal sealed class DecoderStep
     /// <summary>The cache to append to, or null.</summary>
     public KvCache? Cache { get; init; }
 
-    /// <summary>Keys/values to attend over: the new ones, or everything cached for <paramref name="layer"/> once they are appended.</summary>
+    /// <summary>Prefix tuning's keys/values [2·layers, kvHeads, n, headDim] (see <see cref="IPromptSource.PrefixKeyValues"/>), or null.</summary>
+    public Tensor? PrefixKeyValues { get; init; }
+
+    /// <summary>
+    /// Keys/values to attend over: the new ones, or everything cached for <paramref name="layer"/> once they are
+    /// appended; a prefix goes in front of them.
+    /// </summary>
     public (Tensor Keys, Tensor Values) KeysAndValues(int layer, Tensor keys, Tensor values) =>
-        Cache is null ? (keys, values) : Cache.Append(layer, keys, values);
+        Cache is null ? PromptPlumbing.WithPrefix(PrefixKeyValues, layer, keys, values) : Cache.Append(layer, keys, values);
 }

@@ -33,7 +33,10 @@ public sealed class EncoderForTokenClassification : TokenClassificationModel
     /// <summary>The backbone.</summary>
     public EncoderModel Encoder => encoder.Module;
 
-    /// <summary>Logits [batch, seq, num_labels] for int32 ids [batch, seq] (see <see cref="EncoderModel.Forward"/>).</summary>
+    /// <summary>
+    /// Logits [batch, seq, num_labels] for int32 ids [batch, seq] (see <see cref="EncoderModel.Forward"/>); the positions
+    /// of an input prompt's virtual tokens are dropped, so the logits line up with the labels.
+    /// </summary>
     public override Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null, Tensor? positionIds = null) =>
-        classifier.Module.Forward(dropout.Module.Forward(encoder.Module.Forward(inputIds, attentionMask, tokenTypeIds, positionIds)));
+        classifier.Module.Forward(dropout.Module.Forward(PromptPlumbing.DropVirtualTokens(encoder.Module.Forward(inputIds, attentionMask, tokenTypeIds, positionIds), inputIds.Size(1))));
 }

@@ -4,8 +4,43 @@ using Microsoft.ML.Peft.Tensors;
 namespace Microsoft.ML.Peft.Models;
 
 /// <summary>A bidirectional transformer backbone (BERT, RoBERTa, DistilBERT): token ids → hidden states [batch, seq, hidden].</summary>
-public abstract class EncoderModel : Module
+/// <remarks>
+/// Prompt learning (<see cref="IPromptHost"/>): an input prompt's n virtual tokens go in front of the word embeddings
+/// (position ids 0..n−1 for BERT, token type 0, as transformers embeds an inputs_embeds sequence), and the output keeps
+/// those leading positions (so BERT's pooler reads the first virtual token, as PEFT's); key/value prefixes are seen by
+/// every position in both directions and count as past positions (BERT's real tokens get positions n.., as
+/// transformers' past_key_values_length gives them).
+/// </remarks>
+public abstract class EncoderModel : Module, IPromptHost, IInputEmbeddingsModel
 {
+    private ModuleSlot<Module>? promptSlot;
+
+    /// <inheritdoc/>
+    public abstract PromptGeometry PromptGeometry { get; }
+
+    /// <inheritdoc/>
+    public IPromptSource? PromptSource => promptSlot?.Module as IPromptSource;
+
+    /// <inheritdoc/>
+    public void SetPromptModule(Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        if (promptSlot is null) promptSlot = RegisterModule("prompt_encoder", module);
+        else ReplaceModule("prompt_encoder", module);
+    }
+
+    /// <inheritdoc/>
+    public abstract Tensor InputEmbeddingWeight { get; }
+
+    /// <inheritdoc/>
+    public abstract Tensor Embed(Tensor inputIds);
+
+    /// <summary>
+    /// The last hidden state from word embeddings [batch, seq, hidden] (transformers' <c>inputs_embeds</c>: position
+    /// and token-type embeddings are still added) with int32 <paramref name="attentionMask"/> [batch, seq] or null.
+    /// </summary>
+    public abstract Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask);
+
     /// <summary>Width of the hidden states.</summary>
     public abstract int HiddenSize { get; }
 

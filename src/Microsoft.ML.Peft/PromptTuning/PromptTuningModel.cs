@@ -1,4 +1,5 @@
 using Microsoft.ML.Peft.IO;
+using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tuners;
@@ -54,31 +55,9 @@ public sealed class PromptTuningModel
         if (config.TokenDim is { } dim && dim != hidden)
             throw new PeftConfigException($"token_dim {dim} does not match the model's hidden size {hidden}");
         config.TokenDim = hidden;
-        var table = embeddings.InputEmbeddingWeight;
-        if (table.Rank != 2 || table.Size(1) != hidden)
-            throw new PeftConfigException($"the model's input embedding table {table} is not [vocab, {hidden}]");
         int n = config.NumVirtualTokens;
         generator ??= new Generator(0);
-
-        Embedding promptEncoder;
-        switch (config.Init)
-        {
-            case PromptTuningInit.Random:
-                promptEncoder = new Embedding(n, hidden, generator);
-                break;
-            case PromptTuningInit.Text:
-                if (initTextTokenIds is not { Count: > 0 })
-                    throw new PeftConfigException($"prompt_tuning_init TEXT: pass the token ids of prompt_tuning_init_text '{config.InitText}' (initTextTokenIds)");
-                // PEFT: cut to num_virtual_tokens, or repeat the ids ⌈n / len⌉ times and cut.
-                promptEncoder = FromRows(table, Enumerable.Range(0, n).Select(i => initTextTokenIds[i % initTextTokenIds.Count]).ToArray());
-                break;
-            case PromptTuningInit.SampleVocab:
-                int vocab = table.Size(0);
-                promptEncoder = FromRows(table, Enumerable.Range(0, n).Select(_ => (int)(generator.NextUInt64() % (ulong)vocab)).ToArray());
-                break;
-            default:
-                throw new PeftConfigException($"unknown prompt_tuning_init {config.Init}");
-        }
+        var promptEncoder = new Embedding(PromptInitialization.Rows(embeddings.InputEmbeddingWeight, hidden, n, config.Init, initTextTokenIds ?? config.InitTextTokenIds, generator));
         model.SetRequiresGrad(false);
         promptEncoder.SetRequiresGrad(!config.InferenceMode);
         return new PromptTuningModel(model, config, promptEncoder);
@@ -199,21 +178,5 @@ public sealed class PromptTuningModel
         result.Config.Init = init;
         values.CopyTo(result.PromptEmbeddings.AsSpan<float>());
         return result;
-    }
-
-    private static Embedding FromRows(Tensor table, int[] ids)
-    {
-        int vocab = table.Size(0);
-        foreach (int id in ids)
-        {
-            if (id < 0 || id >= vocab) throw new PeftConfigException($"prompt init token id {id} is outside the vocabulary [0, {vocab})");
-        }
-        Tensor rows;
-        using (TensorScope.Untracked())
-        using (Autograd.NoGrad())
-        {
-            rows = table.Embedding(Tensor.FromInt32(ids, ids.Length)).Contiguous().Clone();
-        }
-        return new Embedding(rows);
     }
 }

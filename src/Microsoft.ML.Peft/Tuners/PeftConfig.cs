@@ -87,7 +87,17 @@ public abstract class PeftConfig
     }
 
     /// <summary>A deep copy (through the JSON form, so extra fields are copied too).</summary>
-    public PeftConfig Clone() => FromJson(ToJson(), "<clone>");
+    public PeftConfig Clone()
+    {
+        var clone = FromJson(ToJson(), "<clone>");
+        CopyUnsavedSettings(clone);
+        return clone;
+    }
+
+    /// <summary>Copies settings that adapter_config.json does not hold (e.g. prompt init token ids) into a clone of this config.</summary>
+    private protected virtual void CopyUnsavedSettings(PeftConfig clone)
+    {
+    }
 
     /// <summary>
     /// Reads adapter_config.json from a folder (or the file itself). Throws <see cref="PeftConfigException"/> naming
@@ -125,8 +135,11 @@ public abstract class PeftConfig
             "LORA" => new LoraConfig(),
             "IA3" => new IA3.IA3Config(),
             "PROMPT_TUNING" => new PromptTuning.PromptTuningConfig(),
+            "PREFIX_TUNING" => new PrefixTuning.PrefixTuningConfig(),
+            "P_TUNING" => new PTuning.PromptEncoderConfig(),
+            "ADAPTION_PROMPT" => new AdaptionPrompt.AdaptionPromptConfig(),
             _ => Selective.SelectiveConfig.ForPeftType(peftType)
-                ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
+                ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, PREFIX_TUNING, P_TUNING, ADAPTION_PROMPT, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
         };
         config.TaskType = fields.String("task_type");
         config.BaseModelNameOrPath = fields.String("base_model_name_or_path");
@@ -172,6 +185,23 @@ public abstract class PeftConfig
     /// LoRA's bias = "all" / "lora_only". Empty by default.
     /// </summary>
     internal virtual IEnumerable<string> ExtraTrainableParameterNames(Module model) => [];
+
+    /// <summary>
+    /// The key PEFT saves an adapter tensor under, from its tuner layer's module path and the suffix the layer reports
+    /// (default "base_model.model.&lt;path&gt;.&lt;suffix&gt;"; prompt learning saves the top-level "prompt_embeddings").
+    /// </summary>
+    internal virtual string SavedKey(string layerPath, string suffix) => PeftModel.KeyPrefix + layerPath + "." + suffix;
+
+    /// <summary>The prefix of saved modules_to_save and extra trainable tensors (PEFT's attribute path to the model).</summary>
+    internal virtual string ModulesKeyPrefix => PeftModel.KeyPrefix;
+
+    /// <summary>
+    /// Called before saved weights are copied into adapter <paramref name="adapterName"/>: prompt encoders switch to the
+    /// lookup table PEFT saves (their reparameterisation is dropped after training). Nothing by default.
+    /// </summary>
+    internal virtual void PrepareForLoading(Module model, string adapterName)
+    {
+    }
 
     /// <summary>
     /// Why <see cref="PeftModel.DisableAdapters"/> cannot give back the base model under this config (it trains the

@@ -17,7 +17,9 @@ public sealed partial class PeftModel
     /// One adapter's tensors under the keys PEFT saves them with (<c>get_peft_model_state_dict</c>):
     /// "base_model.model.&lt;layer path&gt;.lora_A.weight" / ".lora_B.weight" (adapter name removed), trained biases
     /// under their in-memory names ("…q_proj.base_layer.bias"), and modules_to_save under the module's own path
-    /// ("base_model.model.classifier.weight"). The tensors are the live ones (not copies).
+    /// ("base_model.model.classifier.weight"); the method's config may choose other keys (<see cref="PeftConfig.SavedKey"/>:
+    /// prompt learning's "prompt_embeddings"). The tensors are the live ones (not copies), except a reparameterised
+    /// prompt encoder's table, which is computed.
     /// </summary>
     public OrderedDictionary<string, Tensor> GetAdapterStateDict(string adapterName = "default")
     {
@@ -27,10 +29,10 @@ public sealed partial class PeftModel
         foreach (var (path, layer) in TunerLayers())
         {
             if (!layer.AdapterNames.Contains(adapterName)) continue;
-            foreach (var (suffix, tensor) in layer.AdapterTensors(adapterName)) result.Add(KeyPrefix + path + "." + suffix, tensor);
+            foreach (var (suffix, tensor) in layer.AdapterTensors(adapterName)) result.Add(config.SavedKey(path, suffix), tensor);
         }
-        foreach (var name in config.ExtraTrainableParameterNames(Model)) result.TryAdd(KeyPrefix + name, Model.GetParameter(name));
-        foreach (var (name, tensor) in modulesToSave.AdapterTensors(adapterName)) result.TryAdd(KeyPrefix + name, tensor);
+        foreach (var name in config.ExtraTrainableParameterNames(Model)) result.TryAdd(config.ModulesKeyPrefix + name, Model.GetParameter(name));
+        foreach (var (name, tensor) in modulesToSave.AdapterTensors(adapterName)) result.TryAdd(config.ModulesKeyPrefix + name, tensor);
         return result;
     }
 
@@ -120,6 +122,7 @@ public sealed partial class PeftModel
     public void LoadAdapterWeights(string adapterName, string weightsFile)
     {
         ArgumentNullException.ThrowIfNull(weightsFile);
+        if (configs.TryGetValue(adapterName, out var config)) config.PrepareForLoading(Model, adapterName);
         var expected = GetAdapterStateDict(adapterName);
         using var file = OpenWeights(weightsFile);
         var problems = new List<string>();

@@ -1,4 +1,5 @@
 using Microsoft.ML.Peft.IO;
+using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.PromptTuning;
 using Microsoft.ML.Peft.Tensors;
@@ -52,7 +53,7 @@ public sealed class PromptTuningTests
             Assert.IsTrue(Enumerable.Range(0, Vocab).Any(v => table.AsSpan(v * Hidden, Hidden).SequenceEqual(values)), $"row {row} is a vocabulary row");
         }
         var e = Assert.ThrowsExactly<PeftConfigException>(() => PromptTuningModel.Create(model, new PromptTuningConfig { NumVirtualTokens = 2, Init = PromptTuningInit.Text, InitText = "x" }));
-        StringAssert.Contains(e.Message, "pass the token ids");
+        StringAssert.Contains(e.Message, "pass the tokenizer's ids");
     }
 
     [TestMethod]
@@ -158,7 +159,7 @@ public sealed class PromptTuningTests
         StringAssert.Contains(e.Message, "IInputEmbeddingsModel");
         StringAssert.Contains(e.Message, "Linear does not");
         e = Assert.ThrowsExactly<PeftConfigException>(() => PeftModel.Inject(new MeanPoolClassifier(new Generator(1)), new PromptTuningConfig { NumVirtualTokens = 2 }));
-        StringAssert.Contains(e.Message, "PromptTuningModel.Create");
+        StringAssert.Contains(e.Message, "PROMPT_TUNING needs a transformer backbone");
     }
 
     /// <summary>Embedding → masked mean over the sequence → linear head: the smallest model with the prompt hook.</summary>

@@ -39,6 +39,8 @@ public sealed class FixtureFormatTests
         // build/reference/trainer_reference.py: three LoRA training steps on stories260K from a PEFT-format adapter.
         yield return "trainer/adapter/adapter_model.safetensors";
         yield return "trainer/steps.safetensors";
+        // build/reference/prompts_reference.py: prefix / prompt / adaption attention and P-tuning encoders on tiny Llama and BERT.
+        yield return "prompts/expected.safetensors";
     }
 
     [TestMethod]

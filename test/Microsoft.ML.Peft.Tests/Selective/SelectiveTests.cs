@@ -135,7 +135,7 @@ public sealed class SelectiveTests
         CollectionAssert.AreEqual(new[] { "h" }, last.LayersPattern!.ToArray());
         var e = Assert.ThrowsExactly<PeftConfigException>(() => PeftConfig.FromJson("""{"peft_type": "LAST_N_LAYERS"}""", "x.json"));
         StringAssert.Contains(e.Message, "x.json: LAST_N_LAYERS needs num_trainable_layers");
-        e = Assert.ThrowsExactly<PeftConfigException>(() => PeftConfig.FromJson("""{"peft_type": "PREFIX_TUNING"}""", "y.json"));
+        e = Assert.ThrowsExactly<PeftConfigException>(() => PeftConfig.FromJson("""{"peft_type": "MULTITASK_PROMPT_TUNING"}""", "y.json"));
         StringAssert.Contains(e.Message, "BITFIT");
     }
 

@@ -27,9 +27,12 @@ public sealed class BertLayer : Module
     }
 
     /// <summary>[B, T, H] → [B, T, H]; <paramref name="keyMask"/> is the additive [B, T] padding mask or null.</summary>
-    public Tensor Forward(Tensor hidden, Tensor? keyMask)
+    public Tensor Forward(Tensor hidden, Tensor? keyMask) => Forward(hidden, keyMask, null, 0);
+
+    /// <summary>As <see cref="Forward(Tensor, Tensor?)"/> with layer <paramref name="layer"/>'s key/value prefix from <paramref name="prefixKeyValues"/> (see <see cref="IPromptSource.PrefixKeyValues"/>); the mask then covers prefix + sequence.</summary>
+    internal Tensor Forward(Tensor hidden, Tensor? keyMask, Tensor? prefixKeyValues, int layer)
     {
-        var a = attention.Module.Forward(hidden, keyMask);
+        var a = attention.Module.Forward(hidden, keyMask, prefixKeyValues, layer);
         return output.Module.Forward(intermediate.Module.Forward(a), a);
     }
 }
@@ -49,7 +52,10 @@ public sealed class BertAttention : Module
     }
 
     /// <summary>LN(x + dense(attention(x))).</summary>
-    public Tensor Forward(Tensor hidden, Tensor? keyMask) => output.Module.Forward(self.Module.Forward(hidden, keyMask), hidden);
+    public Tensor Forward(Tensor hidden, Tensor? keyMask) => Forward(hidden, keyMask, null, 0);
+
+    internal Tensor Forward(Tensor hidden, Tensor? keyMask, Tensor? prefixKeyValues, int layer) =>
+        output.Module.Forward(self.Module.Forward(hidden, keyMask, prefixKeyValues, layer), hidden);
 }
 
 /// <summary>
@@ -83,11 +89,15 @@ public sealed class BertSelfAttention : Module
     }
 
     /// <summary>The context [B, T, H] (heads concatenated).</summary>
-    public Tensor Forward(Tensor hidden, Tensor? keyMask)
+    public Tensor Forward(Tensor hidden, Tensor? keyMask) => Forward(hidden, keyMask, null, 0);
+
+    /// <summary>The context with layer <paramref name="layer"/>'s prefix keys/values in front of this layer's own (prefix tuning).</summary>
+    internal Tensor Forward(Tensor hidden, Tensor? keyMask, Tensor? prefixKeyValues, int layer)
     {
         var q = AttentionHelpers.SplitHeads(query.Module.Forward(hidden), heads, headDim);
         var k = AttentionHelpers.SplitHeads(key.Module.Forward(hidden), heads, headDim);
         var v = AttentionHelpers.SplitHeads(value.Module.Forward(hidden), heads, headDim);
+        (k, v) = PromptPlumbing.WithPrefix(prefixKeyValues, layer, k, v);
         return AttentionHelpers.MergeHeads(q.ScaledDotProductAttention(k, v, keyMask, dropout: IsTraining ? dropout : 0f, generator: dropoutGenerator));
     }
 }

@@ -43,6 +43,20 @@ public sealed class BertModel : EncoderModel
     public bool HasPooler => pooler is not null;
 
     /// <inheritdoc/>
+    public override PromptGeometry PromptGeometry =>
+        new(GetType().Name, config.HiddenSize, config.NumHiddenLayers, config.NumAttentionHeads, config.NumAttentionHeads, config.HeadDim, config.MaxPositionEmbeddings, IsDecoder: false);
+
+    /// <inheritdoc/>
+    public override Tensor InputEmbeddingWeight => embeddings.Module.WordEmbeddings.Weight;
+
+    /// <inheritdoc/>
+    public override Tensor Embed(Tensor inputIds)
+    {
+        AttentionHelpers.CheckIds(inputIds);
+        return embeddings.Module.WordEmbeddings.Forward(inputIds.IsContiguous ? inputIds : inputIds.Contiguous());
+    }
+
+    /// <inheritdoc/>
     public override Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null, Tensor? positionIds = null,
         IList<Tensor>? hiddenStates = null)
     {
@@ -51,16 +65,65 @@ public sealed class BertModel : EncoderModel
         attentionMask = AttentionHelpers.CheckCompanion(attentionMask, "attention_mask", b, t);
         tokenTypeIds = AttentionHelpers.CheckCompanion(tokenTypeIds, "token_type_ids", b, t);
         positionIds = AttentionHelpers.CheckCompanion(positionIds, "position_ids", b, t);
-        var x = embeddings.Module.Forward(inputIds, tokenTypeIds, positionIds);
+        if (PromptSource is { } prompt && prompt.InputPromptLength + prompt.PrefixLength > 0)
+            return ForwardPrompted(prompt, Embed(inputIds), inputIds, attentionMask, tokenTypeIds, positionIds, hiddenStates);
+        return Encode(embeddings.Module.Forward(inputIds, tokenTypeIds, positionIds), attentionMask, null, hiddenStates);
+    }
+
+    /// <inheritdoc/>
+    public override Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask)
+    {
+        ArgumentNullException.ThrowIfNull(inputsEmbeds);
+        if (inputsEmbeds.Rank != 3 || inputsEmbeds.Size(2) != config.HiddenSize)
+            throw new ArgumentException($"inputs_embeds {inputsEmbeds} must be [batch, seq, {config.HiddenSize}]");
+        int b = inputsEmbeds.Size(0), t = inputsEmbeds.Size(1);
+        attentionMask = AttentionHelpers.CheckCompanion(attentionMask, "attention_mask", b, t);
+        return ForwardPrompted(PromptSource, inputsEmbeds, null, attentionMask, null, null, null);
+    }
+
+    /// <summary>The forward from word embeddings with the attached prompt (if any) applied, positions as transformers gives them.</summary>
+    private Tensor ForwardPrompted(IPromptSource? prompt, Tensor words, Tensor? inputIds, Tensor? attentionMask, Tensor? tokenTypeIds, Tensor? positionIds,
+        IList<Tensor>? hiddenStates)
+    {
+        int b = words.Size(0), t = words.Size(1);
+        int virtualTokens = prompt?.InputPromptLength ?? 0, prefix = prompt?.PrefixLength ?? 0;
+        if (virtualTokens > 0)
+        {
+            if (positionIds is not null)
+                throw new ArgumentException($"position_ids cannot be given with an input prompt of {virtualTokens} virtual tokens");
+            words = PromptPlumbing.PrependPrompt(prompt!.InputPrompt(), words);
+            tokenTypeIds = PrependZeros(tokenTypeIds, virtualTokens);
+            inputIds = null; // transformers sees inputs_embeds only: RoBERTa's positions become sequential
+            t += virtualTokens;
+        }
+        positionIds ??= embeddings.Module.DefaultPositions(inputIds, b, t, prefix);
+        attentionMask = PromptPlumbing.PrependOnes(attentionMask, virtualTokens + prefix);
+        var x = embeddings.Module.ForwardWords(words, tokenTypeIds, positionIds);
+        return Encode(x, attentionMask, prefix > 0 ? prompt!.PrefixKeyValues() : null, hiddenStates);
+    }
+
+    private Tensor Encode(Tensor x, Tensor? attentionMask, Tensor? prefixKeyValues, IList<Tensor>? hiddenStates)
+    {
         hiddenStates?.Add(x);
         var keyMask = AttentionHelpers.AdditiveKeyMask(attentionMask);
         var layers = encoder.Module.Layers;
         for (int i = 0; i < layers.Count; i++)
         {
-            x = layers[i].Forward(x, keyMask);
+            x = layers[i].Forward(x, keyMask, prefixKeyValues, i);
             hiddenStates?.Add(x);
         }
         return x;
+    }
+
+    /// <summary>Token type 0 for <paramref name="count"/> leading virtual tokens (PEFT prepends zeros); null stays null.</summary>
+    private static Tensor? PrependZeros(Tensor? tokenTypeIds, int count)
+    {
+        if (tokenTypeIds is null) return null;
+        int b = tokenTypeIds.Size(0), t = tokenTypeIds.Size(1);
+        var src = tokenTypeIds.AsReadOnlySpan<int>();
+        var result = new int[b * (count + t)];
+        for (int r = 0; r < b; r++) src.Slice(r * t, t).CopyTo(result.AsSpan(r * (count + t) + count));
+        return Tensor.FromInt32(result, b, count + t);
     }
 
     /// <summary>The pooler output tanh(dense(h[:, 0])) [B, H] of a last hidden state.</summary>

@@ -36,19 +36,67 @@ public sealed class DistilBertModel : EncoderModel
     public ModuleList<DistilBertBlock> Layers => transformer.Module.Layers;
 
     /// <inheritdoc/>
+    public override PromptGeometry PromptGeometry =>
+        new(GetType().Name, config.Dim, config.NLayers, config.NHeads, config.NHeads, config.HeadDim, config.MaxPositionEmbeddings, IsDecoder: false);
+
+    /// <inheritdoc/>
+    public override Tensor InputEmbeddingWeight => embeddings.Module.WordEmbeddings.Weight;
+
+    /// <inheritdoc/>
+    public override Tensor Embed(Tensor inputIds)
+    {
+        AttentionHelpers.CheckIds(inputIds);
+        return embeddings.Module.WordEmbeddings.Forward(inputIds.IsContiguous ? inputIds : inputIds.Contiguous());
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// DistilBERT has no past_key_values in transformers, so a key/value prefix does not shift the real tokens'
+    /// positions here (they stay 0..seq−1); an input prompt takes positions 0..n−1 as with BERT.
+    /// </remarks>
     public override Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null, Tensor? positionIds = null,
         IList<Tensor>? hiddenStates = null)
     {
         var (b, t) = AttentionHelpers.CheckIds(inputIds);
         attentionMask = AttentionHelpers.CheckCompanion(attentionMask, "attention_mask", b, t);
         positionIds = AttentionHelpers.CheckCompanion(positionIds, "position_ids", b, t);
-        var x = embeddings.Module.Forward(inputIds, positionIds);
+        if (PromptSource is { } prompt && prompt.InputPromptLength + prompt.PrefixLength > 0)
+            return ForwardPrompted(prompt, Embed(inputIds), attentionMask, positionIds, hiddenStates);
+        return Encode(embeddings.Module.Forward(inputIds, positionIds), attentionMask, null, hiddenStates);
+    }
+
+    /// <inheritdoc/>
+    public override Tensor ForwardEmbeddings(Tensor inputsEmbeds, Tensor? attentionMask)
+    {
+        ArgumentNullException.ThrowIfNull(inputsEmbeds);
+        if (inputsEmbeds.Rank != 3 || inputsEmbeds.Size(2) != config.Dim)
+            throw new ArgumentException($"inputs_embeds {inputsEmbeds} must be [batch, seq, {config.Dim}]");
+        attentionMask = AttentionHelpers.CheckCompanion(attentionMask, "attention_mask", inputsEmbeds.Size(0), inputsEmbeds.Size(1));
+        return ForwardPrompted(PromptSource, inputsEmbeds, attentionMask, null, null);
+    }
+
+    private Tensor ForwardPrompted(IPromptSource? prompt, Tensor words, Tensor? attentionMask, Tensor? positionIds, IList<Tensor>? hiddenStates)
+    {
+        int virtualTokens = prompt?.InputPromptLength ?? 0, prefix = prompt?.PrefixLength ?? 0;
+        if (virtualTokens > 0)
+        {
+            if (positionIds is not null)
+                throw new ArgumentException($"position_ids cannot be given with an input prompt of {virtualTokens} virtual tokens");
+            words = PromptPlumbing.PrependPrompt(prompt!.InputPrompt(), words);
+        }
+        attentionMask = PromptPlumbing.PrependOnes(attentionMask, virtualTokens + prefix);
+        var x = embeddings.Module.ForwardWords(words, positionIds);
+        return Encode(x, attentionMask, prefix > 0 ? prompt!.PrefixKeyValues() : null, hiddenStates);
+    }
+
+    private Tensor Encode(Tensor x, Tensor? attentionMask, Tensor? prefixKeyValues, IList<Tensor>? hiddenStates)
+    {
         hiddenStates?.Add(x);
         var keyMask = AttentionHelpers.AdditiveKeyMask(attentionMask);
         var layers = transformer.Module.Layers;
         for (int i = 0; i < layers.Count; i++)
         {
-            x = layers[i].Forward(x, keyMask);
+            x = layers[i].Forward(x, keyMask, prefixKeyValues, i);
             hiddenStates?.Add(x);
         }
         return x;
@@ -77,11 +125,13 @@ public sealed class DistilBertEmbeddings : Module
     public Embedding WordEmbeddings => wordEmbeddings.Module;
 
     /// <summary>int32 ids [B, T] → [B, T, dim].</summary>
-    public Tensor Forward(Tensor inputIds, Tensor? positionIds)
+    public Tensor Forward(Tensor inputIds, Tensor? positionIds) => ForwardWords(wordEmbeddings.Module.Forward(inputIds), positionIds);
+
+    /// <summary>Word embeddings [B, T, dim] → LayerNorm(words + position[pos]) with dropout; null positions = 0..T−1.</summary>
+    internal Tensor ForwardWords(Tensor x, Tensor? positionIds)
     {
-        int seq = inputIds.Size(1), max = positionEmbeddings.Module.Weight.Size(0);
+        int seq = x.Size(1), max = positionEmbeddings.Module.Weight.Size(0);
         if (positionIds is null && seq > max) throw new ArgumentException($"sequence length {seq} exceeds max_position_embeddings = {max}");
-        var x = wordEmbeddings.Module.Forward(inputIds);
         x = x.Add(positionIds is null ? Bert.BertEmbeddings.LeadingRows(positionEmbeddings.Module, seq) : positionEmbeddings.Module.Forward(positionIds));
         return dropout.Module.Forward(layerNorm.Module.Forward(x));
     }
@@ -125,9 +175,12 @@ public sealed class DistilBertBlock : Module
     }
 
     /// <summary>[B, T, dim] → [B, T, dim].</summary>
-    public Tensor Forward(Tensor hidden, Tensor? keyMask)
+    public Tensor Forward(Tensor hidden, Tensor? keyMask) => Forward(hidden, keyMask, null, 0);
+
+    /// <summary>The block with layer <paramref name="layer"/>'s key/value prefix (prefix tuning) in front of its own keys/values.</summary>
+    internal Tensor Forward(Tensor hidden, Tensor? keyMask, Tensor? prefixKeyValues, int layer)
     {
-        var a = saLayerNorm.Module.Forward(attention.Module.Forward(hidden, keyMask).Add(hidden));
+        var a = saLayerNorm.Module.Forward(attention.Module.Forward(hidden, keyMask, prefixKeyValues, layer).Add(hidden));
         return outputLayerNorm.Module.Forward(ffn.Module.Forward(a).Add(a));
     }
 }
@@ -164,11 +217,14 @@ public sealed class DistilBertAttention : Module
     }
 
     /// <summary>out_lin(attention(x)) [B, T, dim].</summary>
-    public Tensor Forward(Tensor hidden, Tensor? keyMask)
+    public Tensor Forward(Tensor hidden, Tensor? keyMask) => Forward(hidden, keyMask, null, 0);
+
+    internal Tensor Forward(Tensor hidden, Tensor? keyMask, Tensor? prefixKeyValues, int layer)
     {
         var q = AttentionHelpers.SplitHeads(qLin.Module.Forward(hidden), heads, headDim);
         var k = AttentionHelpers.SplitHeads(kLin.Module.Forward(hidden), heads, headDim);
         var v = AttentionHelpers.SplitHeads(vLin.Module.Forward(hidden), heads, headDim);
+        (k, v) = PromptPlumbing.WithPrefix(prefixKeyValues, layer, k, v);
         return outLin.Module.Forward(AttentionHelpers.MergeHeads(q.ScaledDotProductAttention(k, v, keyMask, dropout: IsTraining ? dropout : 0f, generator: dropoutGenerator)));
     }
 }

@@ -40,16 +40,22 @@ public sealed class Gpt2Model : DecoderModel
     public override int KeyValueHeads => config.NHead;
 
     /// <inheritdoc/>
+    public override int AttentionHeads => config.NHead;
+
+    /// <inheritdoc/>
+    public override int MaxPositionEmbeddings => config.NPositions;
+
+    /// <inheritdoc/>
     public override int HeadDim => config.HeadDim;
 
     /// <inheritdoc/>
     public override Embedding InputEmbeddings => wte.Module;
 
-    private protected override Tensor ForwardCore(Tensor inputIds, DecoderStep step, IList<Tensor>? hiddenStates)
+    private protected override Tensor ForwardCore(Tensor inputsEmbeds, DecoderStep step, IList<Tensor>? hiddenStates)
     {
         if (step.PositionLimit > config.NPositions)
             throw new ArgumentException($"position {step.PositionLimit - 1} is beyond n_positions = {config.NPositions}");
-        var x = wte.Module.Forward(inputIds).Add(wpe.Module.Forward(step.Positions));
+        var x = inputsEmbeds.Add(wpe.Module.Forward(step.Positions));
         x = drop.Module.Forward(x);
         hiddenStates?.Add(x);
         var blocks = h.Module;

@@ -58,9 +58,12 @@ public sealed class LlamaDecoderLayer : Module
 /// rotate-half RoPE on q and k, causal softmax attention (sliding window where the config says so; attention_dropout
 /// on the probabilities in training mode), o_proj.
 /// K/V heads are shared by num_heads / num_key_value_heads query heads inside the fused kernel, never repeated in memory.
+/// An attached <see cref="IAttentionAdapter"/> (LLaMA-Adapter's adaption prompt, under the child name <c>adaption</c>)
+/// adds o_proj(its context) to the output, as PEFT's <c>AdaptedAttention</c> does.
 /// </summary>
 public sealed class LlamaAttention : Module
 {
+    private ModuleSlot<Module>? adapterSlot;
     private readonly ModuleSlot<LinearLayer> qProj;
     private readonly ModuleSlot<LinearLayer> kProj;
     private readonly ModuleSlot<LinearLayer> vProj;
@@ -86,6 +89,7 @@ public sealed class LlamaAttention : Module
         this.layerIndex = layerIndex;
         slidingWindow = config.UsesSlidingWindow(layerIndex) ? config.SlidingWindow : null;
         int h = config.HiddenSize;
+        HiddenSize = h;
         qProj = RegisterModule<LinearLayer>("q_proj", Placeholder.Linear(h, heads * headDim, config.QkvBias));
         kProj = RegisterModule<LinearLayer>("k_proj", Placeholder.Linear(h, kvHeads * headDim, config.QkvBias));
         vProj = RegisterModule<LinearLayer>("v_proj", Placeholder.Linear(h, kvHeads * headDim, config.QkvBias));
@@ -99,7 +103,24 @@ public sealed class LlamaAttention : Module
         var v = AttentionHelpers.SplitHeads(vProj.Module.Forward(hidden), kvHeads, headDim);
         (k, v) = step.KeysAndValues(layerIndex, k, v);
         var context = q.ScaledDotProductAttention(k, v, step.KeyMask, causal: true, dropout: IsTraining ? dropout : 0f, generator: dropoutGenerator, slidingWindow: slidingWindow);
-        return oProj.Module.Forward(AttentionHelpers.MergeHeads(context));
+        var output = oProj.Module.Forward(AttentionHelpers.MergeHeads(context));
+        if (adapterSlot?.Module is IAttentionAdapter adapter && adapter.Attend(q, kProj.Module, vProj.Module, kvHeads, headDim) is { } extra)
+            output = output.Add(oProj.Module.Forward(AttentionHelpers.MergeHeads(extra)));
+        return output;
+    }
+
+    /// <summary>The width of the layer's input (hidden_size).</summary>
+    public int HiddenSize { get; }
+
+    /// <summary>The attached attention adapter, or null.</summary>
+    public IAttentionAdapter? Adapter => adapterSlot?.Module as IAttentionAdapter;
+
+    /// <summary>Puts <paramref name="module"/> (an <see cref="IAttentionAdapter"/>, or an empty module to detach) under the child name <c>adaption</c>.</summary>
+    public void SetAdapterModule(Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        if (adapterSlot is null) adapterSlot = RegisterModule("adaption", module);
+        else ReplaceModule("adaption", module);
     }
 }
 

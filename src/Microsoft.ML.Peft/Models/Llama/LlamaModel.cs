@@ -44,15 +44,21 @@ public sealed class LlamaModel : DecoderModel
     public override int KeyValueHeads => config.NumKeyValueHeads;
 
     /// <inheritdoc/>
+    public override int AttentionHeads => config.NumAttentionHeads;
+
+    /// <inheritdoc/>
+    public override int MaxPositionEmbeddings => config.MaxPositionEmbeddings;
+
+    /// <inheritdoc/>
     public override int HeadDim => config.HeadDim;
 
     /// <inheritdoc/>
     public override Embedding InputEmbeddings => embedTokens.Module;
 
-    private protected override Tensor ForwardCore(Tensor inputIds, DecoderStep step, IList<Tensor>? hiddenStates)
+    private protected override Tensor ForwardCore(Tensor inputsEmbeds, DecoderStep step, IList<Tensor>? hiddenStates)
     {
         var (cos, sin) = Rotary.Tables(step.PositionLimit);
-        var x = embedTokens.Module.Forward(inputIds);
+        var x = inputsEmbeds;
         hiddenStates?.Add(x);
         var blocks = layers.Module;
         for (int i = 0; i < blocks.Count; i++)

@@ -1,11 +1,13 @@
 using Microsoft.ML.Peft.Tensors;
 
-namespace Microsoft.ML.Peft.PromptTuning;
+namespace Microsoft.ML.Peft.Models;
 
 /// <summary>
 /// What a model must offer so that prompt-learning methods can put learned vectors in front of its input (Hugging
 /// Face's <c>inputs_embeds</c> path): the token-embedding lookup and a forward pass that starts from embeddings.
-/// Implemented by a <see cref="NN.Module"/> (the model class itself).
+/// Implemented by the backbones (<see cref="DecoderModel"/>, <see cref="EncoderModel"/>) and the decoder
+/// sequence-classification wrapper; prompt tuning's <c>PromptTuningModel</c> drives any <see cref="NN.Module"/> that
+/// implements it.
 /// </summary>
 public interface IInputEmbeddingsModel
 {
