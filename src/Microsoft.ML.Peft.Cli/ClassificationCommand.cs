@@ -86,7 +86,7 @@ internal static class ClassificationCommand
         Directory.CreateDirectory(s.Output);
         string modelPath = Path.Combine(s.Output, "model.zip");
         PeftModelPersistence.Save(ml, model, data.Schema, modelPath);
-        var lora = model.SelectMany(t => t is IEnumerable<ITransformer> chain ? chain : [t]).OfType<LoraTextClassificationTransformer>().Single();
+        var lora = model.SelectMany(t => t is IEnumerable<ITransformer> chain ? chain : [t]).OfType<PeftTextClassificationTransformer>().Single();
         lora.SaveAdapter(Path.Combine(s.Output, "adapter"));
         File.WriteAllText(Path.Combine(s.Output, "ConsumeModel.cs"), ConsumptionSample.Code(s));
         output.WriteLine($"saved {modelPath}, the PEFT adapter in {Path.Combine(s.Output, "adapter")} and a consumption sample in {Path.Combine(s.Output, "ConsumeModel.cs")}");
