@@ -62,10 +62,29 @@ public sealed class PeftTextClassificationTrainer : IEstimator<PeftTextClassific
             }
         }
 
+        /// <remarks>
+        /// As PEFT's <c>_prepare_adapter_config</c> does, a LoRA or IA3 config without target_modules gets PEFT's
+        /// default targets for the model type (an error names the model type when there is none).
+        /// </remarks>
         internal override PeftConfig CreatePeftConfig(SequenceClassificationModel model)
         {
             ValidateMethod();
-            return PeftConfig!.Clone();
+            var config = PeftConfig!.Clone();
+            string modelType = model.Config.ModelType;
+            switch (config)
+            {
+                case Lora.LoraConfig { TargetModules: null } lora:
+                    lora.TargetModules = ModuleSelector.FromNames(Lora.LoraConfig.DefaultTargetModules(modelType)
+                        ?? throw new ArgumentException($"there is no default LoRA target for model type '{modelType}'; set LoraConfig.TargetModules", nameof(model)));
+                    break;
+                case IA3.IA3Config { TargetModules: null } ia3:
+                    var (targets, feedForward) = IA3.IA3Config.DefaultModules(modelType)
+                        ?? throw new ArgumentException($"there is no default IA3 target for model type '{modelType}'; set IA3Config.TargetModules and FeedForwardModules", nameof(model));
+                    ia3.TargetModules = ModuleSelector.FromNames(targets);
+                    ia3.FeedForwardModules ??= ModuleSelector.FromNames(feedForward);
+                    break;
+            }
+            return config;
         }
     }
 }
