@@ -159,9 +159,11 @@ internal sealed class SentimentInput
     public bool Label { get; set; }
 }
 
-/// <summary>The binary classifier's outputs.</summary>
+/// <summary>The binary classifier's outputs (and the dev row's label, for the NLL).</summary>
 internal sealed class SentimentPrediction
 {
+    public bool Label { get; set; }
+
     public float Score { get; set; }
 
     public float Probability { get; set; }
