@@ -11,4 +11,11 @@ public sealed class LoraTextClassificationTransformer : PeftTextClassificationTr
         : base(parts)
     {
     }
+
+    /// <summary>The constructor of the first release, kept for code in this assembly written against it.</summary>
+    internal LoraTextClassificationTransformer(ITextClassifierBackend backend, TextClassificationColumns columns, int numLabels,
+        KeyValuesAnnotation? labelKeyValues, TextEncoder encoder, int scoringBatchSize, IReadOnlyList<EpochSummary> history)
+        : this(new ClassifierParts(backend, columns, numLabels, labelKeyValues, encoder, scoringBatchSize, history))
+    {
+    }
 }
