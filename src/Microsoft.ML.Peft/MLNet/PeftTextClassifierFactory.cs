@@ -29,7 +29,8 @@ internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
         var config = options.CreatePeftConfig(model);
         config.TaskType ??= "SEQ_CLS";
         config.BaseModelNameOrPath ??= options.BaseModel;
-        config.ModulesToSave ??= [.. model.ClassifierHeadNames];
+        // The new head must train whatever the method: an unset or empty modules_to_save becomes the head.
+        if (config.ModulesToSave is not { Count: > 0 }) config.ModulesToSave = [.. model.ClassifierHeadNames];
         var random = new Generator(seed ^ AdapterStream);
         PeftModel peft;
         try

@@ -140,6 +140,29 @@ public sealed class PeftMethodPipelineTests
     }
 
     [TestMethod]
+    public void HeadOnly_TrainsAndSavesOnlyTheHead()
+    {
+        var ml = new MLContext();
+        var train = Sst2.LoadBinary(ml, Sst2.Train, 32);
+        var config = new SelectiveConfig(SelectiveMethod.HeadOnly) { TaskType = "SEQ_CLS", ModulesToSave = [] };
+        var model = ml.BinaryClassification.Trainers.PeftTextClassification(Options(config)).Fit(train);
+        Assert.AreEqual("HEAD_ONLY", model.PeftType);
+        string folder = Temp("head");
+        try
+        {
+            model.SaveAdapter(folder);
+            using var saved = SafeTensorsFile.Open(Path.Combine(folder, "adapter_model.safetensors"));
+            // stories260K's head: score = Linear(64 → 2, no bias), the only trained tensor.
+            CollectionAssert.AreEqual(new[] { "base_model.model.score.weight" }, saved.Names.ToArray());
+            CollectionAssert.AreEqual(new long[] { 2, 64 }, saved.GetTensor("base_model.model.score.weight").Shape.Select(d => (long)d).ToArray());
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void PredictionTransformer_ExposesTheMethodAndComposes()
     {
         var ml = new MLContext();
