@@ -16,7 +16,7 @@ namespace Microsoft.ML.Peft;
 /// <remarks>
 /// Columns, outputs, checks, determinism and checkpoints are those of <see cref="LoraTextClassificationTrainer"/>, which
 /// is this trainer with a LoRA config (both run the same code). The config's unset task_type,
-/// base_model_name_or_path and modules_to_save are filled in on a copy (SEQ_CLS, the base model, the classification
+/// base_model_name_or_path and unset or empty modules_to_save are filled in on a copy (SEQ_CLS, the base model, the classification
 /// head). A method whose targets match no module of the model fails at <see cref="Fit"/>, before training, naming the
 /// method and listing the model's modules.
 /// </remarks>
