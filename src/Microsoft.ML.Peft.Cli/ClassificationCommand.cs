@@ -20,15 +20,16 @@ internal static class ClassificationCommand
 
           --validation-dataset <file>  scored after each epoch and for the final metrics (default: 10% of --dataset)
           --text-col2 <name>           second text column for sentence-pair tasks
-          --method lora                fine-tuning method (default lora)
+          --method <name>              lora (default), ia3, bitfit, full, head-only or layernorm
           --epochs <n>                 default 2          --batch-size <n>      default 32
           --learning-rate <x>          default 2e-4       --max-length <n>      tokens per example, default 128
           --rank <n>                   LoRA r, default 8  --alpha <x>           LoRA alpha, default 16
           --dropout <x>                LoRA dropout, default 0.05
-          --target-modules <a,b>       layers to adapt (default: PEFT's choice for the model type)
+          --target-modules <a,b>       lora/ia3: layers to adapt (default: PEFT's choice for the model type)
           --seed <n>                   default 0          --train-rows <n>      use only the first n training rows
           --checkpoints <folder>       resumable checkpoints (re-run the same command to resume)
           --output <folder>            default ./model: model.zip, adapter/ (PEFT format), ConsumeModel.cs
+        Exit codes: 0 done, 1 data/model/method rejected (the message names the column, file or module), 2 bad command line.
         """;
 
     public static int Run(ClassificationSettings s, TextWriter output)
@@ -51,30 +52,34 @@ internal static class ClassificationCommand
         // The validation labels must map to the same keys as the training labels: the pipeline's MapValueToKey is fitted
         // on the same rows, so this transformer reproduces its mapping.
         var keys = ml.Transforms.Conversion.MapValueToKey(TabularData.Label).Fit(train);
-        var options = new LoraTextClassificationTrainer.Options
-        {
-            BaseModel = s.Model,
-            Sentence1ColumnName = TabularData.Text1,
-            Sentence2ColumnName = s.TextColumn2 is null ? null : TabularData.Text2,
-            LabelColumnName = TabularData.Label,
-            MaxEpochs = s.Epochs,
-            BatchSize = s.BatchSize,
-            LearningRate = s.LearningRate,
-            MaxSequenceLength = s.MaxLength,
-            LoraRank = s.Rank,
-            LoraAlpha = s.Alpha,
-            LoraDropout = s.Dropout,
-            TargetModules = s.TargetModules,
-            Seed = s.Seed,
-            ValidationSet = keys.Transform(validation),
-            CheckpointFolder = s.Checkpoints,
-            CheckpointEverySteps = s.Checkpoints is null ? 0 : 100,
-            Log = line => output.WriteLine($"  {line}"),
-        };
+        TextClassificationTrainerOptions options = s.Method == "lora"
+            ? new LoraTextClassificationTrainer.Options { LoraRank = s.Rank, LoraAlpha = s.Alpha, LoraDropout = s.Dropout, TargetModules = s.TargetModules }
+            : new PeftTextClassificationTrainer.Options { PeftConfig = MethodConfig(s) };
+        options.BaseModel = s.Model;
+        options.Sentence1ColumnName = TabularData.Text1;
+        options.Sentence2ColumnName = s.TextColumn2 is null ? null : TabularData.Text2;
+        options.LabelColumnName = TabularData.Label;
+        options.MaxEpochs = s.Epochs;
+        options.BatchSize = s.BatchSize;
+        options.LearningRate = s.LearningRate;
+        options.MaxSequenceLength = s.MaxLength;
+        options.Seed = s.Seed;
+        options.ValidationSet = keys.Transform(validation);
+        options.CheckpointFolder = s.Checkpoints;
+        options.CheckpointEverySteps = s.Checkpoints is null ? 0 : 100;
+        options.Log = line => output.WriteLine($"  {line}");
 
-        output.WriteLine($"fine-tuning {s.Model} with LoRA (r={s.Rank}, alpha={s.Alpha.ToString(CultureInfo.InvariantCulture)}) on {s.Dataset}");
+        output.WriteLine(s.Method == "lora"
+            ? $"fine-tuning {s.Model} with LoRA (r={s.Rank}, alpha={s.Alpha.ToString(CultureInfo.InvariantCulture)}) on {s.Dataset}"
+            : $"fine-tuning {s.Model} with {options switch { PeftTextClassificationTrainer.Options { PeftConfig: { } c } => c.PeftType, _ => s.Method }} on {s.Dataset}");
         var watch = Stopwatch.StartNew();
-        var estimator = ml.Transforms.Conversion.MapValueToKey(TabularData.Label).Append(ml.MulticlassClassification.Trainers.LoraTextClassification(options))
+        IEstimator<ITransformer> trainer = options switch
+        {
+            LoraTextClassificationTrainer.Options lora => ml.MulticlassClassification.Trainers.LoraTextClassification(lora),
+            PeftTextClassificationTrainer.Options peft => ml.MulticlassClassification.Trainers.PeftTextClassification(peft),
+            _ => throw new InvalidOperationException("unknown options type"),
+        };
+        var estimator = ml.Transforms.Conversion.MapValueToKey(TabularData.Label).Append(trainer)
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         var model = estimator.Fit(train);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"trained in {watch.Elapsed.TotalSeconds:F1} s"));
@@ -86,12 +91,23 @@ internal static class ClassificationCommand
         Directory.CreateDirectory(s.Output);
         string modelPath = Path.Combine(s.Output, "model.zip");
         PeftModelPersistence.Save(ml, model, data.Schema, modelPath);
-        var lora = model.SelectMany(t => t is IEnumerable<ITransformer> chain ? chain : [t]).OfType<LoraTextClassificationTransformer>().Single();
-        lora.SaveAdapter(Path.Combine(s.Output, "adapter"));
+        var classifier = model.SelectMany(t => t is IEnumerable<ITransformer> chain ? chain : [t]).OfType<PeftTextClassificationTransformer>().Single();
+        classifier.SaveAdapter(Path.Combine(s.Output, "adapter"));
         File.WriteAllText(Path.Combine(s.Output, "ConsumeModel.cs"), ConsumptionSample.Code(s));
         output.WriteLine($"saved {modelPath}, the PEFT adapter in {Path.Combine(s.Output, "adapter")} and a consumption sample in {Path.Combine(s.Output, "ConsumeModel.cs")}");
         return 0;
     }
+
+    /// <summary>The PEFT config of a non-LoRA --method (IA3 targets default to PEFT's for the model type).</summary>
+    private static Tuners.PeftConfig MethodConfig(ClassificationSettings s) => s.Method switch
+    {
+        "ia3" => new IA3.IA3Config { TargetModules = s.TargetModules is null ? null : Tuners.ModuleSelector.FromNames(s.TargetModules) },
+        "bitfit" => Selective.SelectiveConfig.BitFit(),
+        "full" => Selective.SelectiveConfig.Full(),
+        "head-only" => new Selective.SelectiveConfig(Selective.SelectiveMethod.HeadOnly) { TaskType = "SEQ_CLS" },
+        "layernorm" => Selective.SelectiveConfig.LayerNormTuning(),
+        _ => throw new CommandLineException($"--method '{s.Method}' is not supported"),
+    };
 
     private static string[] ClassNames(IDataView scored)
     {

@@ -15,6 +15,9 @@ internal sealed record ClassificationSettings
 
     public required string Model { get; init; }
 
+    /// <summary>One of <see cref="Methods"/>.</summary>
+    public string Method { get; init; } = "lora";
+
     public int Epochs { get; init; }
 
     public int BatchSize { get; init; }
@@ -39,10 +42,20 @@ internal sealed record ClassificationSettings
 
     public required string Output { get; init; }
 
+    /// <summary>The --method values: LoRA, (IA)³ and the selective methods.</summary>
+    public static readonly string[] Methods = ["lora", "ia3", "bitfit", "full", "head-only", "layernorm"];
+
     public static ClassificationSettings From(CommandLine c)
     {
         string method = c.Text("--method") ?? "lora";
-        if (method != "lora") throw new CommandLineException($"--method '{method}' is not supported (supported: lora)");
+        if (!Methods.Contains(method)) throw new CommandLineException($"--method '{method}' is not supported (supported: {string.Join(", ", Methods)})");
+        if (method != "lora")
+        {
+            foreach (var loraOnly in new[] { "--rank", "--alpha", "--dropout" }.Where(f => c.Text(f) is not null))
+                throw new CommandLineException($"{loraOnly} applies to --method lora only, not {method}");
+        }
+        if (c.Text("--target-modules") is not null && method is not ("lora" or "ia3"))
+            throw new CommandLineException($"--target-modules applies to --method lora or ia3 only, not {method}");
         var settings = new ClassificationSettings
         {
             Dataset = c.Required("--dataset"),
@@ -51,6 +64,7 @@ internal sealed record ClassificationSettings
             TextColumn2 = c.Text("--text-col2"),
             LabelColumn = c.Required("--label-col"),
             Model = c.Required("--model"),
+            Method = method,
             Epochs = c.Int("--epochs", 2),
             BatchSize = c.Int("--batch-size", 32),
             LearningRate = c.Real("--learning-rate", 2e-4, double.Epsilon),

@@ -5,7 +5,7 @@ using Microsoft.ML.Peft.IO;
 namespace Microsoft.ML.Peft;
 
 /// <summary>
-/// Everything besides the adapter weights that a saved <see cref="LoraTextClassificationTransformer"/> needs:
+/// Everything besides the adapter weights that a saved <see cref="PeftTextClassificationTransformer"/> needs:
 /// <c>classifier.json</c> next to <c>adapter_config.json</c> and <c>adapter_model.safetensors</c>.
 /// </summary>
 internal sealed class ClassifierManifest
@@ -43,7 +43,7 @@ internal sealed class ClassifierManifest
 
     public BaseModelReference BaseModel { get; set; } = new();
 
-    public static ClassifierManifest From(LoraTextClassificationTransformer transformer)
+    public static ClassifierManifest From(PeftTextClassificationTransformer transformer)
     {
         var c = transformer.Columns;
         return new ClassifierManifest
@@ -88,7 +88,7 @@ internal sealed class ClassifierManifest
     }
 
     /// <summary>Rebuilds the transformer, loading the base model and the adapter in <paramref name="folder"/>.</summary>
-    public LoraTextClassificationTransformer Restore(string folder, ITextClassifierFactory factory, string? baseModelOverride, Action<string>? log)
+    public PeftTextClassificationTransformer Restore(string folder, ITextClassifierFactory factory, string? baseModelOverride, Action<string>? log)
     {
         var kind = Task == "binary" ? ClassificationKind.Binary : ClassificationKind.Multiclass;
         var columns = new TextClassificationColumns(kind, LabelColumn, Sentence1Column, Sentence2Column, ScoreColumn, PredictedLabelColumn, ProbabilityColumn);
@@ -96,6 +96,6 @@ internal sealed class ClassifierManifest
         var backend = factory.Load(reference, folder, NumLabels, log);
         var encoder = new TextEncoder(backend.Tokenizer, MaxSequenceLength, backend.UsesTokenTypeIds, backend.PaddingId);
         var keyValues = KeyValues is null ? null : KeyValuesAnnotation.FromText(KeyValuesType ?? "Text", KeyValues);
-        return new LoraTextClassificationTransformer(backend, columns, NumLabels, keyValues, encoder, ScoringBatchSize, []);
+        return PeftTextClassificationTransformer.Create(new ClassifierParts(backend, columns, NumLabels, keyValues, encoder, ScoringBatchSize, []));
     }
 }

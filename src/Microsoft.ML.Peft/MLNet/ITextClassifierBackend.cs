@@ -4,7 +4,7 @@ using Microsoft.ML.Peft.Training;
 namespace Microsoft.ML.Peft;
 
 /// <summary>
-/// A pretrained sequence classifier with a LoRA adapter, ready to train or score: the model, its tokenizer and padding
+/// A pretrained sequence classifier with a PEFT adapter, ready to train or score: the model, its tokenizer and padding
 /// id, where the base weights came from, and how to write the adapter in Hugging Face PEFT's layout.
 /// </summary>
 internal interface ITextClassifierBackend : ISequenceClassifier
@@ -17,6 +17,9 @@ internal interface ITextClassifierBackend : ISequenceClassifier
     /// <summary>Whether the model reads token type ids.</summary>
     bool UsesTokenTypeIds { get; }
 
+    /// <summary>The adapter's peft_type ("LORA", "IA3", "BITFIT", ...).</summary>
+    string PeftType { get; }
+
     /// <summary>The base model this adapter belongs to.</summary>
     BaseModelReference BaseModel { get; }
 
@@ -27,8 +30,8 @@ internal interface ITextClassifierBackend : ISequenceClassifier
 /// <summary>Builds <see cref="ITextClassifierBackend"/>s: fresh for training, or from a saved adapter for scoring.</summary>
 internal interface ITextClassifierFactory
 {
-    /// <summary>Loads the base model with a new <paramref name="numLabels"/>-way head and injects a new LoRA adapter.</summary>
-    ITextClassifierBackend Create(LoraTextClassificationTrainer.Options options, int numLabels);
+    /// <summary>Loads the base model with a new <paramref name="numLabels"/>-way head and injects the options' PEFT method.</summary>
+    ITextClassifierBackend Create(TextClassificationTrainerOptions options, int numLabels);
 
     /// <summary>Loads the base model and the adapter saved in <paramref name="adapterFolder"/> (frozen, evaluation mode).</summary>
     ITextClassifierBackend Load(BaseModelReference baseModel, string adapterFolder, int numLabels, Action<string>? log);

@@ -1,108 +1,21 @@
-using Microsoft.ML.Data;
-
 namespace Microsoft.ML.Peft;
 
 /// <summary>
-/// A fine-tuned LoRA text classifier as an ML.NET transformer: appends Score and PredictedLabel (and Probability for
-/// binary) to its input, lazily, scoring rows in batches without autograd. It is a row-to-row mapper, so
-/// <c>mlContext.Model.CreatePredictionEngine</c> works. Persist pipelines containing it with
-/// <see cref="PeftModelPersistence"/> (ML.NET's <c>Model.Save</c> cannot store third-party transformers); export the
-/// adapter alone in Hugging Face PEFT format with <see cref="SaveAdapter"/>.
+/// A fine-tuned LoRA text classifier: what <see cref="LoraTextClassificationTrainer"/> returns, and what
+/// <see cref="PeftModelPersistence"/> loads for a LoRA adapter. It is a <see cref="PeftTextClassificationTransformer"/>
+/// under LoRA's name (kept because users know it); all behaviour lives in the base class.
 /// </summary>
-public sealed class LoraTextClassificationTransformer : ITransformer
+public sealed class LoraTextClassificationTransformer : PeftTextClassificationTransformer
 {
-    private readonly PredictionColumns predictions;
+    internal LoraTextClassificationTransformer(ClassifierParts parts)
+        : base(parts)
+    {
+    }
 
+    /// <summary>The constructor of the first release, kept for code in this assembly written against it.</summary>
     internal LoraTextClassificationTransformer(ITextClassifierBackend backend, TextClassificationColumns columns, int numLabels,
         KeyValuesAnnotation? labelKeyValues, TextEncoder encoder, int scoringBatchSize, IReadOnlyList<EpochSummary> history)
+        : this(new ClassifierParts(backend, columns, numLabels, labelKeyValues, encoder, scoringBatchSize, history))
     {
-        Columns = columns;
-        NumberOfClasses = numLabels;
-        LabelKeyValues = labelKeyValues;
-        Scorer = new ClassifierScorer(backend, encoder, scoringBatchSize);
-        TrainingHistory = history;
-        predictions = new PredictionColumns(columns, numLabels, labelKeyValues);
-    }
-
-    /// <summary>Number of classes (2 for binary).</summary>
-    public int NumberOfClasses { get; }
-
-    /// <summary>The base model (folder or hub id) the adapter was trained on.</summary>
-    public string BaseModel => Scorer.Backend.BaseModel.NameOrPath;
-
-    /// <summary>Per-epoch training loss and validation figures (empty for a loaded model).</summary>
-    public IReadOnlyList<EpochSummary> TrainingHistory { get; }
-
-    /// <summary>Always true: the transformer maps rows one to one (required by the prediction engine).</summary>
-    public bool IsRowToRowMapper => true;
-
-    internal TextClassificationColumns Columns { get; }
-
-    internal KeyValuesAnnotation? LabelKeyValues { get; }
-
-    internal ClassifierScorer Scorer { get; }
-
-    /// <summary>The input schema plus the prediction columns; checks the text columns.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
-    {
-        Columns.Bind(inputSchema, "the input schema", needLabel: false);
-        return predictions.OutputSchema(inputSchema);
-    }
-
-    /// <summary>Appends the prediction columns (lazily; rows are scored when a cursor reads them).</summary>
-    public IDataView Transform(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        var texts = Columns.Bind(input.Schema, "the data to transform", needLabel: false);
-        return new ScoredDataView(input, Scorer, predictions, texts);
-    }
-
-    /// <summary>A mapper that scores one row at a time (used by the prediction engine).</summary>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
-    {
-        ArgumentNullException.ThrowIfNull(inputSchema);
-        return new Mapper(this, inputSchema, Columns.Bind(inputSchema, "the input schema", needLabel: false));
-    }
-
-    /// <summary>Writes the adapter (and classification head) in Hugging Face PEFT format: adapter_config.json and adapter_model.safetensors.</summary>
-    public void SaveAdapter(string folder)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(folder);
-        Scorer.Backend.SaveAdapter(folder);
-    }
-
-    /// <summary>
-    /// Not supported: ML.NET gives third-party transformers no way to write into its model files. Use
-    /// <see cref="PeftModelPersistence.Save"/> for whole pipelines.
-    /// </summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx) =>
-        throw new NotSupportedException(
-            "ML.NET's Model.Save cannot store a LoraTextClassificationTransformer (third-party transformers cannot write model files). " +
-            "Use Microsoft.ML.Peft.PeftModelPersistence.Save(mlContext, model, inputSchema, path) instead.");
-
-    private sealed class Mapper(LoraTextClassificationTransformer parent, DataViewSchema inputSchema, BoundColumns texts) : IRowToRowMapper
-    {
-        public DataViewSchema InputSchema { get; } = inputSchema;
-
-        public DataViewSchema OutputSchema { get; } = parent.predictions.OutputSchema(inputSchema);
-
-        public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
-        {
-            var list = dependingColumns.ToList();
-            var result = list.Where(c => c.Index < InputSchema.Count).Select(c => InputSchema[c.Index]).ToList();
-            if (list.Any(c => c.Index >= InputSchema.Count)) result.AddRange(texts.Texts);
-            return result.DistinctBy(c => c.Index);
-        }
-
-        public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
-        {
-            ArgumentNullException.ThrowIfNull(input);
-            var active = activeColumns.Select(c => c.Index).ToHashSet();
-            var appended = Enumerable.Range(InputSchema.Count, parent.predictions.Count).Select(active.Contains).ToArray();
-            Func<float[]> logits = appended.Any(a => a)
-                ? new ScoredDataView.RowLogits(input, texts, parent.Scorer).Current
-                : () => throw new InvalidOperationException("no prediction column is active");
-            return new PredictionRow(input, OutputSchema, appended, parent.predictions, logits);
-        }
     }
 }

@@ -6,9 +6,9 @@ using Microsoft.ML.Peft.IO;
 namespace Microsoft.ML.Peft;
 
 /// <summary>
-/// Saves and loads whole ML.NET pipelines that contain LoRA text classifiers. ML.NET's <c>Model.Save</c> cannot store
+/// Saves and loads whole ML.NET pipelines that contain PEFT text classifiers (any method). ML.NET's <c>Model.Save</c> cannot store
 /// a third-party transformer (its save context is internal), so the chain is split around the PEFT transformers: each
-/// run of ML.NET transformers is saved by <c>mlContext.Model.Save</c> into its own zip entry, and each LoRA classifier
+/// run of ML.NET transformers is saved by <c>mlContext.Model.Save</c> into its own zip entry, and each PEFT classifier
 /// as a Hugging Face PEFT adapter (<c>adapter_config.json</c> + <c>adapter_model.safetensors</c>, classification head
 /// included as modules_to_save) plus <c>classifier.json</c> (task, columns, label key values, tokenization settings,
 /// base model path or hub id and the SHA-256 of its weights files).
@@ -46,14 +46,14 @@ public static class PeftModelPersistence
                 for (int i = 0; i < stages.Count; i++)
                 {
                     string prefix = $"stages/{i:D3}/";
-                    if (stages[i] is [LoraTextClassificationTransformer lora])
+                    if (stages[i] is [PeftTextClassificationTransformer classifier])
                     {
                         string folder = Path.Combine(scratch, i.ToString("D3", System.Globalization.CultureInfo.InvariantCulture));
                         Directory.CreateDirectory(folder);
-                        lora.SaveAdapter(folder);
-                        ClassifierManifest.From(lora).Save(folder);
+                        classifier.SaveAdapter(folder);
+                        ClassifierManifest.From(classifier).Save(folder);
                         foreach (string file in AdapterFiles) zip.CreateEntryFromFile(Path.Combine(folder, file), prefix + file, CompressionLevel.Fastest);
-                        manifest.Stages.Add(new StageEntry { Kind = StageEntry.LoraKind, Entry = prefix });
+                        manifest.Stages.Add(new StageEntry { Kind = StageEntry.ClassifierKind, Entry = prefix });
                     }
                     else
                     {
@@ -82,12 +82,12 @@ public static class PeftModelPersistence
 
     /// <summary>
     /// Builds a multiclass classifier from a standalone adapter in Hugging Face PEFT format (e.g. written by
-    /// <see cref="LoraTextClassificationTransformer.SaveAdapter"/> or by Python PEFT with a sequence-classification head
+    /// <see cref="PeftTextClassificationTransformer.SaveAdapter"/> or by Python PEFT with a sequence-classification head
     /// saved as modules_to_save). Columns, sequence length and base model come from <paramref name="options"/> (the base
     /// model defaults to the adapter's <c>base_model_name_or_path</c>); <paramref name="classNames"/> become the
     /// PredictedLabel key values, in class-index order.
     /// </summary>
-    public static LoraTextClassificationTransformer LoadAdapter(string adapterFolder, LoraTextClassificationTrainer.Options options, IReadOnlyList<string> classNames)
+    public static PeftTextClassificationTransformer LoadAdapter(string adapterFolder, TextClassificationTrainerOptions options, IReadOnlyList<string> classNames)
     {
         ArgumentNullException.ThrowIfNull(classNames);
         if (classNames.Count < 2) throw new ArgumentException("a classifier needs at least two class names", nameof(classNames));
@@ -95,10 +95,10 @@ public static class PeftModelPersistence
     }
 
     /// <summary>Builds a binary classifier (class 1 = true) from a standalone adapter in Hugging Face PEFT format.</summary>
-    public static LoraTextClassificationTransformer LoadBinaryAdapter(string adapterFolder, LoraTextClassificationTrainer.Options options) =>
+    public static PeftTextClassificationTransformer LoadBinaryAdapter(string adapterFolder, TextClassificationTrainerOptions options) =>
         FromAdapter(adapterFolder, options, ClassificationKind.Binary, 2, null, PeftTextClassifierFactory.Instance);
 
-    internal static LoraTextClassificationTransformer FromAdapter(string adapterFolder, LoraTextClassificationTrainer.Options options, ClassificationKind kind,
+    internal static PeftTextClassificationTransformer FromAdapter(string adapterFolder, TextClassificationTrainerOptions options, ClassificationKind kind,
         int numLabels, KeyValuesAnnotation? keyValues, ITextClassifierFactory factory)
     {
         ArgumentException.ThrowIfNullOrEmpty(adapterFolder);
@@ -109,7 +109,7 @@ public static class PeftModelPersistence
         var columns = TextClassificationColumns.From(options, kind);
         var backend = factory.Load(new BaseModelReference { NameOrPath = baseModel }, adapterFolder, numLabels, options.Log);
         var encoder = new TextEncoder(backend.Tokenizer, options.MaxSequenceLength, backend.UsesTokenTypeIds, backend.PaddingId);
-        return new LoraTextClassificationTransformer(backend, columns, numLabels, keyValues, encoder, options.ScoringBatchSize, []);
+        return PeftTextClassificationTransformer.Create(new ClassifierParts(backend, columns, numLabels, keyValues, encoder, options.ScoringBatchSize, []));
     }
 
     internal static ITransformer Load(MLContext mlContext, string path, out DataViewSchema? inputSchema, string? baseModel, ITextClassifierFactory factory, Action<string>? log)
@@ -129,7 +129,7 @@ public static class PeftModelPersistence
                 transformers.AddRange(Flatten(mlContext.Model.Load(stream, out _)));
                 continue;
             }
-            if (stage.Kind != StageEntry.LoraKind) throw new InvalidDataException($"{path}: unknown stage kind '{stage.Kind}'");
+            if (stage.Kind is not (StageEntry.ClassifierKind or StageEntry.LegacyLoraKind)) throw new InvalidDataException($"{path}: unknown stage kind '{stage.Kind}'");
             string folder = Directory.CreateTempSubdirectory("peft-load-").FullName;
             try
             {
@@ -153,13 +153,13 @@ public static class PeftModelPersistence
     private static IEnumerable<ITransformer> Flatten(ITransformer model) =>
         model is IEnumerable<ITransformer> chain ? chain.SelectMany(Flatten) : [model];
 
-    /// <summary>Groups consecutive ML.NET transformers; each LoRA classifier is a stage of its own.</summary>
+    /// <summary>Groups consecutive ML.NET transformers; each PEFT classifier is a stage of its own.</summary>
     private static List<List<ITransformer>> Split(IEnumerable<ITransformer> transformers)
     {
         var stages = new List<List<ITransformer>>();
         foreach (var t in transformers)
         {
-            if (t is LoraTextClassificationTransformer || stages.Count == 0 || stages[^1] is [LoraTextClassificationTransformer]) stages.Add([t]);
+            if (t is PeftTextClassificationTransformer || stages.Count == 0 || stages[^1] is [PeftTextClassificationTransformer]) stages.Add([t]);
             else stages[^1].Add(t);
         }
         return stages;
@@ -227,7 +227,10 @@ public static class PeftModelPersistence
     private sealed class StageEntry
     {
         public const string MLNetKind = "mlnet";
-        public const string LoraKind = "lora_text_classifier";
+        public const string ClassifierKind = "peft_text_classifier";
+
+        /// <summary>What files of the first release called the same stage (LoRA was the only method then).</summary>
+        public const string LegacyLoraKind = "lora_text_classifier";
 
         public string Kind { get; set; } = "";
 

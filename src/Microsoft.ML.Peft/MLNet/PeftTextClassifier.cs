@@ -9,7 +9,7 @@ namespace Microsoft.ML.Peft;
 
 /// <summary>
 /// A pretrained sequence classifier (<see cref="SequenceClassificationModel"/>: BERT/RoBERTa/DistilBERT read the
-/// first token, Llama/GPT-2/GPT-NeoX the last real token) carrying a PEFT adapter, with the tokenizer of its folder.
+/// first token, Llama/GPT-2/GPT-NeoX the last real token) carrying a PEFT adapter (any method), with the tokenizer of its folder.
 /// </summary>
 internal sealed class PeftTextClassifier : ITextClassifierBackend
 {
@@ -19,7 +19,9 @@ internal sealed class PeftTextClassifier : ITextClassifierBackend
         Peft = peft;
         Tokenizer = tokenizer;
         BaseModel = baseModel;
-        RandomStreams = [adapterRandom];
+        // Both streams are checkpointed, so a resumed run draws the same LoRA and base-model dropout masks as an
+        // uninterrupted one (the base model's dropout stream exists for every model built by PretrainedModel).
+        RandomStreams = model.DropoutRandom is { } dropout ? [adapterRandom, dropout] : [adapterRandom];
         // Decoders with a pad_token_id pool the last id that is not padding, so padding must use exactly that id;
         // otherwise any id works (padded keys are masked) and the tokenizer's own choice is taken.
         PaddingId = model.Config.PadTokenId ?? tokenizer.PaddingTokenId ?? tokenizer.UnknownTokenId ?? tokenizer.EndOfSentenceTokenId ?? 0;
@@ -40,6 +42,8 @@ internal sealed class PeftTextClassifier : ITextClassifierBackend
     public bool UsesTokenTypeIds => Model.UsesTokenTypeIds;
 
     public BaseModelReference BaseModel { get; }
+
+    public string PeftType => Peft.ActiveConfig.PeftType;
 
     public IReadOnlyList<Generator> RandomStreams { get; }
 

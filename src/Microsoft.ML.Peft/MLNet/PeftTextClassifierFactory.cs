@@ -1,5 +1,4 @@
 using Microsoft.ML.Peft.Hub;
-using Microsoft.ML.Peft.Lora;
 using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tokenizers;
@@ -9,17 +8,17 @@ namespace Microsoft.ML.Peft;
 
 /// <summary>
 /// Builds <see cref="PeftTextClassifier"/>s: <see cref="PretrainedModel.LoadForSequenceClassification"/> (a new head
-/// initialised from the seed) plus <see cref="PeftModel.Inject"/> of a LoRA adapter whose modules_to_save is the
-/// classification head; or, for scoring, the base model plus <see cref="PeftModel.FromPretrained"/>.
+/// initialised from the seed) plus <see cref="PeftModel.Inject"/> of the options' PEFT method (LoRA, IA3, selective,
+/// ...) whose modules_to_save is the classification head; or, for scoring, the base model plus <see cref="PeftModel.FromPretrained"/>.
 /// </summary>
 internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
 {
-    /// <summary>Decorrelates the adapter's random stream (LoRA A init, LoRA dropout) from the head's.</summary>
+    /// <summary>Decorrelates the adapter's random stream (e.g. LoRA A init, LoRA dropout) from the head's.</summary>
     private const ulong AdapterStream = 0x4C6F5241UL;
 
     public static PeftTextClassifierFactory Instance { get; } = new();
 
-    public ITextClassifierBackend Create(LoraTextClassificationTrainer.Options options, int numLabels)
+    public ITextClassifierBackend Create(TextClassificationTrainerOptions options, int numLabels)
     {
         string folder = PretrainedSource.Resolve(options.BaseModel!);
         var reference = BaseModelReference.Describe(options.BaseModel!, folder);
@@ -27,19 +26,24 @@ internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
         // A checkpoint whose head was trained for another number of classes gets a fresh head (transformers'
         // ignore_mismatched_sizes); a head of the right shape is kept.
         var model = PretrainedModel.LoadForSequenceClassification(folder, numLabels, new ModelLoadOptions { Seed = seed, Log = options.Log, IgnoreMismatchedSizes = true });
-        var config = options.LoraConfig?.Clone() as LoraConfig ?? DefaultConfig(options, model);
+        var config = options.CreatePeftConfig(model);
         config.TaskType ??= "SEQ_CLS";
         config.BaseModelNameOrPath ??= options.BaseModel;
-        config.ModulesToSave ??= [.. model.ClassifierHeadNames];
+        // The new head must train whatever the method: an unset or empty modules_to_save becomes the head.
+        if (config.ModulesToSave is not { Count: > 0 }) config.ModulesToSave = [.. model.ClassifierHeadNames];
         var random = new Generator(seed ^ AdapterStream);
-        var peft = PeftModel.Inject(model, config, "default", random);
-        options.Log?.Invoke(peft.TrainableParametersSummary());
-        if (options.CheckpointFolder is not null && BaseDropoutModules(model).FirstOrDefault() is { } dropout)
+        PeftModel peft;
+        try
         {
-            // The base model's dropout stream is internal to PretrainedModel, so a checkpoint cannot restore its
-            // position (the adapter's own stream is restored): say so instead of silently breaking the guarantee.
-            options.Log?.Invoke($"note: the base model applies dropout ('{dropout}'); a run resumed from a checkpoint draws other dropout masks than an uninterrupted run would");
+            peft = PeftModel.Inject(model, config, "default", random);
         }
+        catch (PeftConfigException e)
+        {
+            throw new ArgumentException(
+                $"the PEFT method {config.PeftType} cannot be applied to the {model.Config.ModelType} model '{options.BaseModel}': {e.Message}. " +
+                $"Modules of the model (layer indices as *): {ModuleNameSummary(model)}", nameof(options), e);
+        }
+        options.Log?.Invoke(peft.TrainableParametersSummary());
         return new PeftTextClassifier(model, peft, TokenizerLoader.FromFolder(folder), reference, random);
     }
 
@@ -54,22 +58,13 @@ internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
         return new PeftTextClassifier(model, peft, TokenizerLoader.FromFolder(folder), baseModel, random);
     }
 
-    /// <summary>Dotted names of active dropout modules outside the LoRA layers.</summary>
-    private static IEnumerable<string> BaseDropoutModules(PretrainedModel model) =>
-        model.NamedModules()
-            .Where(m => m.Module is NN.Dropout { P: > 0 } && !m.Name.Contains(".lora_dropout.", StringComparison.Ordinal))
-            .Select(m => m.Name);
-
-    private static LoraConfig DefaultConfig(LoraTextClassificationTrainer.Options options, SequenceClassificationModel model)
-    {
-        var targets = options.TargetModules ?? LoraConfig.DefaultTargetModules(model.Config.ModelType)
-            ?? throw new ArgumentException($"there is no default LoRA target for model type '{model.Config.ModelType}'; set Options.TargetModules (e.g. [\"all-linear\"])", nameof(options));
-        return new LoraConfig
-        {
-            Rank = options.LoraRank,
-            Alpha = options.LoraAlpha,
-            Dropout = options.LoraDropout,
-            TargetModules = targets is [var single] && single == ModuleSelector.AllLinearShorthand ? ModuleSelector.AllLinear : ModuleSelector.FromNames(targets),
-        };
-    }
+    /// <summary>
+    /// The model's module names with layer indices folded ("model.layers.*.self_attn.q_proj"): every name a target can
+    /// match, short enough for an error message.
+    /// </summary>
+    private static string ModuleNameSummary(PretrainedModel model) =>
+        string.Join(", ", model.NamedModules()
+            .Where(m => m.Name.Length > 0)
+            .Select(m => string.Join('.', m.Name.Split('.').Select(part => part.All(char.IsAsciiDigit) ? "*" : part)))
+            .Distinct(StringComparer.Ordinal));
 }

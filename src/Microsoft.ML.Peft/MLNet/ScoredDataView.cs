@@ -3,7 +3,7 @@ using Microsoft.ML.Data;
 namespace Microsoft.ML.Peft;
 
 /// <summary>
-/// The lazy output of <see cref="LoraTextClassificationTransformer.Transform"/>: the input's rows with the prediction
+/// The lazy output of <see cref="PeftTextClassificationTransformer.Transform"/>: the input's rows with the prediction
 /// columns appended. Predictions are computed in batches: when a cursor first needs row p, a second cursor over the
 /// text columns reads rows p, p+1, … (up to the scoring batch size) and scores them in one forward pass. This relies on
 /// two unshuffled cursors over a view visiting the same rows in the same order, as ML.NET views do; shuffled cursors

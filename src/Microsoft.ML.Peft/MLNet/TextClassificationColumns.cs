@@ -3,14 +3,14 @@ using Microsoft.ML.Data;
 namespace Microsoft.ML.Peft;
 
 /// <summary>
-/// Column names and task kind of a LoRA text classifier, with the checks that run before any work: on a
+/// Column names and task kind of a PEFT text classifier, with the checks that run before any work: on a
 /// <see cref="SchemaShape"/> (estimator chains) and on a <see cref="DataViewSchema"/> (Fit, Transform). Errors name the
 /// column, the expected type and the type found.
 /// </summary>
 internal sealed record TextClassificationColumns(
     ClassificationKind Kind, string Label, string Sentence1, string? Sentence2, string Score, string PredictedLabel, string Probability)
 {
-    public static TextClassificationColumns From(LoraTextClassificationTrainer.Options options, ClassificationKind kind)
+    public static TextClassificationColumns From(TextClassificationTrainerOptions options, ClassificationKind kind)
     {
         static string Name(string? value, string what) =>
             string.IsNullOrWhiteSpace(value) ? throw new ArgumentException($"{what} must be a column name", what) : value;

@@ -30,7 +30,9 @@ public abstract partial class PretrainedModel
         var config = ModelConfig.Load(folder);
         if (options.NumLabels is int numLabels) config = config with { NumLabels = numLabels };
         var task = options.Task ?? ModelFactory.InferTask(config);
-        var model = ModelFactory.Build(config, task, DropoutGenerator(options.Seed));
+        var dropout = DropoutGenerator(options.Seed);
+        var model = ModelFactory.Build(config, task, dropout);
+        model.DropoutRandom = dropout;
         var source = Checkpoint.Open(folder);
         try
         {
@@ -73,11 +75,20 @@ public abstract partial class PretrainedModel
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate(config.SourcePath ?? "config");
-        var model = ModelFactory.Build(config, task, DropoutGenerator(seed));
+        var dropout = DropoutGenerator(seed);
+        var model = ModelFactory.Build(config, task, dropout);
+        model.DropoutRandom = dropout;
         WeightInitializer.Initialize(model, model.NamedParameters().Select(p => p.Name).ToList(), WeightInitializer.InitializerRange(config), new Generator(seed));
         model.Eval();
         return model;
     }
+
+    /// <summary>
+    /// The stream every dropout module of the base model draws from (null for a model built outside
+    /// <see cref="Load"/>/<see cref="Create"/>). Training checkpoints save and restore its <see cref="Generator.Offset"/>
+    /// so that a resumed run draws the same dropout masks as an uninterrupted one.
+    /// </summary>
+    internal Generator? DropoutRandom { get; private set; }
 
     /// <summary>Dropout draws from their own stream, so they never repeat the initialisation's random numbers.</summary>
     private static Generator DropoutGenerator(ulong seed) => new(seed ^ 0x5DEECE66DUL);

@@ -14,8 +14,11 @@ public sealed class EncoderPipelineTests
     private static readonly string[] Words =
         ["the", "movie", "film", "is", "was", "not", "very", "good", "great", "fun", "bad", "awful", "dull", "boring", "a", "and", "plot", "acting", "okay", "fine"];
 
-    /// <summary>A model folder: the fixture's config.json and weights plus a vocab.txt of at most 99 entries.</summary>
-    private static string ModelFolder(string fixture)
+    /// <summary>
+    /// A model folder: the fixture's config.json (dropout off unless <paramref name="keepDropout"/>) and weights plus a
+    /// vocab.txt of at most 99 entries.
+    /// </summary>
+    internal static string ModelFolder(string fixture, bool keepDropout = false)
     {
         string folder = Path.Combine(Path.GetTempPath(), $"peft-{fixture}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
@@ -23,7 +26,7 @@ public sealed class EncoderPipelineTests
         // Dropout off (every "*dropout*" / "*pdrop" number in config.json): the test asserts that 4 epochs on 48 rows
         // lower the training loss, which random masks on a model this small can hide.
         var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(source, "config.json")))!.AsObject();
-        foreach (var key in config.Select(p => p.Key).Where(k => k.Contains("dropout", StringComparison.Ordinal) || k.EndsWith("pdrop", StringComparison.Ordinal)).ToList())
+        foreach (var key in config.Select(p => p.Key).Where(k => !keepDropout && (k.Contains("dropout", StringComparison.Ordinal) || k.EndsWith("pdrop", StringComparison.Ordinal))).ToList())
         {
             if (config[key] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<double>(out _)) config[key] = 0.0;
         }

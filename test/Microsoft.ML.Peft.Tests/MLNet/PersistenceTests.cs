@@ -56,6 +56,38 @@ public sealed class PersistenceTests
     }
 
     [TestMethod]
+    public void FilesOfTheFirstRelease_LoraStageKind_StillLoad()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = Sst2.LoadBinary(ml, Sst2.Train, 32);
+        var factory = new TinyFactory();
+        var model = new LoraTextClassificationTrainer(Options(), ClassificationKind.Binary, factory).Fit(train);
+        string path = TempFile();
+        try
+        {
+            PeftModelPersistence.Save(ml, model, train.Schema, path);
+            using (var zip = ZipFile.Open(path, ZipArchiveMode.Update))
+            {
+                var entry = zip.GetEntry("peft_pipeline.json")!;
+                string manifest;
+                using (var reader = new StreamReader(entry.Open())) manifest = reader.ReadToEnd();
+                StringAssert.Contains(manifest, "\"peft_text_classifier\"");
+                entry.Delete();
+                using var writer = new StreamWriter(zip.CreateEntry("peft_pipeline.json").Open());
+                writer.Write(manifest.Replace("peft_text_classifier", "lora_text_classifier", StringComparison.Ordinal));
+            }
+            var loaded = PeftModelPersistence.Load(ml, path, out _, baseModel: null, factory, log: null);
+            var expected = ml.Data.CreateEnumerable<BinaryScoredRow>(model.Transform(train), false).Select(r => r.Score).ToArray();
+            var actual = ml.Data.CreateEnumerable<BinaryScoredRow>(loaded.Transform(train), false).Select(r => r.Score).ToArray();
+            CollectionAssert.AreEqual(expected, actual);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [TestMethod]
     public void SaveLoad_BinaryTransformerAlone_AndAdapterStandalone()
     {
         var ml = new MLContext();

@@ -23,6 +23,8 @@ internal sealed class TinyBackend : TinyClassifierHost, ITextClassifierBackend
 
     public BaseModelReference BaseModel { get; }
 
+    public string PeftType => "TINY";
+
     public void SaveAdapter(string folder)
     {
         Directory.CreateDirectory(folder);
@@ -63,7 +65,7 @@ internal sealed class TinyFactory : ITextClassifierFactory
 
     public int Loads { get; private set; }
 
-    public ITextClassifierBackend Create(LoraTextClassificationTrainer.Options options, int numLabels)
+    public ITextClassifierBackend Create(TextClassificationTrainerOptions options, int numLabels)
     {
         Creates++;
         return new TinyBackend(numLabels, (ulong)options.Seed, BaseModelReference.Describe(options.BaseModel!, TestPaths.Stories260K));
