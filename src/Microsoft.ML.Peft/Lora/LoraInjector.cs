@@ -68,7 +68,8 @@ internal static class LoraInjector
                     throw new PeftConfigException($"cannot wrap '{name}' with LoRA: {e.Message}. The model must hold it in a ModuleSlot<LinearLayer>.", e);
                 }
             }
-            layer.UpdateLayer(adapterName, rank, alpha, config.Dropout, config.UseRsLora, config.InitLoraWeights, generator);
+            layer.UpdateLayer(adapterName, rank, alpha, config.Dropout, config.UseRsLora, config.InitLoraWeights, generator,
+                config.UseDora, config.UseMixer ? config.MixerInit : null);
         }
         return targeted.Select(t => t.Name).ToList();
     }
