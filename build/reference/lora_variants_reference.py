@@ -14,6 +14,10 @@ Writes (run with /usr/bin/python3 build/reference/lora_variants_reference.py; < 
     dora_linear.safetensors/.json   one DoRA linear layer (in 6, out 5, bias, r 4, alpha 8) on x [2, 3, 6]: outputs and
                                     d loss / d A, B, magnitude, x for loss = sum(y * R), without dropout ("eval") and
                                     with a fixed dropout mask ("dropout", p = 0.25, mask stored); the merged weight
+    adalora_allocator.safetensors/.json
+                                    PEFT's RankAllocator (restated below from peft/tuners/adalora/layer.py) on two
+                                    SVD layers (init_r 4, target_r 2 → budget 8 → 4) over total_step 6 with given
+                                    parameter values and gradients per step: E after each allocation and the kept mask
 """
 import os
 import sys
@@ -105,6 +109,104 @@ def dora_fixture():
                 "checks": checks, "tensors": describe(tensors, notes)}, path("dora_linear.json"))
 
 
+class RankAllocator:
+    """PEFT's adalora RankAllocator + AdaLoraModel.update_and_allocate, restated for named tensors (adapter 'default')."""
+
+    def __init__(self, params, init_r, target_r, tinit, tfinal, delta_t, total_step, beta1, beta2):
+        self.params, self.beta1, self.beta2 = params, beta1, beta2
+        self.tinit, self.tfinal, self.delta_t, self.total_step = tinit, tfinal, delta_t, total_step
+        self.layers = sorted({n.rsplit(".lora_", 1)[0] for n in params})
+        self.init_bgt = init_r * len(self.layers)
+        self.target_bgt = target_r * len(self.layers)
+        self.exp_avg_ipt, self.exp_avg_unc, self.rank_pattern = {}, {}, None
+
+    def budget_schedule(self, step):
+        if step <= self.tinit:
+            return self.init_bgt, False
+        if step > self.total_step - self.tfinal:
+            return self.target_bgt, True
+        mul_coeff = 1 - (step - self.tinit) / (self.total_step - self.tfinal - self.tinit)
+        return int((self.init_bgt - self.target_bgt) * (mul_coeff ** 3) + self.target_bgt), step % self.delta_t == 0
+
+    def update_ipt(self, grads):
+        for n, p in self.params.items():
+            if n not in self.exp_avg_ipt:
+                self.exp_avg_ipt[n] = torch.zeros_like(p)
+                self.exp_avg_unc[n] = torch.zeros_like(p)
+            ipt = (p * grads[n]).abs()
+            self.exp_avg_ipt[n] = self.beta1 * self.exp_avg_ipt[n] + (1 - self.beta1) * ipt
+            self.exp_avg_unc[n] = self.beta2 * self.exp_avg_unc[n] + (1 - self.beta2) * (ipt - self.exp_avg_ipt[n]).abs()
+
+    def mask_to_budget(self, budget):
+        scores, triplet = [], {}
+        for layer in self.layers:
+            s = lambda n: self.exp_avg_ipt[n] * self.exp_avg_unc[n]  # noqa: E731
+            a = torch.mean(s(layer + ".lora_A"), dim=1, keepdim=True)
+            b = torch.mean(s(layer + ".lora_B"), dim=0, keepdim=False).view(-1, 1)
+            total = s(layer + ".lora_E").view(-1) + torch.cat([a, b], dim=1).sum(dim=1).view(-1)
+            triplet[layer] = total.view(-1, 1)
+            scores.append(total.view(-1))
+        threshold = torch.kthvalue(torch.cat(scores), k=self.init_bgt - budget)[0].item()
+        pattern = {}
+        with torch.no_grad():
+            for layer in self.layers:
+                self.params[layer + ".lora_E"].masked_fill_(triplet[layer] <= threshold, 0.0)
+                pattern[layer] = (~(triplet[layer] <= threshold)).view(-1).tolist()
+        return pattern
+
+    def update_and_allocate(self, step, grads):
+        final = self.total_step - self.tfinal
+        if step < final:
+            self.update_ipt(grads)
+            budget, mask = self.budget_schedule(step)
+            if mask:
+                self.rank_pattern = self.mask_to_budget(budget)
+        elif step == final:
+            budget, _ = self.budget_schedule(step)
+            self.rank_pattern = self.mask_to_budget(budget)
+            self.exp_avg_ipt, self.exp_avg_unc = {}, {}
+        else:
+            with torch.no_grad():
+                for layer in self.layers:
+                    keep = torch.tensor(self.rank_pattern[layer]).unsqueeze(-1)
+                    self.params[layer + ".lora_E"].masked_fill_(~keep, 0.0)
+
+
+def adalora_allocator_fixture():
+    """Two SVD layers, 4 -> 3 (in, out) and 5 -> 2, init_r 4, target_r 2; per step fresh values and gradients."""
+    gen = torch.Generator().manual_seed(77)
+    shapes = {"layers.0.q": (3, 5), "layers.1.q": (2, 6)}
+    cfg = dict(init_r=4, target_r=2, tinit=1, tfinal=1, delta_t=1, total_step=6, beta1=0.85, beta2=0.85)
+    tensors, notes = {}, {}
+    params = {}
+    for layer, (out_f, in_f) in shapes.items():
+        params[layer + ".lora_A"] = torch.zeros(cfg["init_r"], in_f)
+        params[layer + ".lora_E"] = torch.zeros(cfg["init_r"], 1)
+        params[layer + ".lora_B"] = torch.zeros(out_f, cfg["init_r"])
+    alloc = RankAllocator(params, **cfg)
+    steps = 8
+    for step in range(steps):
+        grads = {}
+        for n in sorted(params):
+            value = torch.randn(params[n].shape, generator=gen)
+            params[n].copy_(value)
+            grads[n] = torch.randn(params[n].shape, generator=gen)
+            tensors[f"step{step}.value.{n}"] = value.clone()
+            tensors[f"step{step}.grad.{n}"] = grads[n].clone()
+        alloc.update_and_allocate(step, grads)
+        for layer in shapes:
+            tensors[f"step{step}.after.{layer}.lora_E"] = params[layer + ".lora_E"].clone()
+    notes["step"] = "per step (0-based): value.<p> is written into parameter p, grad.<p> is its gradient, then " \
+                    "update_and_allocate(step) runs; after.<layer>.lora_E is E after the allocation"
+    save_file(tensors, path("adalora_allocator.safetensors"))
+    write_json({"config": cfg, "layers": {k: {"out": v[0], "in": v[1]} for k, v in shapes.items()}, "steps": steps,
+                "budgets": [alloc.budget_schedule(t)[0] for t in range(steps)],
+                "final_rank_pattern": alloc.rank_pattern,
+                "tensors": describe(tensors, {f"step{t}.": notes["step"] for t in range(steps)})},
+               path("adalora_allocator.json"))
+
+
 if __name__ == "__main__":
     deterministic(0)
     dora_fixture()
+    adalora_allocator_fixture()

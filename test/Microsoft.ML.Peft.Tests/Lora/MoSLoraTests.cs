@@ -36,6 +36,7 @@ public sealed class MoSLoraTests
     {
         var g = new Generator(3);
         var layer = new LoraLinear(new Linear(5, 4, g));
+        layer.Base.SetRequiresGrad(false);
         layer.UpdateLayer("default", 3, 6, 0, false, LoraInit.Random, g, mixerInit: MoSLoraMixerInit.KaimingUniform);
         layer.SetActiveAdapters(["default"], trainable: true);
         var x = Tensor.Randn(new Generator(4), 2, 5);

@@ -97,7 +97,18 @@ public sealed class VeraTests
     public void Merge_MatchesUnmergedWithin1e5_AndSaveLoadIsBitIdentical()
     {
         var model = new TinyModel(new Generator(7));
-        var peft = PeftModel.Inject(model, Config(init: false, key: 3), generator: new Generator(1));
+        var peft = PeftModel.Inject(model, Config(key: 3), generator: new Generator(1));
+        var noise = new Generator(8);
+        using (Autograd.NoGrad())
+        {
+            // As after training: λ_b away from zero, λ_d away from d_initial.
+            foreach (var (_, tuner) in peft.TunerLayers())
+            {
+                var layer = (VeraLinear)tuner;
+                layer.LambdaB("default").CopyFrom_(Tensor.Randn(noise, layer.OutFeatures).Mul(0.2f));
+                layer.LambdaD("default").Add_(Tensor.Randn(noise, 4).Mul(0.05f));
+            }
+        }
         var x = LoraFixtures.Input();
         var expected = model.Forward(x);
         var keys = peft.GetAdapterStateDict().Keys.ToList();
