@@ -114,6 +114,29 @@ public sealed class DoraTests
     }
 
     [TestMethod]
+    public void Gpt2Conv1DBase_GivesTheSameOutputAndMergedWeightAsTheLinearBase()
+    {
+        var (linearLayer, f) = FixtureLayer();
+        SetMagnitude(linearLayer, f["magnitude"]);
+        var conv = new LoraLinear(new Models.Common.Conv1D(f["base.weight"].Transpose(0, 1).Contiguous(), f["base.bias"].Clone()));
+        conv.UpdateLayer("default", 4, 8, 0, false, LoraInit.Default, new Generator(0), useDora: true);
+        conv.SetActiveAdapters(["default"], trainable: true);
+        using (Autograd.NoGrad())
+        {
+            conv.LoraA("default").CopyFrom_(f["lora_A"]);
+            conv.LoraB("default").CopyFrom_(f["lora_B"]);
+        }
+        SetMagnitude(conv, f["magnitude"]);
+        LoraFixtures.AssertClose(f["eval.output"], conv.Forward(f["input"]), 2e-6, 1e-6, "Conv1D DoRA output");
+        conv.Merge();
+        var merged = ((Models.Common.Conv1D)conv.Base).Weight.Transpose(0, 1).Contiguous();
+        LoraFixtures.AssertClose(f["merged.weight"], merged, 1e-6, 1e-6, "Conv1D merged weight, transposed back");
+        conv.Unmerge();
+        LoraFixtures.AssertClose(f["base.weight"], ((Models.Common.Conv1D)conv.Base).Weight.Transpose(0, 1).Contiguous(), 1e-6, 0, "Conv1D unmerged");
+        _ = linearLayer;
+    }
+
+    [TestMethod]
     public void AtInit_DoraIsTheIdentity_BitForBit()
     {
         var g = new Generator(7);
