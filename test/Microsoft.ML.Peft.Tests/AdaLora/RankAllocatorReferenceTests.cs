@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.ML.Peft.AdaLora;
+using Microsoft.ML.Peft.AdapterTraining;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tests.Lora;

@@ -1,4 +1,5 @@
 using Microsoft.ML.Peft.Lora;
+using Microsoft.ML.Peft.Models.Common;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tuners;
@@ -118,7 +119,7 @@ public sealed class DoraTests
     {
         var (linearLayer, f) = FixtureLayer();
         SetMagnitude(linearLayer, f["magnitude"]);
-        var conv = new LoraLinear(new Models.Common.Conv1D(f["base.weight"].Transpose(0, 1).Contiguous(), f["base.bias"].Clone()));
+        var conv = new LoraLinear(new Conv1D(f["base.weight"].Transpose(0, 1).Contiguous(), f["base.bias"].Clone()));
         conv.UpdateLayer("default", 4, 8, 0, false, LoraInit.Default, new Generator(0), useDora: true);
         conv.SetActiveAdapters(["default"], trainable: true);
         using (Autograd.NoGrad())
@@ -129,10 +130,10 @@ public sealed class DoraTests
         SetMagnitude(conv, f["magnitude"]);
         LoraFixtures.AssertClose(f["eval.output"], conv.Forward(f["input"]), 2e-6, 1e-6, "Conv1D DoRA output");
         conv.Merge();
-        var merged = ((Models.Common.Conv1D)conv.Base).Weight.Transpose(0, 1).Contiguous();
+        var merged = ((Conv1D)conv.Base).Weight.Transpose(0, 1).Contiguous();
         LoraFixtures.AssertClose(f["merged.weight"], merged, 1e-6, 1e-6, "Conv1D merged weight, transposed back");
         conv.Unmerge();
-        LoraFixtures.AssertClose(f["base.weight"], ((Models.Common.Conv1D)conv.Base).Weight.Transpose(0, 1).Contiguous(), 1e-6, 0, "Conv1D unmerged");
+        LoraFixtures.AssertClose(f["base.weight"], ((Conv1D)conv.Base).Weight.Transpose(0, 1).Contiguous(), 1e-6, 0, "Conv1D unmerged");
         _ = linearLayer;
     }
 
