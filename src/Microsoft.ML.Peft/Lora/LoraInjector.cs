@@ -26,6 +26,13 @@ internal static class LoraInjector
     {
         config.Validate();
         var targeted = FindTargets(model, new TargetSpec("LoRA", config.TargetModules, config.ExcludeModules, config.ModulesToSave, config.LayersToTransform, config.LayersPattern, config.TaskType));
+        if (config.UseDora)
+        {
+            // Checked before any layer is wrapped, so a refused config leaves the model untouched.
+            var dense = targeted.Where(t => (t.Layer is LoraLinear l ? l.Base : t.Layer) is not (Linear or Conv1D)).Select(t => $"{t.Name} ({(t.Layer is LoraLinear l ? l.Base : t.Layer).GetType().Name})").ToList();
+            if (dense.Count > 0)
+                throw new PeftConfigException($"use_dora needs dense Linear/Conv1D base weights; these targets have none: {string.Join(", ", dense)}. Dequantize them first.");
+        }
         foreach (var (name, linear) in targeted)
         {
             string? rankKey = TargetMatching.PatternKey(config.RankPattern.Keys, name);

@@ -1,6 +1,7 @@
 using Microsoft.ML.Peft.Lora;
 using Microsoft.ML.Peft.Models.Common;
 using Microsoft.ML.Peft.NN;
+using Microsoft.ML.Peft.QLora;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tuners;
 
@@ -196,6 +197,17 @@ public sealed class DoraTests
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    [TestMethod]
+    public void QuantizedBase_IsRefusedBeforeAnyLayerIsWrapped()
+    {
+        var model = new TinyModel(new Generator(7), d: 64, hidden: 64);
+        const string path = "layers.1.attn.q_proj";
+        model.ReplaceModule(path, QuantizedLinear.FromLinear((Linear)model.GetModule(path), new QuantizationOptions { DoubleQuant = false }));
+        var e = Assert.ThrowsExactly<PeftConfigException>(() => PeftModel.Inject(model, new LoraConfig { TargetModules = new[] { "q_proj", "v_proj" }, UseDora = true }));
+        StringAssert.Contains(e.Message, path + " (QuantizedLinear)");
+        Assert.IsFalse(model.NamedModules().Any(m => m.Module is ITunerLayer), "the model is left untouched");
     }
 
     [TestMethod]
