@@ -12,9 +12,9 @@ namespace Microsoft.ML.Peft.Lora;
 /// </summary>
 /// <remarks>
 /// Grouping, as PEFT: every trainable parameter whose name contains "lora_B", and every trainable 1-D parameter
-/// (biases, norm weights, DoRA magnitudes, AdaLoRA's E is 2-D and stays with A), gets λ·lr; of those, biases and
-/// parameters of LayerNorm/RMSNorm modules get no weight decay (transformers' decay-parameter rule); everything else
-/// (lora_A, heads in modules_to_save, MoSLoRA mixers, VeRA's 1-D vectors excepted) keeps lr. PEFT's fourth group,
+/// (biases, norm weights, DoRA magnitudes, VeRA's λ vectors), gets λ·lr; of those, biases and parameters of
+/// LayerNorm/RMSNorm modules get no weight decay (transformers' decay-parameter rule); everything else (lora_A,
+/// MoSLoRA mixers, AdaLoRA's E [r, 1], 2-D weights of modules_to_save heads) keeps lr. PEFT's fourth group,
 /// LoRA on embeddings at loraplus_lr_embedding, is always empty here because this library has no LoRA embedding
 /// layer. Groups carry a learning-rate multiplier, so any schedule scales all of them together, as a PyTorch
 /// scheduler scales every group's lr.
