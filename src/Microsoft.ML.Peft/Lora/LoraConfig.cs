@@ -23,7 +23,10 @@ namespace Microsoft.ML.Peft.Lora;
 /// layer's own weight does (a <see cref="Models.Common.Conv1D"/> is [in, out], every other <see cref="LinearLayer"/>
 /// [out, in]). Injection rewrites the property as PEFT does (which warns; this library has no log hook, so it is
 /// silent): true when it wraps a Conv1D, false when it wraps any other linear layer, the last new wrap deciding, so
-/// the saved adapter_config.json says what PEFT's would. PEFT features that are not implemented (use_dora, lora_bias, layer_replication, loftq_config,
+/// the saved adapter_config.json says what PEFT's would. use_dora → <see cref="UseDora"/> (false). MoSLoRA is not in
+/// PEFT: its authors' fork adds lora_use_mixer → <see cref="UseMixer"/> (false), and this library adds
+/// lora_mixer_init → <see cref="MixerInit"/> ("kaiming"; "orthogonal"); both are written only when the mixer is on, so
+/// plain LoRA files stay PEFT's. PEFT features that are not implemented (lora_bias, layer_replication, loftq_config,
 /// eva_config, corda_config, use_qalora, target_parameters, trainable_token_indices, ...) are accepted in a file only
 /// at their defaults.</para>
 /// </remarks>
@@ -32,7 +35,6 @@ public sealed class LoraConfig : PeftConfig
     /// <summary>Keys of PEFT LoRA features this library does not implement, with the only value accepted for each.</summary>
     private static readonly (string Key, object? Default, string Feature)[] UnsupportedFields =
     [
-        ("use_dora", false, "DoRA"),
         ("lora_bias", false, "LoRA bias on B"),
         ("layer_replication", null, "layer replication"),
         ("loftq_config", new Dictionary<string, object?>(), "LoftQ"),
@@ -78,6 +80,18 @@ public sealed class LoraConfig : PeftConfig
     /// <summary>use_rslora: scaling alpha/√r instead of alpha/r (rank-stabilised LoRA).</summary>
     public bool UseRsLora { get; set; }
 
+    /// <summary>
+    /// use_dora: DoRA (weight-decomposed LoRA) — a trainable magnitude per output row times the normalised adapted
+    /// weight; see <see cref="DoraMagnitude"/>.
+    /// </summary>
+    public bool UseDora { get; set; }
+
+    /// <summary>lora_use_mixer: MoSLoRA's trainable r×r mixer between A and B (update scaling·B·M·A).</summary>
+    public bool UseMixer { get; set; }
+
+    /// <summary>lora_mixer_init: how the MoSLoRA mixer starts (default Kaiming-uniform, as the authors' code).</summary>
+    public MoSLoraMixerInit MixerInit { get; set; } = MoSLoraMixerInit.KaimingUniform;
+
     /// <summary>init_lora_weights (default <see cref="LoraInit.Default"/>).</summary>
     public LoraInit InitLoraWeights { get; set; } = LoraInit.Default;
 
@@ -115,6 +129,7 @@ public sealed class LoraConfig : PeftConfig
         if (!double.IsFinite(Alpha)) throw new PeftConfigException($"lora_alpha must be finite, got {Alpha}");
         if (!(Dropout >= 0 && Dropout < 1)) throw new PeftConfigException($"lora_dropout must be in [0, 1), got {Dropout}");
         if (!Enum.IsDefined(Bias)) throw new PeftConfigException($"bias {Bias} is not none, all or lora_only");
+        if (!Enum.IsDefined(MixerInit)) throw new PeftConfigException($"lora_mixer_init {MixerInit} is not kaiming or orthogonal");
         ArgumentNullException.ThrowIfNull(InitLoraWeights);
         foreach (var (key, r) in RankPattern)
         {
@@ -141,13 +156,18 @@ public sealed class LoraConfig : PeftConfig
         fields["fan_in_fan_out"] = FanInFanOut;
         fields["bias"] = LoraBiasNames.ToJson(Bias);
         fields["use_rslora"] = UseRsLora;
+        fields["use_dora"] = UseDora;
+        if (UseMixer)
+        {
+            fields["lora_use_mixer"] = true;
+            fields["lora_mixer_init"] = MixerInit == MoSLoraMixerInit.Orthogonal ? "orthogonal" : "kaiming";
+        }
         fields["init_lora_weights"] = InitLoraWeights.ToJsonValue();
         fields["layers_to_transform"] = LayersToTransform?.Cast<object?>().ToList();
         fields["layers_pattern"] = LayersPattern?.Cast<object?>().ToList();
         fields["rank_pattern"] = RankPattern.ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
         fields["alpha_pattern"] = AlphaPattern.ToDictionary(kv => kv.Key, kv => JsonNumber(kv.Value), StringComparer.Ordinal);
         // Defaults of the fields every PEFT release writes, so files look like PEFT's (kept as read when present).
-        fields.TryAdd("use_dora", false);
         fields.TryAdd("lora_bias", false);
         fields.TryAdd("layer_replication", null);
         fields.TryAdd("loftq_config", new Dictionary<string, object?>());
@@ -167,6 +187,14 @@ public sealed class LoraConfig : PeftConfig
         string bias = fields.String("bias") ?? "none";
         Bias = LoraBiasNames.Parse(bias) ?? throw fields.Wrong("bias", "\"none\", \"all\" or \"lora_only\"", bias);
         UseRsLora = fields.Bool("use_rslora", false);
+        UseDora = fields.Bool("use_dora", false);
+        UseMixer = fields.Bool("lora_use_mixer", false);
+        MixerInit = fields.String("lora_mixer_init") switch
+        {
+            null or "kaiming" => MoSLoraMixerInit.KaimingUniform,
+            "orthogonal" => MoSLoraMixerInit.Orthogonal,
+            var other => throw fields.Wrong("lora_mixer_init", "\"kaiming\" or \"orthogonal\"", other),
+        };
         var init = fields.Take("init_lora_weights");
         InitLoraWeights = LoraInit.Parse(init)
             ?? throw new PeftConfigException($"{fields.Source}: init_lora_weights {PythonJson.Serialize(init)} is not supported (supported: true, false, \"gaussian\", \"pissa\", \"pissa_niter_<n>\")");

@@ -24,6 +24,9 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     private readonly ModuleDict<Linear> loraA;
     private readonly ModuleDict<Linear> loraB;
     private readonly ModuleDict<Dropout> loraDropout;
+    private readonly ModuleDict<DoraMagnitude> loraMagnitude;
+    private readonly ModuleDict<Linear> loraMixer;
+    private readonly Dictionary<string, Tensor> doraMergedNorms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AdapterSettings> settings = new(StringComparer.Ordinal);
     private readonly List<string> active = [];
     private readonly List<string> merged = [];
@@ -38,6 +41,8 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         loraDropout = RegisterModule("lora_dropout", new ModuleDict<Dropout>()).Module;
         loraA = RegisterModule("lora_A", new ModuleDict<Linear>()).Module;
         loraB = RegisterModule("lora_B", new ModuleDict<Linear>()).Module;
+        loraMagnitude = RegisterModule("lora_magnitude_vector", new ModuleDict<DoraMagnitude>()).Module;
+        loraMixer = RegisterModule("lora_AB", new ModuleDict<Linear>()).Module;
     }
 
     /// <summary>The wrapped layer.</summary>
@@ -92,12 +97,38 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     /// <summary>The scaling of an adapter: alpha/r, or alpha/√r with rsLoRA.</summary>
     public float Scaling(string adapterName) => Settings(adapterName).Scaling;
 
+    /// <summary>Whether an adapter is DoRA (use_dora): it then has a <see cref="Magnitude"/> vector.</summary>
+    public bool UsesDora(string adapterName) => loraMagnitude.ContainsKey(Checked(adapterName));
+
+    /// <summary>DoRA's magnitude m [out] of an adapter (use_dora only).</summary>
+    public Tensor Magnitude(string adapterName) => loraMagnitude.ContainsKey(Checked(adapterName))
+        ? loraMagnitude[adapterName].Weight
+        : throw new InvalidOperationException($"adapter '{adapterName}' is not a DoRA adapter (use_dora is false)");
+
+    /// <summary>Whether an adapter has MoSLoRA's r×r mixer (lora_use_mixer).</summary>
+    public bool UsesMixer(string adapterName) => loraMixer.ContainsKey(Checked(adapterName));
+
+    /// <summary>MoSLoRA's mixer M [r, r] of an adapter: the update is scaling·B·M·A.</summary>
+    public Tensor Mixer(string adapterName) => loraMixer.ContainsKey(Checked(adapterName))
+        ? loraMixer[adapterName].Weight
+        : throw new InvalidOperationException($"adapter '{adapterName}' has no MoSLoRA mixer (lora_use_mixer is false)");
+
     /// <summary>
     /// Adds (or replaces the weights of) adapter <paramref name="adapterName"/> with the given rank, alpha, dropout
     /// and initialisation, as PEFT's <c>update_layer</c>. The new adapter's parameters are trainable; it is not
     /// activated. PiSSA changes the base weight to the residual (see <see cref="LoraInitKind.Pissa"/>).
     /// </summary>
-    public void UpdateLayer(string adapterName, int rank, double alpha, double dropout, bool useRsLora, LoraInit init, Generator generator)
+    /// <param name="adapterName">The adapter's name.</param>
+    /// <param name="rank">r.</param>
+    /// <param name="alpha">lora_alpha.</param>
+    /// <param name="dropout">lora_dropout.</param>
+    /// <param name="useRsLora">Scaling alpha/√r instead of alpha/r.</param>
+    /// <param name="init">How A and B start.</param>
+    /// <param name="generator">Random source for the init and the dropout masks.</param>
+    /// <param name="useDora">DoRA: adds the magnitude vector m = ‖W + scaling·B·A‖ per output row (after A, B are initialised).</param>
+    /// <param name="mixerInit">MoSLoRA: adds a trainable r×r mixer between A and B, initialised as given; null for none.</param>
+    public void UpdateLayer(string adapterName, int rank, double alpha, double dropout, bool useRsLora, LoraInit init, Generator generator,
+        bool useDora = false, MoSLoraMixerInit? mixerInit = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(adapterName);
         ArgumentNullException.ThrowIfNull(init);
@@ -135,9 +166,21 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
                     throw new ArgumentOutOfRangeException(nameof(init), init.Kind, "unknown LoRA initialisation");
             }
         }
+        Linear? mixer = mixerInit is { } kind ? MoSLoraMixer.Create(rank, kind, generator) : null;
+        DoraMagnitude? magnitude = null;
+        if (useDora)
+        {
+            // PEFT's dora_init: the norm of the weight the adapter starts from, so DoRA is the identity at init.
+            var effectiveB = mixer is null ? b.Weight : MixedB(b.Weight, mixer.Weight);
+            Tensor norm;
+            using (TensorScope.Untracked()) norm = DoraMagnitude.WeightNorm(DoraMagnitude.DenseWeight(Base), a.Weight, effectiveB, scaling).Clone();
+            magnitude = new DoraMagnitude(norm);
+        }
         loraDropout.Add(adapterName, new Dropout((float)dropout, generator));
         loraA.Add(adapterName, a);
         loraB.Add(adapterName, b);
+        if (magnitude is not null) loraMagnitude.Add(adapterName, magnitude);
+        if (mixer is not null) loraMixer.Add(adapterName, mixer);
         settings[adapterName] = new AdapterSettings(rank, alpha, scaling);
     }
 
@@ -150,9 +193,18 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         foreach (var name in active)
         {
             if (merged.Contains(name)) continue;
-            var x = loraDropout[name].Forward(input);
+            var dropout = loraDropout[name];
+            var x = dropout.Forward(input);
+            if (loraMagnitude.ContainsKey(name))
+            {
+                // PEFT reuses the running output as DoRA's base result unless dropout changed the input.
+                bool reuse = dropout.P == 0f || !dropout.IsTraining;
+                result = result.Add(DoraTerm(name, x, reuse ? result : null));
+                continue;
+            }
             // Rank-r first: (x·Aᵀ)·s is [rows, r], so the scaling costs r multiplies per row instead of out.
             var low = x.Linear(loraA[name].Weight).Mul(settings[name].Scaling);
+            if (loraMixer.ContainsKey(name)) low = low.Linear(loraMixer[name].Weight);
             result = result.Add(low.Linear(loraB[name].Weight));
         }
         return result;
@@ -179,12 +231,27 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     {
         loraA[adapterName].SetRequiresGrad(trainable);
         loraB[adapterName].SetRequiresGrad(trainable);
+        if (loraMagnitude.ContainsKey(adapterName)) loraMagnitude[adapterName].SetRequiresGrad(trainable);
+        if (loraMixer.ContainsKey(adapterName)) loraMixer[adapterName].SetRequiresGrad(trainable);
     }
+
+    /// <summary>
+    /// DoRA's addition for adapter <paramref name="adapterName"/> given its (dropped-out) input: see
+    /// <see cref="DoraMagnitude.Forward"/>. Internal so tests can feed a fixed dropout mask.
+    /// </summary>
+    internal Tensor DoraTerm(string adapterName, Tensor x, Tensor? baseResult) =>
+        loraMagnitude[adapterName].Forward(x, loraA[adapterName].Weight, EffectiveB(adapterName), Settings(adapterName).Scaling, Base, baseResult);
+
+    /// <summary>B, or B·M with a MoSLoRA mixer (so the update is always scaling·EffectiveB·A).</summary>
+    private Tensor EffectiveB(string adapterName) =>
+        loraMixer.ContainsKey(adapterName) ? MixedB(loraB[adapterName].Weight, loraMixer[adapterName].Weight) : loraB[adapterName].Weight;
+
+    private static Tensor MixedB(Tensor b, Tensor mixer) => b.MatMul(mixer);
 
     /// <summary>The weight update of one adapter, scaling·B·A [out, in] (a new tensor, not recorded).</summary>
     public Tensor DeltaWeight(string adapterName)
     {
-        using (Autograd.NoGrad()) return loraB[adapterName].Weight.MatMul(loraA[adapterName].Weight).Mul(Settings(adapterName).Scaling);
+        using (Autograd.NoGrad()) return EffectiveB(adapterName).MatMul(loraA[adapterName].Weight).Mul(Settings(adapterName).Scaling);
     }
 
     /// <summary>
@@ -214,7 +281,11 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
             using (Autograd.NoGrad())
             {
                 var delta = StoredLayoutDelta(name);
-                if (safeMerge)
+                if (loraMagnitude.ContainsKey(name))
+                {
+                    MergeDora(baseModule, name, delta, safeMerge);
+                }
+                else if (safeMerge)
                 {
                     Tensor sum;
                     using (TensorScope.Untracked()) sum = BaseWeight(baseModule).Add(delta);
@@ -237,11 +308,48 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         var baseModule = MergeableBase("unmerge");
         using (Autograd.NoGrad())
         {
-            var weight = WritableWeight(baseModule);
-            for (int i = merged.Count - 1; i >= 0; i--) weight.Add_(StoredLayoutDelta(merged[i]), -1f);
+            for (int i = merged.Count - 1; i >= 0; i--)
+            {
+                string name = merged[i];
+                if (!loraMagnitude.ContainsKey(name))
+                {
+                    WritableWeight(baseModule).Add_(StoredLayoutDelta(name), -1f);
+                    continue;
+                }
+                // PEFT's DoRA unmerge: W = W' / (m / cached norm) − delta, with the norm cached at merge time.
+                Tensor restored;
+                using (TensorScope.Untracked())
+                {
+                    var factor = RowFactor(loraMagnitude[name].Weight.Div(doraMergedNorms[name]));
+                    restored = BaseWeight(baseModule).Div(factor).Sub(StoredLayoutDelta(name));
+                }
+                baseModule.ReplaceParameter("weight", restored);
+                doraMergedNorms.Remove(name);
+            }
         }
         merged.Clear();
     }
+
+    /// <summary>
+    /// PEFT's DoRA merge: W' = (m / ‖W + delta‖)·(W + delta) per output row, the norm cached for the unmerge.
+    /// <paramref name="delta"/> is in the stored layout ([in, out] for a Conv1D, whose output rows are columns).
+    /// </summary>
+    private void MergeDora(Module baseModule, string name, Tensor delta, bool safeMerge)
+    {
+        Tensor mergedWeight, norm;
+        using (TensorScope.Untracked())
+        {
+            var adapted = BaseWeight(baseModule).Add(delta);
+            norm = adapted.Mul(adapted).Sum(FanInFanOut ? 0 : 1).Sqrt();
+            mergedWeight = adapted.Mul(RowFactor(loraMagnitude[name].Weight.Div(norm)));
+        }
+        if (safeMerge && !mergedWeight.AllFinite()) throw new InvalidOperationException($"merging adapter '{name}' produces NaN or infinite weights; the layer was left unchanged");
+        baseModule.ReplaceParameter("weight", mergedWeight);
+        doraMergedNorms[name] = norm;
+    }
+
+    /// <summary>A per-output-row factor [out] shaped to broadcast over the stored weight: [out, 1], or [1, out] for a Conv1D.</summary>
+    private Tensor RowFactor(Tensor factor) => FanInFanOut ? factor.Reshape(1, OutFeatures) : factor.Reshape(OutFeatures, 1);
 
     /// <inheritdoc/>
     public IEnumerable<(string Suffix, Tensor Tensor)> AdapterTensors(string adapterName)
@@ -249,6 +357,9 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         _ = Settings(adapterName);
         yield return ("lora_A.weight", loraA[adapterName].Weight);
         yield return ("lora_B.weight", loraB[adapterName].Weight);
+        // PEFT saves the magnitude without its module's ".weight" (the format predates DoraLinearLayer).
+        if (loraMagnitude.ContainsKey(adapterName)) yield return ("lora_magnitude_vector", loraMagnitude[adapterName].Weight);
+        if (loraMixer.ContainsKey(adapterName)) yield return ("lora_AB.weight", loraMixer[adapterName].Weight);
     }
 
     /// <summary>
@@ -262,7 +373,7 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         using (Autograd.NoGrad())
         {
             var a = loraA[adapterName].Weight;
-            var b = loraB[adapterName].Weight;
+            var b = EffectiveB(adapterName);
             return a.Transpose(0, 1).MatMul(b.Transpose(0, 1)).Mul(Settings(adapterName).Scaling).Contiguous();
         }
     }
@@ -293,6 +404,12 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
             module.ReplaceParameter("weight", copy);
         }
         return BaseWeight(module);
+    }
+
+    private string Checked(string adapterName)
+    {
+        _ = Settings(adapterName);
+        return adapterName;
     }
 
     private AdapterSettings Settings(string adapterName) =>

@@ -138,6 +138,8 @@ public abstract class PeftConfig
             "PREFIX_TUNING" => new PrefixTuning.PrefixTuningConfig(),
             "P_TUNING" => new PTuning.PromptEncoderConfig(),
             "ADAPTION_PROMPT" => new AdaptionPrompt.AdaptionPromptConfig(),
+            "ADALORA" => new AdaLora.AdaLoraConfig(),
+            "VERA" => new Vera.VeraConfig(),
             _ => Selective.SelectiveConfig.ForPeftType(peftType)
                 ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, PREFIX_TUNING, P_TUNING, ADAPTION_PROMPT, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
         };

@@ -75,7 +75,7 @@ public sealed class PeftConfigJsonTests
     }
 
     [TestMethod]
-    [DataRow("""{"peft_type": "LORA", "use_dora": true}""", "'use_dora' = true is not supported (DoRA")]
+    [DataRow("""{"peft_type": "LORA", "lora_bias": true}""", "'lora_bias' = true is not supported (LoRA bias on B")]
     [DataRow("""{"peft_type": "LORA", "loftq_config": {"loftq_bits": 4}}""", "'loftq_config'")]
     [DataRow("""{"peft_type": "LORA", "r": "8"}""", "'r' must be an integer")]
     [DataRow("""{"peft_type": "LORA", "r": 8.5}""", "'r' must be an integer")]
