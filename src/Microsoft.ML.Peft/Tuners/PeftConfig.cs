@@ -125,6 +125,8 @@ public abstract class PeftConfig
             "LORA" => new LoraConfig(),
             "IA3" => new IA3.IA3Config(),
             "PROMPT_TUNING" => new PromptTuning.PromptTuningConfig(),
+            "BOTTLENECK_ADAPTER" => new Adapters.BottleneckAdapterConfig(),
+            "ADAPTER_FUSION" => new Adapters.AdapterFusionConfig(),
             _ => Selective.SelectiveConfig.ForPeftType(peftType)
                 ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
         };
