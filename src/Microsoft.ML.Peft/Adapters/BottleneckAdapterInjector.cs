@@ -57,8 +57,8 @@ internal static class BottleneckAdapterInjector
         var pairs = new Dictionary<string, (string, LinearLayer)>(StringComparer.Ordinal);
         foreach (var (name, layer) in targets)
         {
-            int? index = TargetMatching.LayerIndex(name, null);
-            var sameLayer = inputs.Where(i => TargetMatching.LayerIndex(i.Name, null) == index).ToList();
+            int? index = Selective.SelectiveParameters.LayerIndex(name, null);
+            var sameLayer = inputs.Where(i => Selective.SelectiveParameters.LayerIndex(i.Name, null) == index).ToList();
             if (sameLayer.Count != 1)
                 throw new PeftConfigException($"parallel adapter at '{name}' (layer {index?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}) needs exactly one parallel_input_modules layer in the same layer; found [{string.Join(", ", sameLayer.Select(i => i.Name))}] among [{string.Join(", ", inputs.Select(i => i.Name))}]");
             var (inputName, inputLayer) = sameLayer[0];
