@@ -127,6 +127,9 @@ public abstract class PeftConfig
             "PROMPT_TUNING" => new PromptTuning.PromptTuningConfig(),
             "BOTTLENECK_ADAPTER" => new Adapters.BottleneckAdapterConfig(),
             "ADAPTER_FUSION" => new Adapters.AdapterFusionConfig(),
+            "FAR" => new Selective.FarConfig(),
+            "PAFI" => new Selective.PafiConfig(),
+            "DIFF_PRUNING" => new Selective.DiffPruningConfig(),
             _ => Selective.SelectiveConfig.ForPeftType(peftType)
                 ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
         };
