@@ -14,7 +14,7 @@ namespace Microsoft.ML.Peft.Tests.Adapters;
 /// </summary>
 internal static class Sst2Stories
 {
-    private const int MaxTokens = 24;
+    private const int MaxTokens = 16;
     private static readonly Lazy<(int[] Ids, int[] Mask, int[] Labels, int Rows)> Data = new(LoadRows);
 
     /// <summary>The classifier with a fresh seeded score head.</summary>
@@ -47,11 +47,11 @@ internal static class Sst2Stories
         return (before, Loss());
     }
 
-    /// <summary>The first 32 rows of SST-2 train, right-padded to 24 tokens.</summary>
+    /// <summary>The first 24 rows of SST-2 train, right-padded (or cut) to 16 tokens.</summary>
     private static (int[], int[], int[], int) LoadRows()
     {
         var tokenizer = TokenizerLoader.FromFolder(TestPaths.Stories260K);
-        var lines = File.ReadLines(Path.Combine(TestPaths.Data, "sst2", "train.tsv")).Skip(1).Take(32).ToList();
+        var lines = File.ReadLines(Path.Combine(TestPaths.Data, "sst2", "train.tsv")).Skip(1).Take(24).ToList();
         int rows = lines.Count;
         var ids = new int[rows * MaxTokens];
         var mask = new int[rows * MaxTokens];
