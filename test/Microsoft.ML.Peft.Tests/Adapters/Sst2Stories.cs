@@ -17,6 +17,22 @@ internal static class Sst2Stories
     private const int MaxTokens = 16;
     private static readonly Lazy<(int[] Ids, int[] Mask, int[] Labels, int Rows)> Data = new(LoadRows);
 
+    /// <summary>The steps every method trains for in these tests.</summary>
+    public const int Steps = 5;
+
+    /// <summary>The learning rate every method trains with in these tests.</summary>
+    public const double LearningRate = 1e-2;
+
+    private static readonly Lazy<float> HeadOnly = new(() =>
+    {
+        var model = LoadModel();
+        var peft = PeftModel.Inject(model, global::Microsoft.ML.Peft.Selective.SelectiveConfig.HeadOnly("score"));
+        return Train(model, peft, Steps, LearningRate).After;
+    });
+
+    /// <summary>The loss after the same training of the score head alone on the frozen base (linear probing).</summary>
+    public static float HeadOnlyLoss => HeadOnly.Value;
+
     /// <summary>The classifier with a fresh seeded score head.</summary>
     public static SequenceClassificationModel LoadModel() => PretrainedModel.LoadForSequenceClassification(TestPaths.Stories260K, numLabels: 2);
 
@@ -47,11 +63,11 @@ internal static class Sst2Stories
         return (before, Loss());
     }
 
-    /// <summary>The first 24 rows of SST-2 train, right-padded (or cut) to 16 tokens.</summary>
+    /// <summary>The first 16 rows of SST-2 train, right-padded (or cut) to 16 tokens.</summary>
     private static (int[], int[], int[], int) LoadRows()
     {
         var tokenizer = TokenizerLoader.FromFolder(TestPaths.Stories260K);
-        var lines = File.ReadLines(Path.Combine(TestPaths.Data, "sst2", "train.tsv")).Skip(1).Take(24).ToList();
+        var lines = File.ReadLines(Path.Combine(TestPaths.Data, "sst2", "train.tsv")).Skip(1).Take(16).ToList();
         int rows = lines.Count;
         var ids = new int[rows * MaxTokens];
         var mask = new int[rows * MaxTokens];
