@@ -17,19 +17,30 @@ internal static class AdapterFusionInjector
         var sources = config.AdapterPaths.Select(path => (Path: path, Config: ReadConfig(path))).ToList();
         var fusedNames = Enumerable.Range(0, sources.Count).Select(i => $"{fusionName}_{i}").ToList();
 
-        // Each fused adapter is injected and filled from its file; its modules must be the first one's.
-        IReadOnlyList<string>? modules = null;
-        for (int i = 0; i < sources.Count; i++)
+        // Each fused adapter is injected and filled from its file; its modules must be the first one's. A failure
+        // part way (a weights file that does not fit) takes the layers this call wrapped out again.
+        var before = model.NamedModules().Where(m => m.Module is ITunerLayer).Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
+        try
         {
-            var (path, adapterConfig) = sources[i];
-            var wrapped = BottleneckAdapterInjector.Inject(model, adapterConfig, fusedNames[i], generator);
-            if (modules is not null && !wrapped.SequenceEqual(modules))
-                throw new PeftConfigException($"ADAPTER_FUSION: '{path}' adapts [{string.Join(", ", wrapped)}] but '{config.AdapterPaths[0]}' adapts [{string.Join(", ", modules)}]; fused adapters must sit on the same modules");
-            modules = wrapped;
-            LoadWeights(model, wrapped, fusedNames[i], path);
+            IReadOnlyList<string>? modules = null;
+            for (int i = 0; i < sources.Count; i++)
+            {
+                var (path, adapterConfig) = sources[i];
+                var wrapped = BottleneckAdapterInjector.Inject(model, adapterConfig, fusedNames[i], generator);
+                if (modules is not null && !wrapped.SequenceEqual(modules))
+                    throw new PeftConfigException($"ADAPTER_FUSION: '{path}' adapts [{string.Join(", ", wrapped)}] but '{config.AdapterPaths[0]}' adapts [{string.Join(", ", modules)}]; fused adapters must sit on the same modules");
+                modules = wrapped;
+                LoadWeights(model, wrapped, fusedNames[i], path);
+            }
+            foreach (var name in modules!) ((BottleneckAdapterLinear)model.GetModule(name)).AddFusion(fusionName, fusedNames, generator);
+            return modules;
         }
-        foreach (var name in modules!) ((BottleneckAdapterLinear)model.GetModule(name)).AddFusion(fusionName, fusedNames, generator);
-        return modules;
+        catch
+        {
+            foreach (var (name, module) in model.NamedModules().Where(m => m.Module is ITunerLayer && !before.Contains(m.Name)).ToList())
+                model.ReplaceModule(name, ((ITunerLayer)module).BaseLayer);
+            throw;
+        }
     }
 
     private static BottleneckAdapterConfig ReadConfig(string path)

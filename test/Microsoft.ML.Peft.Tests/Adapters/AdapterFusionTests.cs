@@ -137,6 +137,18 @@ public sealed class AdapterFusionTests
 
             var e = Assert.ThrowsExactly<PeftConfigException>(() => PeftModel.Inject(new TinyModel(new Generator(1)), new AdapterFusionConfig { AdapterPaths = [folders[0], Path.Combine(root, "missing")] }));
             StringAssert.Contains(e.Message, "missing");
+            // A weights file that does not fit (b's tensors under a's folder name): named, and the model is left as it was.
+            string broken = Path.Combine(root, "broken");
+            Directory.CreateDirectory(broken);
+            File.Copy(Path.Combine(folders[0], PeftConfig.ConfigFileName), Path.Combine(broken, PeftConfig.ConfigFileName));
+            var other = PeftModel.Inject(new TinyModel(new Generator(1)), new BottleneckAdapterConfig { TargetModules = new[] { "fc2" }, BottleneckSize = 5 });
+            other.SavePretrained(Path.Combine(root, "wide"));
+            File.Copy(Path.Combine(root, "wide", PeftModel.WeightsFileName), Path.Combine(broken, PeftModel.WeightsFileName));
+            var untouched = new TinyModel(new Generator(1));
+            e = Assert.ThrowsExactly<PeftConfigException>(() => PeftModel.Inject(untouched, new AdapterFusionConfig { AdapterPaths = [folders[0], broken] }));
+            StringAssert.Contains(e.Message, "has shape [5, 8] in the file but [3, 8] in the model");
+            Assert.IsFalse(untouched.NamedModules().Any(m => m.Module is ITunerLayer), "the failed fusion took its layers out again");
+            AssertBitIdentical(Run(new TinyModel(new Generator(1)), x), Run(untouched, x), "untouched model");
             e = Assert.ThrowsExactly<PeftConfigException>(() => PeftModel.Inject(new TinyModel(new Generator(1)), new AdapterFusionConfig { AdapterPaths = [folders[0]] }));
             StringAssert.Contains(e.Message, "at least two");
         }
