@@ -157,4 +157,35 @@ public sealed class AdapterFusionTests
             Directory.Delete(root, recursive: true);
         }
     }
+
+    [TestMethod]
+    public void Stories260KSst2_FusionOverTwoAdapters_LowersTheLoss()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "fusion-sst2-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            // Two serial adapters after o_proj/down_proj: one trained briefly on the task, one left random (a distractor).
+            var serial = BottleneckAdapterConfig.DefaultModules("llama")!.Value.Serial;
+            var folders = new[] { Path.Combine(root, "trained"), Path.Combine(root, "random") };
+            var trainedModel = Sst2Stories.LoadModel();
+            var trained = PeftModel.Inject(trainedModel, new BottleneckAdapterConfig { TargetModules = serial, BottleneckSize = 8 });
+            _ = Sst2Stories.Train(trainedModel, trained, 3, Sst2Stories.LearningRate);
+            trained.SavePretrained(folders[0]);
+            PeftModel.Inject(Sst2Stories.LoadModel(), new BottleneckAdapterConfig { TargetModules = serial, BottleneckSize = 8, InitAdapterWeights = false }, generator: new Generator(3))
+                .SavePretrained(folders[1]);
+
+            var model = Sst2Stories.LoadModel();
+            var peft = PeftModel.Inject(model, new AdapterFusionConfig { AdapterPaths = folders, TaskType = "SEQ_CLS" });
+            Assert.AreEqual(10, peft.TargetedModuleNames().Count);
+            // Per layer (d = 64): query and key 64² + 64, value 64²; plus the 2 × 64 score head.
+            Assert.AreEqual(10L * (2 * (64 * 64 + 64) + 64 * 64) + 128, peft.GetNumberOfTrainableParameters().Trainable);
+            var (before, after) = Sst2Stories.Train(model, peft, Sst2Stories.Steps, Sst2Stories.LearningRate);
+            Console.WriteLine($"ADAPTER_FUSION: loss {before:F4} → {after:F4} (head only: {Sst2Stories.HeadOnlyLoss:F4})");
+            Assert.IsTrue(after < before - 0.02, $"fusion: loss {before} → {after}");
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
 }
