@@ -5,26 +5,37 @@ using Microsoft.ML.Peft.Tuners;
 
 namespace Microsoft.ML.Peft.Selective;
 
-/// <summary>How Freeze-and-Reconfigure picks the trainable rows of a layer.</summary>
+/// <summary>How Freeze-and-Reconfigure picks the trainable rows (or columns) of a layer.</summary>
 public enum FarSelection
 {
-    /// <summary>"magnitude": the rows of largest L1 norm ‖W[r, :]‖₁.</summary>
+    /// <summary>"magnitude": the rows (columns) of largest L1 norm ‖W[r, :]‖₁ (‖W[:, c]‖₁).</summary>
     Magnitude,
 
-    /// <summary>"gradient": the rows of largest Σ|∂L/∂W[r, :]| over a few batches (<see cref="FreezeAndReconfigure.SelectRowsByGradient"/>).</summary>
+    /// <summary>"gradient": the rows (columns) of largest summed |∂L/∂W| over a few batches (<see cref="FreezeAndReconfigure.SelectByGradient"/>).</summary>
     Gradient,
+}
+
+/// <summary>Which axis of the weight Freeze-and-Reconfigure splits into trainable and frozen groups.</summary>
+public enum FarSplit
+{
+    /// <summary>"rows": output neurons (weight rows and their biases).</summary>
+    Rows,
+
+    /// <summary>"columns": input features (weight columns).</summary>
+    Columns,
 }
 
 /// <summary>
 /// Freeze-and-Reconfigure (peft_type "FAR", this library's own; Vucetic et al., 2022): each targeted linear layer's
-/// output rows are split into ⌈trainable_fraction·out⌉ trainable rows and frozen ones; only the trainable rows' weights
-/// and biases change (<see cref="FarDelta"/>), and merging writes them back into W and b.
+/// output rows (or input columns) are split into ⌈trainable_fraction·n⌉ trainable ones and frozen ones; only the
+/// trainable group's weights (and, for rows, biases) change (<see cref="FarDelta"/>), and merging writes them back.
 /// </summary>
 /// <remarks>
-/// JSON keys (default): target_modules, exclude_modules, trainable_fraction (0.1), selection ("magnitude" or
-/// "gradient"), row_indices ({layer path: [rows]}; filled at injection, so a saved adapter reloads the same rows).
-/// "gradient" needs the rows chosen before injection by <see cref="FreezeAndReconfigure.SelectRowsByGradient"/>.
-/// Saved keys "&lt;layer&gt;.delta.weight" [k, in], "&lt;layer&gt;.delta.bias" [k].
+/// JSON keys (default): target_modules, exclude_modules, trainable_fraction (0.1), split ("rows" or "columns"),
+/// selection ("magnitude" or "gradient"), indices ({layer path: [rows or columns]}; filled at injection, so a saved
+/// adapter reloads the same group). "gradient" needs the group chosen before injection by
+/// <see cref="FreezeAndReconfigure.SelectByGradient"/>. Saved keys "&lt;layer&gt;.delta.weight" ([k, in] for rows,
+/// [out, k] for columns) and "&lt;layer&gt;.delta.bias" [k] (rows).
 /// </remarks>
 public sealed class FarConfig : PeftConfig
 {
@@ -37,17 +48,20 @@ public sealed class FarConfig : PeftConfig
     /// <summary>exclude_modules: never adapted, or null.</summary>
     public ModuleSelector? ExcludeModules { get; set; }
 
-    /// <summary>trainable_fraction: the share of each layer's output rows trained (default 0.1).</summary>
+    /// <summary>trainable_fraction: the share of each layer's rows (columns) trained (default 0.1).</summary>
     public double TrainableFraction { get; set; } = 0.1;
 
-    /// <summary>selection: how rows are chosen when <see cref="RowIndices"/> has none for a layer.</summary>
+    /// <summary>split: rows (output neurons, default) or columns (input features).</summary>
+    public FarSplit Split { get; set; } = FarSplit.Rows;
+
+    /// <summary>selection: how the group is chosen when <see cref="Indices"/> has none for a layer.</summary>
     public FarSelection Selection { get; set; } = FarSelection.Magnitude;
 
-    /// <summary>row_indices: the trainable rows of each layer by dotted path (filled at injection).</summary>
-    public IDictionary<string, IReadOnlyList<int>> RowIndices { get; } = new SortedDictionary<string, IReadOnlyList<int>>(StringComparer.Ordinal);
+    /// <summary>indices: the trainable rows (columns) of each layer by dotted path (filled at injection).</summary>
+    public IDictionary<string, IReadOnlyList<int>> Indices { get; } = new SortedDictionary<string, IReadOnlyList<int>>(StringComparer.Ordinal);
 
-    /// <summary>The rows trained in a layer with <paramref name="outFeatures"/> outputs: ⌈fraction·out⌉ (at least 1).</summary>
-    public int TrainedRows(int outFeatures) => Math.Max(1, (int)Math.Ceiling(TrainableFraction * outFeatures));
+    /// <summary>How many of <paramref name="available"/> rows (columns) are trained: ⌈fraction·n⌉ (at least 1).</summary>
+    public int TrainedCount(int available) => Math.Max(1, (int)Math.Ceiling(TrainableFraction * available));
 
     /// <inheritdoc/>
     public override void Validate()
@@ -61,8 +75,9 @@ public sealed class FarConfig : PeftConfig
         fields["target_modules"] = TargetModules?.ToJsonValue();
         fields["exclude_modules"] = ExcludeModules?.ToJsonValue();
         fields["trainable_fraction"] = TrainableFraction;
+        fields["split"] = Split == FarSplit.Rows ? "rows" : "columns";
         fields["selection"] = Selection == FarSelection.Magnitude ? "magnitude" : "gradient";
-        fields["row_indices"] = RowIndices.ToDictionary(kv => kv.Key, kv => (object?)kv.Value.Cast<object?>().ToList(), StringComparer.Ordinal);
+        fields["indices"] = Indices.ToDictionary(kv => kv.Key, kv => (object?)kv.Value.Cast<object?>().ToList(), StringComparer.Ordinal);
     }
 
     private protected override void ReadFields(ConfigFields fields)
@@ -70,14 +85,20 @@ public sealed class FarConfig : PeftConfig
         TargetModules = BottleneckAdapterConfig.ReadSelector(fields, "target_modules");
         ExcludeModules = BottleneckAdapterConfig.ReadSelector(fields, "exclude_modules");
         TrainableFraction = fields.Double("trainable_fraction", 0.1);
+        Split = fields.String("split") switch
+        {
+            null or "rows" => FarSplit.Rows,
+            "columns" => FarSplit.Columns,
+            var other => throw new PeftConfigException($"{fields.Source}: 'split' must be \"rows\" or \"columns\", got \"{other}\""),
+        };
         Selection = fields.String("selection") switch
         {
             null or "magnitude" => FarSelection.Magnitude,
             "gradient" => FarSelection.Gradient,
             var other => throw new PeftConfigException($"{fields.Source}: 'selection' must be \"magnitude\" or \"gradient\", got \"{other}\""),
         };
-        RowIndices.Clear();
-        switch (fields.Take("row_indices"))
+        Indices.Clear();
+        switch (fields.Take("indices"))
         {
             case null:
                 break;
@@ -85,28 +106,29 @@ public sealed class FarConfig : PeftConfig
                 foreach (var (path, value) in map)
                 {
                     if (value is not IReadOnlyList<object?> list || list.Any(v => v is not PythonJsonNumber))
-                        throw fields.Wrong("row_indices", "an object mapping layer paths to lists of row numbers", map);
-                    RowIndices[path] = list.Select(v => int.Parse(((PythonJsonNumber)v!).RawText, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+                        throw fields.Wrong("indices", "an object mapping layer paths to lists of row or column numbers", map);
+                    Indices[path] = list.Select(v => int.Parse(((PythonJsonNumber)v!).RawText, System.Globalization.CultureInfo.InvariantCulture)).ToList();
                 }
                 break;
             case var other:
-                throw fields.Wrong("row_indices", "an object mapping layer paths to lists of row numbers", other);
+                throw fields.Wrong("indices", "an object mapping layer paths to lists of row or column numbers", other);
         }
     }
 
     private protected override IReadOnlyList<string> InjectInto(Module model, string adapterName, Generator generator) =>
         WeightDeltaInjector.Inject(model, TargetModules, this, ExcludeModules, adapterName, (path, weight, layer) =>
         {
-            if (!RowIndices.TryGetValue(path, out var rows))
+            int available = Split == FarSplit.Rows ? weight.Size(0) : weight.Size(1);
+            if (!Indices.TryGetValue(path, out var chosen))
             {
                 if (Selection == FarSelection.Gradient)
-                    throw new PeftConfigException($"FAR selection 'gradient' has no rows for '{path}': choose them first with FreezeAndReconfigure.SelectRowsByGradient(model, config, loss)");
-                rows = FreezeAndReconfigure.TopRows(FreezeAndReconfigure.RowL1Norms(weight), TrainedRows(weight.Size(0)));
-                RowIndices[path] = rows;
+                    throw new PeftConfigException($"FAR selection 'gradient' has no indices for '{path}': choose them first with FreezeAndReconfigure.SelectByGradient(model, config, loss)");
+                chosen = FreezeAndReconfigure.Top(FreezeAndReconfigure.L1Norms(weight, Split), TrainedCount(available));
+                Indices[path] = chosen;
             }
-            if (rows.Any(r => r < 0 || r >= weight.Size(0)))
-                throw new PeftConfigException($"FAR row_indices for '{path}' [{string.Join(", ", rows)}] lie outside its {weight.Size(0)} output rows");
+            if (chosen.Any(r => r < 0 || r >= available))
+                throw new PeftConfigException($"FAR indices for '{path}' [{string.Join(", ", chosen)}] lie outside its {available} {(Split == FarSplit.Rows ? "rows" : "columns")}");
             bool hasBias = layer is Linear { Bias: not null } || layer is Models.Common.Conv1D;
-            return new FarDelta(weight.Size(0), weight.Size(1), rows, hasBias);
+            return new FarDelta(weight.Size(0), weight.Size(1), chosen, Split, hasBias);
         });
 }

@@ -5,16 +5,17 @@ using Microsoft.ML.Peft.Tensors;
 
 namespace Microsoft.ML.Peft.Selective;
 
-/// <summary>Row selection for Freeze-and-Reconfigure (<see cref="FarConfig"/>).</summary>
+/// <summary>Row / column selection for Freeze-and-Reconfigure (<see cref="FarConfig"/>).</summary>
 public static class FreezeAndReconfigure
 {
     /// <summary>
-    /// Chooses each targeted layer's trainable rows by gradient magnitude — the rows with the largest Σ|∂L/∂W[r, :]|
-    /// summed over <paramref name="batches"/> calls of <paramref name="loss"/> (each returns a scalar loss of the
-    /// un-adapted model) — and records them in <paramref name="config"/>.RowIndices, setting selection "gradient".
+    /// Chooses each targeted layer's trainable rows (columns, per <see cref="FarConfig.Split"/>) by gradient magnitude —
+    /// those with the largest Σ|∂L/∂W[r, :]| (Σ|∂L/∂W[:, c]|) summed over <paramref name="batches"/> calls of
+    /// <paramref name="loss"/> (each returns a scalar loss of the un-adapted model) — and records them in
+    /// <paramref name="config"/>.Indices, setting selection "gradient".
     /// Parameters' trainable flags and gradients are restored afterwards.
     /// </summary>
-    public static void SelectRowsByGradient(Module model, FarConfig config, Func<Tensor> loss, int batches = 1)
+    public static void SelectByGradient(Module model, FarConfig config, Func<Tensor> loss, int batches = 1)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(config);
@@ -47,8 +48,8 @@ public static class FreezeAndReconfigure
             {
                 using var scope = TensorScope.Begin();
                 var grad = w.Grad ?? throw new InvalidOperationException($"the loss does not depend on '{name}'; no gradient reached it");
-                var scores = RowL1Norms(transposed ? grad.Transpose(0, 1) : grad);
-                config.RowIndices[name] = TopRows(scores, config.TrainedRows(scores.Length));
+                var scores = L1Norms(transposed ? grad.Transpose(0, 1) : grad, config.Split);
+                config.Indices[name] = Top(scores, config.TrainedCount(scores.Length));
             }
             config.Selection = FarSelection.Gradient;
         }
@@ -59,23 +60,21 @@ public static class FreezeAndReconfigure
         }
     }
 
-    /// <summary>‖M[r, :]‖₁ for each row of an [out, in] matrix (in double).</summary>
-    internal static double[] RowL1Norms(Tensor matrix)
+    /// <summary>‖M[r, :]‖₁ for each row (or ‖M[:, c]‖₁ for each column) of an [out, in] matrix, in double.</summary>
+    internal static double[] L1Norms(Tensor matrix, FarSplit split)
     {
         int rows = matrix.Size(0), cols = matrix.Size(1);
         float[] values;
         using (TensorScope.Untracked()) values = matrix.To(DType.Float32).Contiguous().ToArray();
-        var norms = new double[rows];
+        var norms = new double[split == FarSplit.Rows ? rows : cols];
         for (int r = 0; r < rows; r++)
         {
-            double sum = 0;
-            for (int c = 0; c < cols; c++) sum += Math.Abs(values[r * cols + c]);
-            norms[r] = sum;
+            for (int c = 0; c < cols; c++) norms[split == FarSplit.Rows ? r : c] += Math.Abs(values[r * cols + c]);
         }
         return norms;
     }
 
-    /// <summary>The <paramref name="count"/> rows of largest score (ties by index), ascending.</summary>
-    internal static IReadOnlyList<int> TopRows(double[] scores, int count) =>
+    /// <summary>The <paramref name="count"/> indices of largest score (ties by index), ascending.</summary>
+    internal static IReadOnlyList<int> Top(double[] scores, int count) =>
         Enumerable.Range(0, scores.Length).OrderByDescending(r => scores[r]).ThenBy(r => r).Take(count).Order().ToList();
 }

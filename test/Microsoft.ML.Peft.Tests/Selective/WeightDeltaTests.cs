@@ -94,21 +94,53 @@ public sealed class WeightDeltaTests
         var peft = PeftModel.Inject(farModel, Far());
         var rowNorms = Enumerable.Range(0, 12).Select(r => Enumerable.Range(0, 8).Sum(c => Math.Abs((double)w[r * 8 + c]))).ToArray();
         var expectedRows = Enumerable.Range(0, 12).OrderByDescending(r => rowNorms[r]).Take(3).Order().ToArray();
-        CollectionAssert.AreEqual(expectedRows, ((FarConfig)peft.ActiveConfig).RowIndices["layers.0.mlp.fc1"].ToArray());
-        CollectionAssert.AreEqual(expectedRows, ((FarDelta)((WeightDeltaLinear)farModel.GetModule("layers.0.mlp.fc1")).Delta("default")).Rows.ToArray());
+        CollectionAssert.AreEqual(expectedRows, ((FarConfig)peft.ActiveConfig).Indices["layers.0.mlp.fc1"].ToArray());
+        CollectionAssert.AreEqual(expectedRows, ((FarDelta)((WeightDeltaLinear)farModel.GetModule("layers.0.mlp.fc1")).Delta("default")).Indices.ToArray());
 
         // Gradient selection: a loss that reads only outputs 2 and 5 of one layer has gradient only in those rows.
         var probe = new TinyModel(new Generator(5), layerCount: 1);
         var config = new FarConfig { TargetModules = new[] { "fc1" }, TrainableFraction = 2.0 / 12 };
         var x = Input();
-        FreezeAndReconfigure.SelectRowsByGradient(probe, config, () =>
+        FreezeAndReconfigure.SelectByGradient(probe, config, () =>
         {
             var h = ((LinearLayer)probe.GetModule("layers.0.mlp.fc1")).Forward(x);
             return h.Narrow(2, 2, 1).Sum().Add(h.Narrow(2, 5, 1).Sum().Mul(3f));
         });
-        CollectionAssert.AreEqual(new[] { 2, 5 }, config.RowIndices["layers.0.mlp.fc1"].ToArray());
+        CollectionAssert.AreEqual(new[] { 2, 5 }, config.Indices["layers.0.mlp.fc1"].ToArray());
         Assert.AreEqual(FarSelection.Gradient, config.Selection);
         Assert.IsTrue(probe.Parameters().All(p => p.RequiresGrad && p.Grad is null), "flags and gradients restored");
+    }
+
+    [TestMethod]
+    public void FarColumnSplit_SelectsColumnsByMagnitude_CountsAndMergesOnlyThoseColumns()
+    {
+        var model = new TinyModel(new Generator(16));
+        var fc2 = (Linear)model.GetModule("layers.0.mlp.fc2");
+        var w = fc2.Weight.ToArray();   // [8, 12]
+        var bias = fc2.Bias!.ToArray();
+        var peft = PeftModel.Inject(model, new FarConfig { TargetModules = new[] { "fc2" }, TrainableFraction = 0.25, Split = FarSplit.Columns });
+        // ⌈0.25 · 12⌉ = 3 columns of 8 weights per layer, no bias, 2 blocks.
+        Assert.AreEqual(2L * 3 * 8, peft.GetNumberOfTrainableParameters().Trainable);
+        var norms = Enumerable.Range(0, 12).Select(c => Enumerable.Range(0, 8).Sum(r => Math.Abs((double)w[r * 12 + c]))).ToArray();
+        var expected = Enumerable.Range(0, 12).OrderByDescending(c => norms[c]).Take(3).Order().ToArray();
+        var config = (FarConfig)peft.ActiveConfig;
+        CollectionAssert.AreEqual(expected, config.Indices["layers.0.mlp.fc2"].ToArray());
+        var parsed = (FarConfig)PeftConfig.FromJson(config.ToJson());
+        Assert.AreEqual(FarSplit.Columns, parsed.Split);
+        CollectionAssert.AreEqual(expected, parsed.Indices["layers.0.mlp.fc2"].ToArray());
+
+        Randomise(peft, 17);
+        var x = Input();
+        var unmerged = Run(model, x);
+        peft.MergeAdapter();
+        Assert.IsTrue(MaxAbsDiff(unmerged, Run(model, x)) <= 1e-5);
+        var merged = fc2.Weight.ToArray();
+        for (int i = 0; i < 96; i++)
+        {
+            if (!expected.Contains(i % 12)) Assert.AreEqual(w[i], merged[i], $"frozen column entry {i}");
+        }
+        Assert.IsTrue(expected.All(c => Enumerable.Range(0, 8).Any(r => merged[r * 12 + c] != w[r * 12 + c])), "trained columns changed");
+        CollectionAssert.AreEqual(bias, fc2.Bias!.ToArray(), "a column split leaves the bias alone");
     }
 
     [TestMethod]
@@ -122,13 +154,17 @@ public sealed class WeightDeltaTests
         using (Autograd.NoGrad()) pafi.Values.CopyFrom_(Tensor.Randn(g, 7));
         GradCheck.Check(_ => pafi.Forward(x), [x, pafi.Values]);
 
-        var far = new FarDelta(6, 5, [1, 4], hasBias: true);
+        var far = new FarDelta(6, 5, [1, 4], FarSplit.Rows, hasBias: true);
         using (Autograd.NoGrad())
         {
             far.Weight.CopyFrom_(Tensor.Randn(g, 2, 5));
             far.Bias!.CopyFrom_(Tensor.Randn(g, 2));
         }
         GradCheck.Check(_ => far.Forward(x), [x, far.Weight, far.Bias!]);
+        var columns = new FarDelta(6, 5, [0, 3], FarSplit.Columns, hasBias: true);
+        Assert.IsNull(columns.Bias, "a column split leaves the bias alone");
+        using (Autograd.NoGrad()) columns.Weight.CopyFrom_(Tensor.Randn(g, 6, 2));
+        GradCheck.Check(_ => columns.Forward(x), [x, columns.Weight]);
 
         // Diff pruning in evaluation mode (deterministic gates): d/dθ of Σ R∘y + λ·Σ σ(log α − β log(−γ/ζ)).
         var config = new DiffPruningConfig { L0Penalty = 0.05, Beta = 2.0 / 3, LimitLeft = -0.1, LimitRight = 1.1 };
@@ -226,7 +262,7 @@ public sealed class WeightDeltaTests
                     Assert.AreEqual(0, changedBias);
                     break;
                 case FarConfig far:
-                    var rows = far.RowIndices.Count == 0 ? ((FarConfig)peft.ActiveConfig).RowIndices["layers.1.mlp.fc1"] : far.RowIndices["layers.1.mlp.fc1"];
+                    var rows = ((FarConfig)peft.ActiveConfig).Indices["layers.1.mlp.fc1"];
                     Assert.IsTrue(Enumerable.Range(0, 96).All(i => rows.Contains(i / 8) || mergedWeight[i] == original[i]), "FaR: only the trained rows change");
                     Assert.AreEqual(3, changedBias, "FaR: the trained rows' biases");
                     break;
@@ -280,7 +316,7 @@ public sealed class WeightDeltaTests
         }
         var model = new TinyModel(new Generator(15));
         var ex = Assert.ThrowsExactly<PeftConfigException>(() => PeftModel.Inject(model, new FarConfig { TargetModules = new[] { "fc1" }, Selection = FarSelection.Gradient }));
-        StringAssert.Contains(ex.Message, "SelectRowsByGradient");
+        StringAssert.Contains(ex.Message, "SelectByGradient");
         Assert.IsFalse(model.NamedModules().Any(m => m.Module is ITunerLayer), "nothing was wrapped");
         ex = Assert.ThrowsExactly<PeftConfigException>(() => PeftConfig.FromJson("""{"peft_type": "PAFI", "target_modules": ["fc1"], "trainable_fraction": 0}""", "p.json"));
         StringAssert.StartsWith(ex.Message, "p.json: trainable_fraction");
