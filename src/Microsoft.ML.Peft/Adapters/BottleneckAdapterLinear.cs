@@ -142,7 +142,10 @@ public sealed class BottleneckAdapterLinear : LinearLayer, ITunerLayer
         ArgumentNullException.ThrowIfNull(input);
         var y = baseLayer.Module.Forward(input);
         if (!enabled) return y;
-        Tensor? parallelInput = null;
+        // Each tap hands its input over once per forward; adapters reading the same tap share it.
+        AdapterInputTap? lastTap = null;
+        Tensor? lastInput = null;
+        List<(AdapterInputTap Tap, Tensor Input)>? otherTaps = null;
         foreach (var name in active)
         {
             if (fusions.ContainsKey(name))
@@ -154,7 +157,18 @@ public sealed class BottleneckAdapterLinear : LinearLayer, ITunerLayer
                 continue;
             }
             var s = settings[name];
-            var source = s.Tap is null ? y : parallelInput ??= s.Tap.TakeInput(Path);
+            Tensor source = y;
+            if (s.Tap is { } tap)
+            {
+                if (!ReferenceEquals(tap, lastTap))
+                {
+                    if (lastTap is not null) (otherTaps ??= []).Add((lastTap, lastInput!));
+                    int seen = otherTaps?.FindIndex(t => ReferenceEquals(t.Tap, tap)) ?? -1;
+                    lastInput = seen >= 0 ? otherTaps![seen].Input : tap.TakeInput(Path);
+                    lastTap = tap;
+                }
+                source = lastInput!;
+            }
             y = y.Add(Bottleneck(name, source));
         }
         return y;

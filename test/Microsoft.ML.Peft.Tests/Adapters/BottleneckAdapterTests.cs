@@ -136,6 +136,31 @@ public sealed class BottleneckAdapterTests
     }
 
     [TestMethod]
+    public void TwoActiveParallelAdapters_ShareTheTappedInput_AndAddUp()
+    {
+        var model = new TinyModel(new Generator(14), layerCount: 1);
+        var peft = PeftModel.Inject(model, Parallel(init: false));
+        peft.AddAdapter("second", Parallel(init: false, scaling: 0.5));
+        peft.SetAdapters(["default", "second"]);
+        var x = Input();
+        var fc2 = (BottleneckAdapterLinear)model.GetModule("layers.0.mlp.fc2");
+        var fc1 = (AdapterInputTap)model.GetModule("layers.0.mlp.fc1");
+        var q = (LinearLayer)model.GetModule("layers.0.attn.q_proj");
+        var v = (LinearLayer)model.GetModule("layers.0.attn.v_proj");
+        Tensor expected;
+        using (Autograd.NoGrad())
+        {
+            var h = x.Add(q.Forward(x).Mul(v.Forward(x)));
+            var first = fc2.Up("default").Forward(fc2.Down("default").Forward(h).Relu()).Mul(4f);
+            var second = fc2.Up("second").Forward(fc2.Down("second").Forward(h).Relu()).Mul(0.5f);
+            var ffn = fc2.Base.Forward(fc1.Base.Forward(h).Relu()).Add(first).Add(second);
+            expected = ((Linear)model.GetModule("classifier")).Forward(h.Add(ffn));
+        }
+        AssertClose(expected, Run(model, x), 1e-6, 1e-6, "two parallel adapters");
+        CollectionAssert.AreEquivalent(new[] { "default", "second" }, fc1.AdapterNames.ToArray());
+    }
+
+    [TestMethod]
     public void Gradients_FlowOnlyIntoAdapters_AndMatchFiniteDifferences()
     {
         foreach (var config in new[] { Serial(init: false), Parallel(init: false) })
