@@ -140,6 +140,11 @@ public abstract class PeftConfig
             "ADAPTION_PROMPT" => new AdaptionPrompt.AdaptionPromptConfig(),
             "ADALORA" => new AdaLora.AdaLoraConfig(),
             "VERA" => new Vera.VeraConfig(),
+            "BOTTLENECK_ADAPTER" => new Adapters.BottleneckAdapterConfig(),
+            "ADAPTER_FUSION" => new Adapters.AdapterFusionConfig(),
+            "FAR" => new Selective.FarConfig(),
+            "PAFI" => new Selective.PafiConfig(),
+            "DIFF_PRUNING" => new Selective.DiffPruningConfig(),
             _ => Selective.SelectiveConfig.ForPeftType(peftType)
                 ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, PREFIX_TUNING, P_TUNING, ADAPTION_PROMPT, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
         };

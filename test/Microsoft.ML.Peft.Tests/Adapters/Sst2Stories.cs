@@ -1,0 +1,89 @@
+using System.Globalization;
+using Microsoft.ML.Peft.Models;
+using Microsoft.ML.Peft.Optim;
+using Microsoft.ML.Peft.Tensors;
+using Microsoft.ML.Peft.Tokenizers;
+using Microsoft.ML.Peft.Tuners;
+
+namespace Microsoft.ML.Peft.Tests.Adapters;
+
+/// <summary>
+/// A short real training run shared by the adapter and selective-method tests: stories260K as a 2-label sequence
+/// classifier (last-token pooling), the first rows of SST-2's training split, AdamW on whatever the method made
+/// trainable, and the mean cross-entropy over those rows before and after (evaluation mode, no dropout).
+/// </summary>
+internal static class Sst2Stories
+{
+    private const int MaxTokens = 16;
+    private static readonly Lazy<(int[] Ids, int[] Mask, int[] Labels, int Rows)> Data = new(LoadRows);
+
+    /// <summary>The steps every method trains for in these tests.</summary>
+    public const int Steps = 5;
+
+    /// <summary>The learning rate every method trains with in these tests.</summary>
+    public const double LearningRate = 1e-2;
+
+    private static readonly Lazy<float> HeadOnly = new(() =>
+    {
+        var model = LoadModel();
+        var peft = PeftModel.Inject(model, global::Microsoft.ML.Peft.Selective.SelectiveConfig.HeadOnly("score"));
+        return Train(model, peft, Steps, LearningRate).After;
+    });
+
+    /// <summary>The loss after the same training of the score head alone on the frozen base (linear probing).</summary>
+    public static float HeadOnlyLoss => HeadOnly.Value;
+
+    /// <summary>The classifier with a fresh seeded score head.</summary>
+    public static SequenceClassificationModel LoadModel() => PretrainedModel.LoadForSequenceClassification(TestPaths.Stories260K, numLabels: 2);
+
+    /// <summary>Trains <paramref name="steps"/> full-batch AdamW steps; returns the loss before and after.</summary>
+    public static (float Before, float After) Train(SequenceClassificationModel model, PeftModel peft, int steps, double learningRate)
+    {
+        var (ids, mask, labels, rows) = Data.Value;
+        var targets = Tensor.FromInt32(labels, rows);
+        float Loss()
+        {
+            model.Eval();
+            using var scope = TensorScope.Begin();
+            using var noGrad = Autograd.NoGrad();
+            return model.Forward(ids, mask, null, rows, MaxTokens).CrossEntropy(targets).Item();
+        }
+
+        float before = Loss();
+        var optimizer = new AdamW(peft.TrainableParameters().Select(p => p.Parameter), learningRate: learningRate);
+        model.Train();
+        for (int step = 0; step < steps; step++)
+        {
+            using var scope = TensorScope.Begin();
+            var loss = model.Forward(ids, mask, null, rows, MaxTokens).CrossEntropy(targets);
+            loss.Backward();
+            optimizer.Step();
+            optimizer.ZeroGrad();
+        }
+        return (before, Loss());
+    }
+
+    /// <summary>The first 16 rows of SST-2 train, right-padded (or cut) to 16 tokens.</summary>
+    private static (int[], int[], int[], int) LoadRows()
+    {
+        var tokenizer = TokenizerLoader.FromFolder(TestPaths.Stories260K);
+        var lines = File.ReadLines(Path.Combine(TestPaths.Data, "sst2", "train.tsv")).Skip(1).Take(16).ToList();
+        int rows = lines.Count;
+        var ids = new int[rows * MaxTokens];
+        var mask = new int[rows * MaxTokens];
+        var labels = new int[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            var parts = lines[r].Split('\t');
+            labels[r] = int.Parse(parts[1], CultureInfo.InvariantCulture);
+            var tokens = new List<int> { tokenizer.BeginningOfSentenceTokenId ?? 1 };
+            tokens.AddRange(tokenizer.EncodeToIds(parts[0].Trim()));
+            for (int t = 0; t < Math.Min(tokens.Count, MaxTokens); t++)
+            {
+                ids[r * MaxTokens + t] = tokens[t];
+                mask[r * MaxTokens + t] = 1;
+            }
+        }
+        return (ids, mask, labels, rows);
+    }
+}
