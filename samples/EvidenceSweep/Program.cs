@@ -4,7 +4,7 @@
 // prints the Spearman rank correlation between evidence and dev accuracy.
 //   dotnet run -c Release --project samples/EvidenceSweep
 // Options: --model <folder> --data <sst2 folder> --rows N --epochs N --max-length N --ranks 2,8
-//          --learning-rates 3e-4,1e-3 --alpha X --seed N
+//          --learning-rates 3e-4,1e-3 --alpha X --seed N --laplace-dev (also score dev with the Laplace probit predictive)
 // Environment: PEFT_MODEL, PEFT_DATA override the default shared folders.
 using System.Diagnostics;
 using System.Globalization;
@@ -21,7 +21,7 @@ if (settings is null) return 2;
 int configurations = settings.Ranks.Length * settings.LearningRates.Length;
 Console.WriteLine($"base model: {settings.Model}");
 Console.WriteLine($"data:       {settings.Data} ({settings.Rows:N0} shuffled training rows, {settings.Epochs} epochs, dev = dev.tsv)");
-Console.WriteLine($"sweep:      {configurations} configurations: rank {{{string.Join(", ", settings.Ranks)}}} x learning rate {{{string.Join(", ", settings.LearningRates.Select(Invariant))}}}, alpha {Invariant(settings.Alpha)}");
+Console.WriteLine($"sweep:      {configurations} configurations: rank {{{string.Join(", ", settings.Ranks)}}} x learning rate {{{string.Join(", ", settings.LearningRates.Select(r => r.ToString(CultureInfo.InvariantCulture)))}}}, alpha {settings.Alpha.ToString(CultureInfo.InvariantCulture)}");
 
 var ml = new MLContext(seed: settings.Seed);
 var train = ml.Data.TakeRows(ml.Data.ShuffleRows(ml.Data.LoadFromTextFile<Sst2Row>(Path.Combine(settings.Data, "train.tsv"), hasHeader: true), seed: settings.Seed), settings.Rows);
@@ -56,7 +56,7 @@ var watch = Stopwatch.StartNew();
 var best = ml.Auto().CreateExperiment()
     .SetPipeline(pipeline)
     .SetDataset(train, dev)
-    .SetTrialRunner(services => new LoraEvidenceTrialRunner(services, new LoraEvidenceOptions { LaplaceValidation = true }))
+    .SetTrialRunner(services => new LoraEvidenceTrialRunner(services, new LoraEvidenceOptions { LaplaceValidation = settings.LaplaceDev }))
     .SetGridSearchTuner()
     .SetMaxModelToExplore(configurations)
     .SetMonitor(monitor)
@@ -65,12 +65,12 @@ Console.WriteLine($"sweep finished in {watch.Elapsed.TotalSeconds:F0} s");
 
 var trials = monitor.Trials.OrderBy(t => t.TrialSettings.TrialId).ToList();
 Console.WriteLine();
-Console.WriteLine("trial  rank  learning rate  log evidence  prior λ   train NLL  dev accuracy  dev NLL  Laplace dev NLL  time (s)");
+Console.WriteLine($"trial  rank  learning rate  log evidence  prior λ   train NLL  dev accuracy  dev NLL{(settings.LaplaceDev ? "  Laplace dev NLL" : "")}  time (s)");
 foreach (var t in trials)
 {
     var e = t.Evidence;
     var (rank, lr) = Config(t);
-    Console.WriteLine(Invariant($"{t.TrialSettings.TrialId,5}  {rank,4}  {lr,13:G3}  {e.LogMarginalLikelihood,12:F2}  {e.PriorPrecision,7:G3}  {-e.TrainLogLikelihood / e.TrainingExamples,9:F4}  {e.ValidationAccuracy,12:F4}  {e.ValidationLogLoss,7:F4}  {e.LaplaceValidationLogLoss,15:F4}  {t.DurationInMilliseconds / 1000,8:F1}"));
+    Console.WriteLine(Invariant($"{t.TrialSettings.TrialId,5}  {rank,4}  {lr,13:G3}  {e.LogMarginalLikelihood,12:F2}  {e.PriorPrecision,7:G3}  {-e.TrainLogLikelihood / e.TrainingExamples,9:F4}  {e.ValidationAccuracy,12:F4}  {e.ValidationLogLoss,7:F4}  {(settings.LaplaceDev ? Invariant($"{e.LaplaceValidationLogLoss,15:F4}  ") : "")}{t.DurationInMilliseconds / 1000,8:F1}"));
 }
 
 var byEvidence = trials.MaxBy(t => t.Evidence.LogMarginalLikelihood)!;
@@ -79,6 +79,11 @@ Console.WriteLine();
 Console.WriteLine($"AutoML's best trial (lowest Loss = -log evidence): {best.TrialSettings.TrialId}");
 Report("chosen by evidence:      ", byEvidence);
 Report("chosen by dev accuracy:  ", byAccuracy);
+if (trials.Count < 2)
+{
+    Console.WriteLine("rank correlation needs at least 2 configurations");
+    return 0;
+}
 double rho = RankCorrelation.Spearman(trials.Select(t => t.Evidence.LogMarginalLikelihood).ToArray(), trials.Select(t => t.Evidence.ValidationAccuracy!.Value).ToArray());
 double rhoNll = RankCorrelation.Spearman(trials.Select(t => t.Evidence.LogMarginalLikelihood).ToArray(), trials.Select(t => -t.Evidence.ValidationLogLoss!.Value).ToArray());
 Console.WriteLine(Invariant($"Spearman rank correlation, log evidence vs dev accuracy: {rho:F3} (target >= 0.6: {(rho >= 0.6 ? "met" : "NOT met")})"));
@@ -155,6 +160,8 @@ internal sealed record SweepSettings
 
     public int Seed { get; init; } = 1;
 
+    public bool LaplaceDev { get; init; }
+
     public static SweepSettings? Parse(string[] args)
     {
         string shared = FindShared();
@@ -179,6 +186,7 @@ internal sealed record SweepSettings
                 case "--learning-rates": s = s with { LearningRates = Value().Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray() }; break;
                 case "--alpha": s = s with { Alpha = Real() }; break;
                 case "--seed": s = s with { Seed = Int() }; break;
+                case "--laplace-dev": s = s with { LaplaceDev = true }; break;
                 default:
                     Console.Error.WriteLine($"unknown option '{args[i]}'; see the header of samples/EvidenceSweep/Program.cs");
                     return null;

@@ -17,6 +17,8 @@ namespace Microsoft.ML.Peft.Tests.AutoML;
 [TestClass]
 public sealed class LoraEvidenceTrialRunnerTests
 {
+    public TestContext TestContext { get; set; } = null!;
+
     private static LoraTextClassificationTrainer.Options Template() => new()
     {
         BaseModel = TestPaths.Stories260K, MaxEpochs = 1, BatchSize = 16, MaxSequenceLength = 16, Seed = 3, LoraDropout = 0.05,
@@ -116,9 +118,22 @@ public sealed class LoraEvidenceTrialRunnerTests
             using (var direct = LaplaceLora.Fit(backend.Peft, Logits, batches, new LaplaceLoraOptions { Fisher = FisherKind.Empirical, HeadModules = ["score"] }))
             {
                 double lambda = direct.OptimizePriorPrecision()[0];
+                TestContext.WriteLine($"rank {rank}: evidence {e.LogMarginalLikelihood:R} (direct {direct.LogMarginalLikelihood():R}), λ {e.PriorPrecision:R} (direct {lambda:R}), log-lik {e.TrainLogLikelihood:R} (direct {direct.TrainLogLikelihood:R})");
                 Assert.AreEqual(direct.TrainLogLikelihood, e.TrainLogLikelihood, 1e-4 * Math.Abs(e.TrainLogLikelihood));
                 Assert.AreEqual(lambda, e.PriorPrecision, 1e-4 * lambda);
                 Assert.AreEqual(direct.LogMarginalLikelihood(), e.LogMarginalLikelihood, 1e-5 * Math.Abs(e.LogMarginalLikelihood));
+            }
+
+            // Padded batches (16 consecutive rows) would let padding positions into the K-FAC input factor: the evidence
+            // moves by far more than the tolerance above, which is why the runner batches rows of equal length.
+            var rows = examples.Select(x => new Microsoft.ML.Peft.Training.ClassificationExample(x.Ids, null, x.Label)).ToList();
+            Tensor PaddedLogits(Tensor indices) => backend.Forward(Microsoft.ML.Peft.Training.TokenBatch.Collate(rows, indices.ToInt32Array(), backend.PaddingId));
+            var paddedBatches = Enumerable.Range(0, 3).Select(b => new LaplaceBatch(Tensor.FromInt32(Enumerable.Range(16 * b, 16).ToArray(), 16), rows.Skip(16 * b).Take(16).Select(r => r.Label).ToArray())).ToList();
+            using (var padded = LaplaceLora.Fit(backend.Peft, PaddedLogits, paddedBatches, new LaplaceLoraOptions { Fisher = FisherKind.Empirical, HeadModules = ["score"] }))
+            {
+                padded.OptimizePriorPrecision();
+                TestContext.WriteLine($"rank {rank}: evidence with padded batches {padded.LogMarginalLikelihood():R}");
+                Assert.IsGreaterThan(1e-3 * Math.Abs(e.LogMarginalLikelihood), Math.Abs(padded.LogMarginalLikelihood() - e.LogMarginalLikelihood));
             }
 
             // The MAP training likelihood and dev figures equal what the ML.NET Score column gives.
@@ -187,7 +202,7 @@ public sealed class LoraEvidenceTrialRunnerTests
             .SetTrialRunner(services => new LoraEvidenceTrialRunner(services));
         StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => missingPipeline.Run()).Message, "SetPipeline");
         var template = Template();
-        template.LoraConfig = new Lora.LoraConfig();
+        template.LoraConfig = new Microsoft.ML.Peft.Lora.LoraConfig();
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => ml.Auto().MulticlassLoraTextClassification(template)).Message, "LoraConfig");
 
         // A classifier without LoRA (the tests' tiny backend trains only a head).
