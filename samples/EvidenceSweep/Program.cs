@@ -148,13 +148,13 @@ internal sealed record SweepSettings
 
     public int Rows { get; init; } = 2000;
 
-    public int Epochs { get; init; } = 3;
+    public int Epochs { get; init; } = 6;
 
-    public int MaxLength { get; init; } = 64;
+    public int MaxLength { get; init; } = 32;
 
     public int[] Ranks { get; init; } = [2, 8];
 
-    public double[] LearningRates { get; init; } = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2];
+    public double[] LearningRates { get; init; } = [1e-3, 3e-3, 1e-2, 3e-2];
 
     public double Alpha { get; init; } = 16;
 
