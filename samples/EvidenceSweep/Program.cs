@@ -3,7 +3,7 @@
 // evaluated on the dev set; the sample compares the configuration evidence picks with the one dev accuracy picks and
 // prints the Spearman rank correlation between evidence and dev accuracy.
 //   dotnet run -c Release --project samples/EvidenceSweep
-// Options: --model <folder> --data <sst2 folder> --rows N --epochs N --max-length N --ranks 2,8
+// Options: --dataset sst2|subj|mr --model <folder> --data <data folder> --rows N --epochs N --max-length N --ranks 2,8
 //          --learning-rates 3e-4,1e-3 --alpha X --seed N --laplace-dev (also score dev with the Laplace probit predictive)
 // Environment: PEFT_MODEL, PEFT_DATA override the default shared folders.
 using System.Diagnostics;
@@ -20,12 +20,12 @@ var settings = SweepSettings.Parse(args);
 if (settings is null) return 2;
 int configurations = settings.Ranks.Length * settings.LearningRates.Length;
 Console.WriteLine($"base model: {settings.Model}");
-Console.WriteLine($"data:       {settings.Data} ({settings.Rows:N0} shuffled training rows, {settings.Epochs} epochs, dev = dev.tsv)");
+Console.WriteLine($"data:       {settings.Dataset} from {settings.Data} ({settings.Rows:N0} shuffled training rows, {settings.Epochs} epochs)");
 Console.WriteLine($"sweep:      {configurations} configurations: rank {{{string.Join(", ", settings.Ranks)}}} x learning rate {{{string.Join(", ", settings.LearningRates.Select(r => r.ToString(CultureInfo.InvariantCulture)))}}}, alpha {settings.Alpha.ToString(CultureInfo.InvariantCulture)}");
 
 var ml = new MLContext(seed: settings.Seed);
-var train = ml.Data.TakeRows(ml.Data.ShuffleRows(ml.Data.LoadFromTextFile<Sst2Row>(Path.Combine(settings.Data, "train.tsv"), hasHeader: true), seed: settings.Seed), settings.Rows);
-var dev = ml.Data.LoadFromTextFile<Sst2Row>(Path.Combine(settings.Data, "dev.tsv"), hasHeader: true);
+var (train, dev) = SweepData.Load(ml, settings);
+Console.WriteLine($"dev:        {dev.GetRowCount() ?? ml.Data.CreateEnumerable<Sst2Row>(dev, false).Count():N0} rows");
 
 var template = new LoraTextClassificationTrainer.Options
 {
@@ -129,7 +129,7 @@ internal sealed class SweepMonitor : IMonitor
     }
 }
 
-/// <summary>One SST-2 row (train.tsv / dev.tsv: sentence, label 0/1, with a header); the label is text, mapped to a key.</summary>
+/// <summary>One labeled sentence (SST-2 train.tsv / dev.tsv columns: sentence, label 0/1, with a header); the label is text, mapped to a key.</summary>
 internal sealed class Sst2Row
 {
     [LoadColumn(0)]
@@ -139,12 +139,40 @@ internal sealed class Sst2Row
     public string Label { get; set; } = "";
 }
 
+/// <summary>The training subset and the dev set of the chosen data set.</summary>
+internal static class SweepData
+{
+    /// <summary>
+    /// SST-2: shuffled train.tsv rows and the 872-row dev.tsv. SUBJ / MR (one sentence per line, two files, no split):
+    /// both files shuffled together, the first N rows train, the next 1,000 dev.
+    /// </summary>
+    public static (IDataView Train, IDataView Dev) Load(MLContext ml, SweepSettings s)
+    {
+        if (s.Dataset == "sst2")
+        {
+            var all = ml.Data.LoadFromTextFile<Sst2Row>(Path.Combine(s.Data, "train.tsv"), hasHeader: true);
+            return (ml.Data.TakeRows(ml.Data.ShuffleRows(all, seed: s.Seed), s.Rows), ml.Data.LoadFromTextFile<Sst2Row>(Path.Combine(s.Data, "dev.tsv"), hasHeader: true));
+        }
+        var (negative, positive) = s.Dataset == "subj" ? ("subj.objective", "subj.subjective") : ("rt-polarity.neg", "rt-polarity.pos");
+        var rows = Lines(Path.Combine(s.Data, negative), "0").Concat(Lines(Path.Combine(s.Data, positive), "1")).ToArray();
+        new Random(s.Seed).Shuffle(rows);
+        if (rows.Length < s.Rows + 1000) throw new InvalidOperationException($"{s.Dataset} has {rows.Length} rows; --rows {s.Rows} leaves fewer than 1,000 for dev");
+        return (ml.Data.LoadFromEnumerable(rows.Take(s.Rows).ToArray()), ml.Data.LoadFromEnumerable(rows.Skip(s.Rows).Take(1000).ToArray()));
+    }
+
+    // The MR files are Latin-1; reading them so keeps every byte a character.
+    private static IEnumerable<Sst2Row> Lines(string path, string label) =>
+        File.ReadLines(path, System.Text.Encoding.Latin1).Where(l => l.Trim().Length > 0).Select(l => new Sst2Row { Sentence = l.Trim(), Label = label });
+}
+
 /// <summary>Command-line settings with the defaults of the recorded run.</summary>
 internal sealed record SweepSettings
 {
     public string Model { get; init; } = "";
 
     public string Data { get; init; } = "";
+
+    public string Dataset { get; init; } = "sst2";
 
     public int Rows { get; init; } = 2000;
 
@@ -168,7 +196,6 @@ internal sealed record SweepSettings
         var s = new SweepSettings
         {
             Model = Environment.GetEnvironmentVariable("PEFT_MODEL") ?? Path.Combine(shared, "models", "stories260K"),
-            Data = Environment.GetEnvironmentVariable("PEFT_DATA") ?? Path.Combine(shared, "data", "sst2"),
         };
         for (int i = 0; i < args.Length; i++)
         {
@@ -178,6 +205,7 @@ internal sealed record SweepSettings
             switch (args[i])
             {
                 case "--model": s = s with { Model = Value() }; break;
+                case "--dataset": s = s with { Dataset = Value() }; break;
                 case "--data": s = s with { Data = Value() }; break;
                 case "--rows": s = s with { Rows = Int() }; break;
                 case "--epochs": s = s with { Epochs = Int() }; break;
@@ -192,7 +220,14 @@ internal sealed record SweepSettings
                     return null;
             }
         }
-        foreach (var (what, path) in new[] { ("training data", Path.Combine(s.Data, "train.tsv")), ("dev data", Path.Combine(s.Data, "dev.tsv")) })
+        if (s.Dataset is not ("sst2" or "subj" or "mr"))
+        {
+            Console.Error.WriteLine($"unknown --dataset '{s.Dataset}': sst2, subj or mr");
+            return null;
+        }
+        if (s.Data.Length == 0) s = s with { Data = Environment.GetEnvironmentVariable("PEFT_DATA") ?? Path.Combine(shared, "data", s.Dataset) };
+        string[] files = s.Dataset switch { "sst2" => ["train.tsv", "dev.tsv"], "subj" => ["subj.objective", "subj.subjective"], _ => ["rt-polarity.neg", "rt-polarity.pos"] };
+        foreach (var (what, path) in files.Select(f => ("data file", Path.Combine(s.Data, f))))
         {
             if (!File.Exists(path))
             {
