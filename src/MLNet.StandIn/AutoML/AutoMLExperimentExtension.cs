@@ -77,6 +77,19 @@ public static class AutoMLExperimentExtension
         return experiment.SetTuner(provider => new CostFrugalTuner(experiment.Settings.SearchSpace, experiment.Settings.Seed));
     }
 
+    /// <summary>
+    /// Uses the ECI cost-frugal tuner, which needs the pipeline of <see cref="SetPipeline"/>. The stand-in runs one CFO
+    /// over the whole search space (the pipeline's "_SCHEMA_" choice is one more dimension) instead of ML.NET's one CFO
+    /// per schema chosen by estimated cost for improvement; for a single-schema pipeline the two are the same search.
+    /// </summary>
+    public static AutoMLExperiment SetEciCostFrugalTuner(this AutoMLExperiment experiment)
+    {
+        ArgumentNullException.ThrowIfNull(experiment);
+        return experiment.SetTuner(provider => provider.GetService(typeof(SweepablePipeline)) is null
+            ? throw new InvalidOperationException("EciCostFrugalTuner needs a SweepablePipeline: call SetPipeline first.")
+            : new CostFrugalTuner(experiment.Settings.SearchSpace, experiment.Settings.Seed));
+    }
+
     /// <summary>Uses random search (seeded by <paramref name="seed"/>, else the experiment's seed).</summary>
     public static AutoMLExperiment SetRandomSearchTuner(this AutoMLExperiment experiment, int? seed = null)
     {

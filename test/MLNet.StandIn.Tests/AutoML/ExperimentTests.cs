@@ -152,6 +152,23 @@ public sealed class ExperimentTests
     }
 
     [TestMethod]
+    public void EciCostFrugalTunerNeedsAPipelineAndStartsAtItsDefault()
+    {
+        var ml = new MLContext(1);
+        var runner = new DelegateRunner((s, _) => Result(s, 1));
+        var withoutPipeline = Experiment(ml, out _).SetTrialRunner(runner).SetEciCostFrugalTuner().SetMaxModelToExplore(1);
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => withoutPipeline.Run()).Message, "SetPipeline");
+
+        var lora = ml.Auto().CreateSweepableEstimator((ctx, o) => ctx.Transforms.CopyColumns("B", "A"), new SearchSpace<LoraOptions>());
+        var pipeline = ml.Transforms.CopyColumns("C", "A").Append(lora);
+        var recorded = new DelegateRunner((s, _) => Result(s, 1));
+        ml.Auto().CreateExperiment().SetPipeline(pipeline).SetTrialRunner(recorded).SetEciCostFrugalTuner().SetMaxModelToExplore(1).Run();
+        var first = recorded.Seen.Single().Parameter["_pipeline_"]["e1"];
+        Assert.AreEqual(8, first["Rank"].AsType<int>(), "CFO starts at the search space's default (the cheap configuration)");
+        Assert.AreEqual(1e-4, first["LearningRate"].AsType<double>(), 1e-12);
+    }
+
+    [TestMethod]
     public void ExperimentWithoutRunnerFailsClearly()
     {
         var ml = new MLContext(1);
