@@ -13,7 +13,7 @@ public sealed class CausalLmPipelineTests
     private static CausalLmFineTuningEstimator.Options Options(QuantizationOptions? quantization) => new()
     {
         BaseModel = TestPaths.Stories260K, Template = SentimentInstructions.Template, Quantization = quantization,
-        LoraRank = 8, LoraAlpha = 16, MaxEpochs = 2, BatchSize = 8, LearningRate = 5e-3, MaxSequenceLength = 64,
+        LoraRank = 8, LoraAlpha = 16, MaxEpochs = 2, BatchSize = 8, LearningRate = 5e-3, MaxSequenceLength = 128,
         MaxNewTokens = 4, Seed = 7,
     };
 
@@ -100,6 +100,8 @@ public sealed class CausalLmPipelineTests
         var tuned = ml.Transforms.CausalLmFineTuning(options).Fit(SentimentInstructions.View(ml, 24));
         Assert.IsNotNull(packingLine);
         StringAssert.StartsWith(packingLine, "packing: 24 sequences into ");
+        int rows = int.Parse(packingLine.Split(' ')[4], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.IsLessThan(24, rows, "two or more ~60-token sequences share a 128-token row");
         Assert.IsTrue(double.IsFinite(tuned.TrainingHistory[0].TrainLoss));
     }
 
