@@ -89,12 +89,13 @@ public sealed class CausalLmPipelineTests
     }
 
     [TestMethod]
-    public void Packing_TrainsOnPackedRows()
+    public void Packing_WithEightBitAdamWStates_TrainsOnPackedRows()
     {
         var ml = new MLContext();
         string? packingLine = null;
-        var options = Options(quantization: null);
+        var options = Options(new QuantizationOptions());
         options.Packing = true;
+        options.OptimizerState = Microsoft.ML.Peft.Optim.AdamWStateStorage.EightBit;
         options.MaxEpochs = 1;
         options.Log = line => packingLine ??= line.StartsWith("packing:", StringComparison.Ordinal) ? line : null;
         var tuned = ml.Transforms.CausalLmFineTuning(options).Fit(SentimentInstructions.View(ml, 24));
@@ -103,6 +104,24 @@ public sealed class CausalLmPipelineTests
         int rows = int.Parse(packingLine.Split(' ')[4], System.Globalization.CultureInfo.InvariantCulture);
         Assert.IsLessThan(24, rows, "two or more ~60-token sequences share a 128-token row");
         Assert.IsTrue(double.IsFinite(tuned.TrainingHistory[0].TrainLoss));
+    }
+
+    [TestMethod]
+    public void Defaults_AreQLoRAs()
+    {
+        var o = new CausalLmFineTuningEstimator.Options();
+        Assert.IsNotNull(o.Quantization);
+        Assert.AreEqual(Microsoft.ML.Peft.Quantization.FourBitType.NF4, o.Quantization.Type);
+        Assert.AreEqual(64, o.Quantization.BlockSize);
+        Assert.IsTrue(o.Quantization.DoubleQuant);
+        Assert.AreEqual(64, o.LoraRank);
+        Assert.AreEqual(16.0, o.LoraAlpha);
+        Assert.AreEqual(0.05, o.LoraDropout);
+        CollectionAssert.AreEqual(new[] { "all-linear" }, o.TargetModules.ToArray());
+        Assert.AreSame(PromptTemplate.Alpaca, o.Template);
+        Assert.IsFalse(o.Packing);
+        Assert.IsFalse(o.EffectiveGeneration.DoSample);
+        Assert.AreEqual(32, o.EffectiveGeneration.MaxNewTokens);
     }
 
     [TestMethod]
