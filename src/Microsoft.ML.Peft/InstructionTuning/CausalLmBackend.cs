@@ -18,13 +18,15 @@ internal sealed class CausalLmBackend
     /// <summary>Decorrelates the adapter's random stream (LoRA A init, LoRA dropout) from the model's.</summary>
     private const ulong AdapterStream = 0x4C6F5241UL;
 
-    private CausalLmBackend(CausalLanguageModel model, PeftModel peft, Tokenizer tokenizer, BaseModelReference baseModel)
+    private CausalLmBackend(CausalLanguageModel model, PeftModel peft, Tokenizer tokenizer, BaseModelReference baseModel, int? endOfSequenceId)
     {
         Model = model;
         Peft = peft;
         Tokenizer = tokenizer;
         BaseModel = baseModel;
-        EndOfSequenceId = model.Config.EosTokenId ?? tokenizer.EndOfSentenceTokenId
+        if (endOfSequenceId is { } chosen && (uint)chosen >= (uint)model.VocabSize)
+            throw new ArgumentOutOfRangeException(nameof(endOfSequenceId), chosen, $"EndOfSequenceTokenId must be a token id of the model's vocabulary (0..{model.VocabSize - 1})");
+        EndOfSequenceId = endOfSequenceId ?? model.Config.EosTokenId ?? tokenizer.EndOfSentenceTokenId
             ?? throw new ArgumentException($"the base model '{baseModel.NameOrPath}' defines no end-of-sequence token (eos_token_id in config.json or the tokenizer's EOS), which instruction tuning appends to every response");
         PaddingId = model.Config.PadTokenId ?? tokenizer.PaddingTokenId ?? EndOfSequenceId;
     }
@@ -59,17 +61,17 @@ internal sealed class CausalLmBackend
         };
         var peft = PeftModel.Inject(model, config, "default", new Generator(seed ^ AdapterStream));
         options.Log?.Invoke(peft.TrainableParametersSummary());
-        return new CausalLmBackend(model, peft, TokenizerLoader.FromFolder(folder), reference);
+        return new CausalLmBackend(model, peft, TokenizerLoader.FromFolder(folder), reference, options.EndOfSequenceTokenId);
     }
 
-    public static CausalLmBackend Load(BaseModelReference baseModel, string adapterFolder, Action<string>? log)
+    public static CausalLmBackend Load(BaseModelReference baseModel, string adapterFolder, int endOfSequenceId, Action<string>? log)
     {
         string folder = PretrainedSource.Resolve(baseModel.NameOrPath);
         baseModel.Verify(folder);
         var model = LoadBase(folder, baseModel, baseModel.Quantization?.ToOptions(), log, seed: 0);
         var peft = PeftModel.FromPretrained(model, adapterFolder, "default", isTrainable: false, new Generator(0));
         model.Eval();
-        return new CausalLmBackend(model, peft, TokenizerLoader.FromFolder(folder), baseModel);
+        return new CausalLmBackend(model, peft, TokenizerLoader.FromFolder(folder), baseModel, endOfSequenceId);
     }
 
     private static CausalLanguageModel LoadBase(string folder, BaseModelReference reference, QuantizationOptions? quantization, Action<string>? log, ulong seed)

@@ -35,6 +35,13 @@ public sealed partial class CausalLmFineTuningEstimator
         /// <summary>Most tokens per training sequence (prompt + response + EOS); longer ones are cut at the end. Default 256.</summary>
         public int MaxSequenceLength { get; set; } = 256;
 
+        /// <summary>
+        /// The token appended to every response, and where generation stops; null = the model's EOS (config.json's
+        /// eos_token_id, else the tokenizer's). Set it for a model that never saw its EOS in pre-training (e.g.
+        /// llama2.c's stories models separate stories with BOS = 1). Default null.
+        /// </summary>
+        public int? EndOfSequenceTokenId { get; set; }
+
         /// <summary>Pack sequences into rows of <see cref="MaxSequenceLength"/> tokens (see <see cref="SequencePacker"/> for what attention sees). Default false.</summary>
         public bool Packing { get; set; }
 
@@ -86,13 +93,17 @@ public sealed partial class CausalLmFineTuningEstimator
         /// <summary>Most tokens generated per row by the fitted transformer (greedy unless <see cref="Generation"/> says otherwise). Default 32.</summary>
         public int MaxNewTokens { get; set; } = 32;
 
-        /// <summary>Full generation settings; when set, <see cref="MaxNewTokens"/> is ignored. Default null (greedy).</summary>
+        /// <summary>Full generation settings; when set, <see cref="MaxNewTokens"/> and the stop token of <see cref="EndOfSequenceTokenId"/> are not applied. Default null (greedy).</summary>
         public GenerationOptions? Generation { get; set; }
 
         /// <summary>Receives log lines (data statistics, losses). Default null.</summary>
         public Action<string>? Log { get; set; }
 
         /// <summary>The generation settings the transformer uses.</summary>
-        internal GenerationOptions EffectiveGeneration => Generation ?? new GenerationOptions { MaxNewTokens = MaxNewTokens };
+        internal GenerationOptions EffectiveGeneration => Generation ?? new GenerationOptions
+        {
+            MaxNewTokens = MaxNewTokens,
+            EosTokenIds = EndOfSequenceTokenId is { } eos ? [eos] : null,
+        };
     }
 }

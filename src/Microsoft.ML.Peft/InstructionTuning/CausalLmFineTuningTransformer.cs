@@ -107,6 +107,7 @@ public sealed class CausalLmFineTuningTransformer : ITransformer
             TemplateWithInput = Encoder.Template.WithInput,
             TemplateWithoutInput = Encoder.Template.WithoutInput,
             MaxSequenceLength = Encoder.MaxLength,
+            EndOfSequenceId = Encoder.EndOfSequenceId,
             Generation = GenerationOptions,
             BaseModel = backend.BaseModel,
         }.Save(folder);
@@ -126,7 +127,7 @@ public sealed class CausalLmFineTuningTransformer : ITransformer
         var manifest = CausalLmManifest.Load(folder);
         var reference = baseModel is null ? manifest.BaseModel
             : new BaseModelReference { NameOrPath = baseModel, WeightsSha256 = manifest.BaseModel.WeightsSha256, Quantization = manifest.BaseModel.Quantization };
-        var backend = CausalLmBackend.Load(reference, folder, log);
+        var backend = CausalLmBackend.Load(reference, folder, manifest.EndOfSequenceId, log);
         var template = new PromptTemplate(manifest.TemplateWithInput, manifest.TemplateWithoutInput);
         var columns = new InstructionColumns(manifest.InstructionColumn, manifest.InputColumn, manifest.ResponseColumn, manifest.GeneratedColumn);
         var encoder = new InstructionEncoder(backend.Tokenizer, template, manifest.MaxSequenceLength, backend.EndOfSequenceId);

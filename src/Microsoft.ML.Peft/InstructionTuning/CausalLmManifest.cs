@@ -32,6 +32,9 @@ internal sealed class CausalLmManifest
 
     public int MaxSequenceLength { get; set; }
 
+    /// <summary>The id appended to every training response.</summary>
+    public int EndOfSequenceId { get; set; }
+
     public GenerationOptions Generation { get; set; } = new();
 
     public BaseModelReference BaseModel { get; set; } = new();

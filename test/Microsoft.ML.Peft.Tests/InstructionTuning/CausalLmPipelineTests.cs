@@ -14,7 +14,7 @@ public sealed class CausalLmPipelineTests
     {
         BaseModel = TestPaths.Stories260K, Template = SentimentInstructions.Template, Quantization = quantization,
         LoraRank = 8, LoraAlpha = 16, MaxEpochs = 2, BatchSize = 8, LearningRate = 5e-3, MaxSequenceLength = 128,
-        MaxNewTokens = 4, Seed = 7,
+        MaxNewTokens = 4, Seed = 7, EndOfSequenceTokenId = 1,
     };
 
     private static string Temp(string what) => Path.Combine(Path.GetTempPath(), $"peft-{what}-{Guid.NewGuid():N}");
@@ -50,7 +50,9 @@ public sealed class CausalLmPipelineTests
         {
             tuned.Save(folder);
             CollectionAssert.AreEquivalent(new[] { "adapter_config.json", "adapter_model.safetensors", "causal_lm.json" }, Directory.GetFiles(folder).Select(Path.GetFileName).ToArray());
-            StringAssert.Contains(File.ReadAllText(Path.Combine(folder, "causal_lm.json")), "\"Type\": \"nf4\"");
+            string manifest = File.ReadAllText(Path.Combine(folder, "causal_lm.json"));
+            StringAssert.Contains(manifest, "\"Type\": \"nf4\"");
+            StringAssert.Contains(manifest, "\"EndOfSequenceId\": 1");
             StringAssert.Contains(File.ReadAllText(Path.Combine(folder, "adapter_config.json")), "\"CAUSAL_LM\"");
             var loaded = CausalLmFineTuningTransformer.Load(folder);
             CollectionAssert.AreEqual(expected, Generated(ml, loaded.Transform(heldOut)));
@@ -122,6 +124,9 @@ public sealed class CausalLmPipelineTests
         Assert.IsFalse(o.Packing);
         Assert.IsFalse(o.EffectiveGeneration.DoSample);
         Assert.AreEqual(32, o.EffectiveGeneration.MaxNewTokens);
+        Assert.IsNull(o.EffectiveGeneration.EosTokenIds, "null = the model config's eos_token_id");
+        o.EndOfSequenceTokenId = 1;
+        CollectionAssert.AreEqual(new[] { 1 }, o.EffectiveGeneration.EosTokenIds!.ToArray(), "generation stops where training responses end");
     }
 
     [TestMethod]
