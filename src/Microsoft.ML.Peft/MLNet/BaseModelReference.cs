@@ -13,6 +13,9 @@ internal sealed class BaseModelReference
     /// <summary>Weights file name → lower-case hex SHA-256.</summary>
     public SortedDictionary<string, string> WeightsSha256 { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>How the base's linear layers were quantized before the adapter was attached (QLoRA), or null (float weights).</summary>
+    public QLoraBaseQuantization? Quantization { get; set; }
+
     /// <summary>Describes the model in <paramref name="folder"/> (the resolved local copy of <paramref name="nameOrPath"/>).</summary>
     public static BaseModelReference Describe(string nameOrPath, string folder)
     {

@@ -92,7 +92,7 @@ internal sealed class ClassifierManifest
     {
         var kind = Task == "binary" ? ClassificationKind.Binary : ClassificationKind.Multiclass;
         var columns = new TextClassificationColumns(kind, LabelColumn, Sentence1Column, Sentence2Column, ScoreColumn, PredictedLabelColumn, ProbabilityColumn);
-        var reference = baseModelOverride is null ? BaseModel : new BaseModelReference { NameOrPath = baseModelOverride, WeightsSha256 = BaseModel.WeightsSha256 };
+        var reference = baseModelOverride is null ? BaseModel : new BaseModelReference { NameOrPath = baseModelOverride, WeightsSha256 = BaseModel.WeightsSha256, Quantization = BaseModel.Quantization };
         var backend = factory.Load(reference, folder, NumLabels, log);
         var encoder = new TextEncoder(backend.Tokenizer, MaxSequenceLength, backend.UsesTokenTypeIds, backend.PaddingId);
         var keyValues = KeyValues is null ? null : KeyValuesAnnotation.FromText(KeyValuesType ?? "Text", KeyValues);

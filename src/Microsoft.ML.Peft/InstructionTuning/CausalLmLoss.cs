@@ -1,0 +1,58 @@
+using Microsoft.ML.Peft.Models;
+using Microsoft.ML.Peft.Tensors;
+
+namespace Microsoft.ML.Peft.InstructionTuning;
+
+/// <summary>
+/// Loss and perplexity of a causal LM on labelled sequences: Σ over supervised positions of −log p(label_t | tokens &lt; t)
+/// (logits at t − 1 predict label t, as transformers' shift), divided by the number of supervised tokens.
+/// </summary>
+public static class CausalLmLoss
+{
+    /// <summary>
+    /// Summed cross-entropy (nats) of one collated batch, a scalar with gradient; divide by the supervised-token count
+    /// of the whole optimizer step to get transformers' mean.
+    /// </summary>
+    internal static Tensor Sum(CausalLanguageModel model, CausalLmBatch batch)
+    {
+        var logits = model.Forward(batch.InputIds, batch.AttentionMask);
+        int t = logits.Size(1);
+        var next = batch.Labels.Narrow(1, 1, t - 1).Contiguous();
+        return logits.Narrow(1, 0, t - 1).CrossEntropy(next, reduction: Reduction.Sum);
+    }
+
+    /// <summary>
+    /// Mean negative log-likelihood per supervised token over <paramref name="sequences"/> (nats; no gradient, dropout
+    /// off) and the number of tokens it averages. Perplexity = exp(mean).
+    /// </summary>
+    /// <exception cref="ArgumentException">No sequence has a supervised token.</exception>
+    public static (double MeanNll, long Tokens) Evaluate(CausalLanguageModel model, IReadOnlyList<CausalLmSequence> sequences, int batchSize = 16, int paddingId = 0)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(sequences);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        bool wasTraining = model.IsTraining;
+        model.Eval();
+        double sum = 0;
+        long tokens = 0;
+        try
+        {
+            using var _ = Autograd.NoGrad();
+            for (int start = 0; start < sequences.Count; start += batchSize)
+            {
+                var rows = Enumerable.Range(start, Math.Min(batchSize, sequences.Count - start)).ToArray();
+                using var scope = TensorScope.Begin();
+                var batch = CausalLmBatch.Collate(sequences, rows, paddingId);
+                if (batch.SupervisedTokens == 0) continue;
+                sum += Sum(model, batch).Item();
+                tokens += batch.SupervisedTokens;
+            }
+        }
+        finally
+        {
+            if (wasTraining) model.Train();
+        }
+        if (tokens == 0) throw new ArgumentException("no sequence has a supervised (label ≠ −100) token to evaluate", nameof(sequences));
+        return (sum / tokens, tokens);
+    }
+}
