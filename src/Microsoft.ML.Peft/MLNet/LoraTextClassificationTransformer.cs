@@ -54,7 +54,7 @@ public sealed class LoraTextClassificationTransformer : ITransformer
     {
         ArgumentNullException.ThrowIfNull(input);
         var texts = Columns.Bind(input.Schema, "the data to transform", needLabel: false);
-        return new ScoredDataView(input, Scorer, predictions, texts);
+        return new ScoredDataView(input, Scorer, predictions, texts) { Source = this };
     }
 
     /// <summary>A mapper that scores one row at a time (used by the prediction engine).</summary>
