@@ -132,12 +132,15 @@ public sealed class LaplaceCalibratorTests
         var varianceType = scored.Schema["LogitVariance"].Type as VectorDataViewType;
         Assert.AreEqual(2, varianceType?.Size);
         var rows = ml.Data.CreateEnumerable<LaplaceRow>(scored, false).ToList();
-        var map = ml.Data.CreateEnumerable<ScoredRow>(model.Take(2).Aggregate(dev, (d, t) => t.Transform(d)), false).ToList();
+        VBuffer<ReadOnlyMemory<char>> keyValues = default;
+        scored.Schema["Label"].Annotations.GetValue("KeyValues", ref keyValues);
+        var classNames = keyValues.DenseValues().Select(v => v.ToString()).ToArray();
+        var map = ml.Data.CreateEnumerable<MapScoreRow>(model.Take(2).Aggregate(dev, (d, t) => t.Transform(d)), false).ToList();
         for (int i = 0; i < rows.Count; i++)
         {
             var r = rows[i];
             Assert.AreEqual(1.0, r.Score[0] + r.Score[1], 1e-6);
-            Assert.AreEqual(r.Score[1] > r.Score[0] ? "1" : "0", r.PredictedLabel, $"row {i}: MapKeyToValue restores the label text");
+            Assert.AreEqual(classNames[r.Score[1] > r.Score[0] ? 1 : 0], r.PredictedLabel, $"row {i}: MapKeyToValue restores the label text");
             // Two classes: the softmax is σ(f₁ − f₀), and the MAP margin is the mean. The margin variance is
             // v₀ + v₁ − 2·cov, bracketed by the per-class variances; the MC estimate (20,000 draws) must match the
             // exact integral for the true v, which lies in [0, (√v₀ + √v₁)²].
@@ -148,7 +151,7 @@ public sealed class LaplaceCalibratorTests
             Assert.IsTrue(r.Score[1] >= lo - 0.01 && r.Score[1] <= hi + 0.01, $"row {i}: MC {r.Score[1]} outside [{lo}, {hi}]");
         }
         var metrics = ml.MulticlassClassification.Evaluate(model.Take(3).Aggregate(dev, (d, t) => t.Transform(d)));
-        Assert.AreEqual(rows.Count(r => r.PredictedLabel == (r.Label == 1 ? "0" : "1")) / 12.0, metrics.MacroAccuracy >= 0 ? metrics.MicroAccuracy : -1, 1e-12);
+        Assert.AreEqual(rows.Count(r => (r.Score[1] > r.Score[0] ? 2u : 1u) == r.Label) / 12.0, metrics.MicroAccuracy, 1e-12, "Evaluate reads the Bayesian PredictedLabel");
     }
 
     [TestMethod]
@@ -220,6 +223,11 @@ internal sealed class BinaryLaplaceRow
     public float PredictiveEntropy { get; set; }
 
     public float LogitVariance { get; set; }
+}
+
+internal sealed class MapScoreRow
+{
+    public float[] Score { get; set; } = [];
 }
 
 internal sealed class LaplaceRow
