@@ -6,10 +6,10 @@ namespace Microsoft.ML.Peft;
 
 /// <summary>One row's Bayesian prediction: class probabilities, logit variances, margin variance (binary) and entropy.</summary>
 /// <param name="Probabilities">C predictive probabilities (double, summing to 1).</param>
-/// <param name="LogitVariances">Diagonal of the C×C logit covariance.</param>
-/// <param name="MarginVariance">Var(logit₁ − logit₀) for two classes, else 0.</param>
+/// <param name="LogitVariances">Multiclass: diagonal of the C×C logit covariance (binary: empty).</param>
+/// <param name="MarginVariance">Binary: Var(logit₁ − logit₀); multiclass: 0.</param>
 /// <param name="Entropy">−Σ p ln p (nats).</param>
-/// <param name="LogOdds">Two classes: ln(p₁/p₀) (the probit's scaled margin exactly, so it stays finite when p₁ rounds to 1); else 0.</param>
+/// <param name="LogOdds">Binary: ln(p₁/p₀) (for probit the scaled margin itself, finite even when p₁ rounds to 1); multiclass: 0.</param>
 internal sealed record LaplaceRowPrediction(double[] Probabilities, double[] LogitVariances, double MarginVariance, double Entropy, double LogOdds);
 
 /// <summary>
@@ -25,8 +25,12 @@ internal sealed class LaplaceCalibratorPredictor
     private readonly int samples;
     private readonly long seed;
 
-    public LaplaceCalibratorPredictor(LaplaceLora posterior, ClassifierScorer scorer, LaplacePredictiveKind predictive, int samples, long seed, int batchSize)
+    private static readonly double[] MarginDirection = [-1, 1];
+    private readonly bool binary;
+
+    public LaplaceCalibratorPredictor(LaplaceLora posterior, ClassifierScorer scorer, bool binary, LaplacePredictiveKind predictive, int samples, long seed, int batchSize)
     {
+        this.binary = binary;
         Posterior = posterior;
         this.scorer = scorer;
         this.predictive = predictive;
@@ -50,8 +54,17 @@ internal sealed class LaplaceCalibratorPredictor
             {
                 int n = Math.Min(BatchSize, result.Length - start);
                 var batch = TokenBatch.Collate(rows.Ids[start..(start + n)], rows.Types?[start..(start + n)], scorer.Backend.PaddingId);
-                var linearized = Posterior.PredictLinearized(TokenBatchTensor.Pack(batch));
-                for (int i = 0; i < n; i++) result[start + i] = Row(linearized, i);
+                var packed = TokenBatchTensor.Pack(batch);
+                if (binary)
+                {
+                    var variances = Posterior.DirectionalVariance(packed, MarginDirection, out var means);
+                    for (int i = 0; i < n; i++) result[start + i] = BinaryRow(means[2 * i + 1] - means[2 * i], Math.Max(0, variances[i]));
+                }
+                else
+                {
+                    var linearized = Posterior.PredictLinearized(packed);
+                    for (int i = 0; i < n; i++) result[start + i] = Row(linearized, i);
+                }
             }
         }
         return result;
@@ -71,6 +84,29 @@ internal sealed class LaplaceCalibratorPredictor
         return (ids, types);
     }
 
+    /// <summary>
+    /// Binary: the softmax of two logits depends on the margin m = f₁ − f₀ only, whose linearised predictive is the 1-D
+    /// Gaussian N(μ₁ − μ₀, dᵀΣd), d = (−1, 1): one backward pass per batch instead of two, and the probit σ(μ/√(1 + πv/8))
+    /// (MacKay) of the exact margin distribution.
+    /// </summary>
+    private LaplaceRowPrediction BinaryRow(double margin, double variance)
+    {
+        double p1, logOdds;
+        if (predictive == LaplacePredictiveKind.MonteCarlo)
+        {
+            p1 = GaussianLogitPredictive.MonteCarloSigmoid(margin, variance, samples, seed);
+            logOdds = Math.Log(p1) - Math.Log(1 - p1);
+        }
+        else
+        {
+            logOdds = margin / Math.Sqrt(1 + Math.PI / 8 * variance);
+            p1 = GaussianLogitPredictive.ProbitSigmoid(margin, variance);
+        }
+        double p0 = 1 - p1;
+        double entropy = (p1 > 0 ? -p1 * Math.Log(p1) : 0) + (p0 > 0 ? -p0 * Math.Log(p0) : 0);
+        return new LaplaceRowPrediction([p0, p1], [], variance, entropy, logOdds);
+    }
+
     private LaplaceRowPrediction Row(LinearizedLogits linearized, int n)
     {
         int c = linearized.Classes;
@@ -79,28 +115,11 @@ internal sealed class LaplaceCalibratorPredictor
         var variances = new double[c];
         for (int i = 0; i < c; i++) variances[i] = Math.Max(0, covariance[i * c + i]);
         var p = new double[c];
-        double marginVariance = 0, logOdds = 0;
-        if (c == 2)
-        {
-            // The two-class softmax depends on the margin m = f₁ − f₀ only: its exact 1-D Gaussian N(μ₁ − μ₀, Σ₀₀ + Σ₁₁ − 2Σ₀₁)
-            // gives the probit σ(μ/√(1 + πv/8)) (MacKay), rather than scaling each logit separately.
-            marginVariance = Math.Max(0, covariance[0] + covariance[3] - 2 * covariance[1]);
-        }
-        if (predictive == LaplacePredictiveKind.MonteCarlo)
-        {
-            GaussianLogitPredictive.MonteCarloSoftmax(mean, covariance, samples, seed, p);
-            if (c == 2) logOdds = Math.Log(p[1]) - Math.Log(p[0]);
-        }
-        else if (c == 2)
-        {
-            logOdds = (mean[1] - mean[0]) / Math.Sqrt(1 + Math.PI / 8 * marginVariance);
-            p[1] = GaussianLogitPredictive.ProbitSigmoid(mean[1] - mean[0], marginVariance);
-            p[0] = 1 - p[1];
-        }
+        if (predictive == LaplacePredictiveKind.MonteCarlo) GaussianLogitPredictive.MonteCarloSoftmax(mean, covariance, samples, seed, p);
         else GaussianLogitPredictive.ProbitSoftmax(mean, variances, p);
         double entropy = 0;
         foreach (double q in p) if (q > 0) entropy -= q * Math.Log(q);
-        return new LaplaceRowPrediction(p, variances, marginVariance, entropy, logOdds);
+        return new LaplaceRowPrediction(p, variances, 0, entropy, 0);
     }
 }
 

@@ -24,7 +24,7 @@ public sealed class LaplaceCalibratorTransformer : ITransformer
         Classifier = classifier;
         Settings = settings;
         columns = new LaplaceCalibratorColumns(classifier.Columns, classifier.NumberOfClasses, classifier.LabelKeyValues, settings.PredictiveEntropyColumn, settings.LogitVarianceColumn);
-        Predictor = new LaplaceCalibratorPredictor(posterior, classifier.Scorer, settings.Predictive, settings.MonteCarloSamples, settings.Seed, settings.BatchSize);
+        Predictor = new LaplaceCalibratorPredictor(posterior, classifier.Scorer, classifier.Columns.Kind == ClassificationKind.Binary, settings.Predictive, settings.MonteCarloSamples, settings.Seed, settings.BatchSize);
     }
 
     /// <summary>The LoRA classifier whose adapter carries the posterior.</summary>
