@@ -9,7 +9,7 @@ namespace Microsoft.ML.Peft.Benchmarks;
 /// <summary>
 /// <c>laplace [--data sst2|mr|subj] [--train N] [--epochs E] [--validation V] [--dev D] [--seed S] [--lr L]
 /// [--curvature kfac|diagonal|lastlayer] [--fisher sampled|empirical] [--tuning evidence|validation|fixed]
-/// [--lambda X] [--layerwise] [--temperature T] [--predictive probit|mc]</c>: quality and cost of Laplace-LoRA on a
+/// [--lambda X] [--layerwise] [--temperature T] [--predictive probit|mc] [--also layerwise,validation,empirical,diagonal,lastlayer,mc]</c>: quality and cost of Laplace-LoRA on a
 /// binary text task. stories260K + LoRA (r 8, alpha 16, q_proj/v_proj, head as modules_to_save) is trained on N rows
 /// for E epochs; on the dev set it prints accuracy, ECE (15 equal-width bins), NLL (nats) and Brier score of the MAP
 /// model, of temperature scaling (T fitted on V held-out rows, disjoint from training) and of the LaplaceCalibrator;
@@ -71,6 +71,16 @@ internal sealed class LaplaceBenchmark : IBenchmark
         Report(string.Create(CultureInfo.InvariantCulture,
             $"Laplace ({laplace.Curvature}, {laplace.Fisher}, {calibratorOptions.PriorPrecisionTuning}, λ = {laplace.PriorPrecision:G3}{(laplace.PriorPrecisions.Distinct().Count() > 1 ? " layer-wise" : "")}, {laplace.Predictive})"),
             laplaceDev.Select(r => (double)r.Probability).ToArray(), devLabels);
+        // Extra variants on the same trained classifier (quality rows only): --also layerwise,validation,empirical,diagonal,lastlayer
+        foreach (string variant in a.Get("--also", "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var o = Variant(calibratorOptions, variant);
+            var fitted = new LaplaceCalibrator(lora, o).Fit(lora.Transform(trainView));
+            var p = ml.Data.CreateEnumerable<Prediction>(fitted.Transform(ml.Data.LoadFromEnumerable(dev)), false).Select(r => (double)r.Probability).ToArray();
+            Report(string.Create(CultureInfo.InvariantCulture,
+                $"Laplace ({fitted.Curvature}, {fitted.Fisher}, {o.PriorPrecisionTuning}, λ = {fitted.PriorPrecision:G3}{(fitted.PriorPrecisions.Distinct().Count() > 1 ? $" layer-wise, range {fitted.PriorPrecisions.Min():G3}–{fitted.PriorPrecisions.Max():G3}" : "")}, {fitted.Predictive})"),
+                p, devLabels);
+        }
         double epochSeconds = trainSeconds / epochs, epochCpu = trainCpu / epochs;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"cost (wall / process CPU): training {trainSeconds:F1} / {trainCpu:F1} s ({epochSeconds:F1} / {epochCpu:F1} s per epoch); " +
@@ -81,6 +91,16 @@ internal sealed class LaplaceBenchmark : IBenchmark
             $"log evidence {laplace.LogMarginalLikelihood:F2}, {laplace.ParameterCount} parameters in {laplace.BlockNames.Count} blocks; mean dev logit variance {laplaceDev.Average(r => r.LogitVariance):G3}"));
         return 0;
     }
+
+    private static LaplaceCalibrator.Options Variant(LaplaceCalibrator.Options o, string variant) => new()
+    {
+        Curvature = variant switch { "diagonal" => CurvatureKind.Diagonal, "lastlayer" => CurvatureKind.LastLayer, _ => o.Curvature },
+        Fisher = variant == "empirical" ? FisherKind.Empirical : o.Fisher,
+        PriorPrecisionTuning = variant == "validation" ? LaplacePriorPrecisionTuning.Validation : o.PriorPrecisionTuning,
+        PriorPrecisionStructure = variant == "layerwise" ? PriorPrecisionStructure.Layerwise : o.PriorPrecisionStructure,
+        PriorPrecision = o.PriorPrecision, Temperature = o.Temperature, Predictive = variant == "mc" ? LaplacePredictiveKind.MonteCarlo : o.Predictive,
+        ValidationSet = o.ValidationSet, BatchSize = o.BatchSize, Seed = o.Seed,
+    };
 
     private static void Report(string method, double[] positive, int[] labels)
     {
