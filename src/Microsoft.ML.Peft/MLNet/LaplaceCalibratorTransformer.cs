@@ -95,7 +95,7 @@ public sealed class LaplaceCalibratorTransformer : ITransformer
     public void SavePosterior(string folder)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
-        LaplacePosteriorFiles.Save(folder, this);
+        LaplaceCalibratorPosteriorFiles.Save(folder, this);
     }
 
     /// <summary>Not supported by ML.NET for third-party transformers; use <see cref="PeftModelPersistence.Save"/>.</summary>

@@ -62,7 +62,7 @@ public static class PeftModelPersistence
                             throw new NotSupportedException("PeftModelPersistence: a LaplaceCalibratorTransformer must come after its own classifier, with no other LoRA classifier in between");
                         string folder = Path.Combine(scratch, i.ToString("D3", System.Globalization.CultureInfo.InvariantCulture));
                         laplace.SavePosterior(folder);
-                        foreach (string file in LaplacePosteriorFiles.Files) zip.CreateEntryFromFile(Path.Combine(folder, file), prefix + file, CompressionLevel.Fastest);
+                        foreach (string file in LaplaceCalibratorPosteriorFiles.Files) zip.CreateEntryFromFile(Path.Combine(folder, file), prefix + file, CompressionLevel.Fastest);
                         manifest.Stages.Add(new StageEntry { Kind = StageEntry.LaplaceKind, Entry = prefix });
                     }
                     else
@@ -143,7 +143,7 @@ public static class PeftModelPersistence
             string folder = Directory.CreateTempSubdirectory("peft-load-").FullName;
             try
             {
-                foreach (string file in stage.Kind == StageEntry.LoraKind ? AdapterFiles : LaplacePosteriorFiles.Files)
+                foreach (string file in stage.Kind == StageEntry.LoraKind ? AdapterFiles : LaplaceCalibratorPosteriorFiles.Files)
                 {
                     using var source = OpenEntry(zip, stage.Entry + file, path);
                     using var target = File.Create(Path.Combine(folder, file));
@@ -154,7 +154,7 @@ public static class PeftModelPersistence
                 {
                     var classifier = transformers.OfType<LoraTextClassificationTransformer>().LastOrDefault()
                         ?? throw new InvalidDataException($"{path}: the Laplace calibrator stage '{stage.Entry}' has no LoRA classifier before it");
-                    transformers.Add(LaplacePosteriorFiles.Load(folder, classifier));
+                    transformers.Add(LaplaceCalibratorPosteriorFiles.Load(folder, classifier));
                 }
             }
             finally

@@ -13,7 +13,7 @@ namespace Microsoft.ML.Peft;
 /// Fisher, as F64). The MAP weights are not repeated: they are the adapter's. Loading rebuilds the blocks from the same
 /// numbers, so probabilities are bit-identical.
 /// </summary>
-internal static class LaplacePosteriorFiles
+internal static class LaplaceCalibratorPosteriorFiles
 {
     public const string ManifestFile = "laplace_calibrator.json";
     public const string TensorsFile = "laplace_posterior.safetensors";
