@@ -23,6 +23,9 @@ internal sealed class ClassifierScorer
 
     public int BatchSize { get; }
 
+    /// <summary>The lock that serialises use of the model (shared with a <see cref="LaplaceCalibratorTransformer"/> on the same model).</summary>
+    internal object Gate => gate;
+
     /// <summary>Logits [rows][classes] for consecutive rows (one forward pass per <see cref="BatchSize"/> rows).</summary>
     public float[][] Logits(IReadOnlyList<string> sentence1, IReadOnlyList<string>? sentence2)
     {

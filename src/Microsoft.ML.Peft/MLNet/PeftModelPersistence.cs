@@ -55,6 +55,16 @@ public static class PeftModelPersistence
                         foreach (string file in AdapterFiles) zip.CreateEntryFromFile(Path.Combine(folder, file), prefix + file, CompressionLevel.Fastest);
                         manifest.Stages.Add(new StageEntry { Kind = StageEntry.ClassifierKind, Entry = prefix });
                     }
+                    else if (stages[i] is [LaplaceCalibratorTransformer laplace])
+                    {
+                        // The posterior goes next to its classifier's adapter; loading binds it to the last classifier before it.
+                        if (!ReferenceEquals(stages.Take(i).LastOrDefault(st => st is [LoraTextClassificationTransformer])?[0], laplace.Classifier))
+                            throw new NotSupportedException("PeftModelPersistence: a LaplaceCalibratorTransformer must come after its own classifier, with no other LoRA classifier in between");
+                        string folder = Path.Combine(scratch, i.ToString("D3", System.Globalization.CultureInfo.InvariantCulture));
+                        laplace.SavePosterior(folder);
+                        foreach (string file in LaplaceCalibratorPosteriorFiles.Files) zip.CreateEntryFromFile(Path.Combine(folder, file), prefix + file, CompressionLevel.Fastest);
+                        manifest.Stages.Add(new StageEntry { Kind = StageEntry.LaplaceKind, Entry = prefix });
+                    }
                     else
                     {
                         var chain = new TransformerChain<ITransformer>(stages[i].ToArray());
@@ -129,17 +139,24 @@ public static class PeftModelPersistence
                 transformers.AddRange(Flatten(mlContext.Model.Load(stream, out _)));
                 continue;
             }
-            if (stage.Kind is not (StageEntry.ClassifierKind or StageEntry.LegacyLoraKind)) throw new InvalidDataException($"{path}: unknown stage kind '{stage.Kind}'");
+            if (stage.Kind is not (StageEntry.ClassifierKind or StageEntry.LegacyLoraKind or StageEntry.LaplaceKind)) throw new InvalidDataException($"{path}: unknown stage kind '{stage.Kind}'");
+            bool isClassifier = stage.Kind != StageEntry.LaplaceKind;
             string folder = Directory.CreateTempSubdirectory("peft-load-").FullName;
             try
             {
-                foreach (string file in AdapterFiles)
+                foreach (string file in isClassifier ? AdapterFiles : LaplaceCalibratorPosteriorFiles.Files)
                 {
                     using var source = OpenEntry(zip, stage.Entry + file, path);
                     using var target = File.Create(Path.Combine(folder, file));
                     source.CopyTo(target);
                 }
-                transformers.Add(ClassifierManifest.Load(folder).Restore(folder, factory, baseModel, log));
+                if (isClassifier) transformers.Add(ClassifierManifest.Load(folder).Restore(folder, factory, baseModel, log));
+                else
+                {
+                    var classifier = transformers.OfType<LoraTextClassificationTransformer>().LastOrDefault()
+                        ?? throw new InvalidDataException($"{path}: the Laplace calibrator stage '{stage.Entry}' has no LoRA classifier before it");
+                    transformers.Add(LaplaceCalibratorPosteriorFiles.Load(folder, classifier));
+                }
             }
             finally
             {
@@ -153,13 +170,14 @@ public static class PeftModelPersistence
     private static IEnumerable<ITransformer> Flatten(ITransformer model) =>
         model is IEnumerable<ITransformer> chain ? chain.SelectMany(Flatten) : [model];
 
-    /// <summary>Groups consecutive ML.NET transformers; each PEFT classifier is a stage of its own.</summary>
+    /// <summary>Groups consecutive ML.NET transformers; each PEFT classifier and Laplace calibrator is a stage of its own.</summary>
     private static List<List<ITransformer>> Split(IEnumerable<ITransformer> transformers)
     {
         var stages = new List<List<ITransformer>>();
         foreach (var t in transformers)
         {
-            if (t is PeftTextClassificationTransformer || stages.Count == 0 || stages[^1] is [PeftTextClassificationTransformer]) stages.Add([t]);
+            if (t is PeftTextClassificationTransformer or LaplaceCalibratorTransformer || stages.Count == 0
+                || stages[^1] is [PeftTextClassificationTransformer] or [LaplaceCalibratorTransformer]) stages.Add([t]);
             else stages[^1].Add(t);
         }
         return stages;
@@ -231,6 +249,8 @@ public static class PeftModelPersistence
 
         /// <summary>What files of the first release called the same stage (LoRA was the only method then).</summary>
         public const string LegacyLoraKind = "lora_text_classifier";
+
+        public const string LaplaceKind = "laplace_calibrator";
 
         public string Kind { get; set; } = "";
 

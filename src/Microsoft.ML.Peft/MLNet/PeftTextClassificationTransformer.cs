@@ -66,7 +66,7 @@ public class PeftTextClassificationTransformer : IPredictionTransformer<PeftText
     {
         ArgumentNullException.ThrowIfNull(input);
         var texts = Columns.Bind(input.Schema, "the data to transform", needLabel: false);
-        return new ScoredDataView(input, Scorer, predictions, texts);
+        return new ScoredDataView(input, Scorer, predictions, texts) { Source = this };
     }
 
     /// <summary>A mapper that scores one row at a time (used by the prediction engine).</summary>

@@ -27,6 +27,9 @@ internal sealed class ScoredDataView : IDataView
 
     public DataViewSchema Schema { get; }
 
+    /// <summary>The classifier that produced this view (a following <see cref="LaplaceCalibrator"/> finds it here).</summary>
+    internal PeftTextClassificationTransformer? Source { get; init; }
+
     public bool CanShuffle => input.CanShuffle;
 
     public long? GetRowCount() => input.GetRowCount();

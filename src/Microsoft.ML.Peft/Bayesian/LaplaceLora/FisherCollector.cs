@@ -44,6 +44,10 @@ internal sealed class FisherCollector
         for (int k = 0; k < matrices.Count; k++)
         {
             var m = matrices[k];
+            // Checked here, where the layer is known, rather than deep in the factor algebra: a NaN or ∞ logit (e.g.
+            // diverged weights) makes the curvature of this matrix non-finite.
+            RequireFinite(m.Inputs, m.Name, "input activations", Examples);
+            RequireFinite(m.OutputGradients, m.Name, "output gradients", Examples);
             if (diagonal)
             {
                 var gradient = new double[m.Out * m.Width];
@@ -125,6 +129,15 @@ internal sealed class FisherCollector
             }
         }
         return blocks;
+    }
+
+    private static void RequireFinite(ReadOnlySpan<float> values, string name, string what, int firstExample)
+    {
+        foreach (var v in values)
+        {
+            if (!float.IsFinite(v))
+                throw new InvalidOperationException($"Laplace-LoRA: the curvature of '{name}' is not finite: its {what} contain {v} in the batch starting at example {firstExample}");
+        }
     }
 
     private static void RequireFinite(ReadOnlySpan<double> values, string name, string factor)

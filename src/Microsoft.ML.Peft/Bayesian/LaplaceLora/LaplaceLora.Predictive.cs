@@ -21,6 +21,43 @@ public sealed partial class LaplaceLora
         return Combine(jacobians, means);
     }
 
+    /// <summary>
+    /// Linearised predictive of one direction of the logits, u = dᵀf (the binary margin f₁ − f₀ for d = (−1, 1)): the
+    /// MAP logits (B×C, in <paramref name="means"/>) and Var(u) = Σ_l (dᵀJ_l) Σ_l (dᵀJ_l)ᵀ per example, from ONE forward
+    /// and ONE backward pass seeded with d in every row (the full covariance needs C of each).
+    /// </summary>
+    internal double[] DirectionalVariance(Tensor input, ReadOnlySpan<double> direction, out double[] means)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        int batch = input.Rank > 0 ? input.Size(0) : 0;
+        if (batch == 0) throw new ArgumentException($"Laplace-LoRA: input {input.ShapeString} has no examples");
+        if (direction.Length != Classes) throw new ArgumentException($"Laplace-LoRA: a direction of {direction.Length} values for {Classes} classes", nameof(direction));
+        var seedRow = new float[Classes];
+        for (int c = 0; c < Classes; c++) seedRow[c] = (float)direction[c];
+        var logits = probes.Run(logitsFunction, input, batch, (_, b, classes) => RepeatRows(seedRow, b, classes), out int classes);
+        if (classes != Classes) throw new ArgumentException($"Laplace-LoRA: the logits function returned {classes} classes; the posterior was fitted with {Classes}");
+        means = Array.ConvertAll(logits, v => (double)v);
+        var variances = new double[batch];
+        for (int k = 0; k < blocks.Length; k++)
+        {
+            var jacobian = new double[blocks[k].ParameterCount];
+            for (int n = 0; n < batch; n++)
+            {
+                posteriorMatrices[k].ExampleGradient(n, jacobian);
+                variances[n] += blocks[k].ProjectedCovariance(jacobian, 1)[0];
+            }
+        }
+        return variances;
+    }
+
+    private static float[] RepeatRows(float[] row, int batch, int classes)
+    {
+        if (row.Length != classes) throw new ArgumentException($"Laplace-LoRA: the logits function returned {classes} classes; the direction has {row.Length}");
+        var seed = new float[batch * classes];
+        for (int n = 0; n < batch; n++) row.CopyTo(seed, n * classes);
+        return seed;
+    }
+
     /// <summary>Class probabilities (B×C, row-major) of the linearised predictive by the probit approximation.</summary>
     public double[] PredictProbit(Tensor input) => ProbitProbabilities(PredictLinearized(input));
 

@@ -30,7 +30,7 @@ public sealed partial class LaplaceLora : IDisposable
     private readonly ILaplacePosteriorBlock[] blocks;
 
     private LaplaceLora(PeftModel model, Func<Tensor, Tensor> logitsFunction, LoraProbeSet probes, List<ProbedMatrix> matrices,
-        ILaplacePosteriorBlock[] blocks, int dataCount, int classes, double logLikelihood, double temperature)
+        ILaplacePosteriorBlock[] blocks, int dataCount, int classes, double logLikelihood, LaplaceLoraOptions options)
     {
         this.model = model;
         this.logitsFunction = logitsFunction;
@@ -40,8 +40,12 @@ public sealed partial class LaplaceLora : IDisposable
         DataCount = dataCount;
         Classes = classes;
         TrainLogLikelihood = logLikelihood;
-        Temperature = temperature;
+        Temperature = options.Temperature;
+        Options = options;
     }
+
+    /// <summary>The options the posterior was fitted with.</summary>
+    internal LaplaceLoraOptions Options { get; }
 
     /// <summary>One posterior block per LoRA matrix under the posterior, named by module path (e.g. "q.lora_A.default").</summary>
     public IReadOnlyList<ILaplacePosteriorBlock> Blocks => blocks;
@@ -88,7 +92,7 @@ public sealed partial class LaplaceLora : IDisposable
             foreach (var batch in batches) collector.Add(probes, logitsFunction, batch);
             var built = collector.BuildBlocks(options.Curvature, options.Temperature);
             foreach (var b in built) b.PriorPrecision = options.PriorPrecision;
-            return new LaplaceLora(model, logitsFunction, probes, matrices, built, collector.Examples, collector.Classes, collector.LogLikelihood, options.Temperature);
+            return new LaplaceLora(model, logitsFunction, probes, matrices, built, collector.Examples, collector.Classes, collector.LogLikelihood, options);
         }
         catch
         {

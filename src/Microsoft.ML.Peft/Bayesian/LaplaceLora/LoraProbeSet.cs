@@ -14,31 +14,48 @@ namespace Microsoft.ML.Peft.Bayesian;
 internal sealed class LoraProbeSet : IDisposable
 {
     private readonly Module model;
-    private readonly List<(string Path, Module Original)> replaced = [];
+    private readonly List<(string Path, Module Probe, Module Original)> installs = [];
     private readonly List<(Tensor Parameter, bool RequiresGrad)> flags = [];
 
     public LoraProbeSet(PeftModel peft, IReadOnlyList<string> headModules)
     {
         ArgumentNullException.ThrowIfNull(peft);
         model = peft.Model;
-        foreach (var (_, p) in model.NamedParameters()) flags.Add((p, p.RequiresGrad));
         var layers = peft.TunerLayers().Where(l => l.Layer is LoraLinear { AdaptersEnabled: true, ActiveAdapters.Count: > 0 })
             .Select(l => (l.Path, Probe: new ProbedLoraLayer(l.Path, (LoraLinear)l.Layer))).ToList();
         if (layers.Count == 0)
             throw new InvalidOperationException("Laplace-LoRA: the model has no enabled LoRA layers with an active adapter (no lora_A/lora_B matrices to put a posterior on)");
         var heads = headModules.Select(path => new ProbedHeadLayer(path, Head(path))).ToList();
-        foreach (var (path, probe) in layers)
-        {
-            model.ReplaceModule(path, probe);
-            replaced.Add((path, probe.Original));
-        }
-        foreach (var head in heads)
-        {
-            model.ReplaceModule(head.Matrix.Name, head);
-            replaced.Add((head.Matrix.Name, head.Original));
-        }
-        foreach (var (p, _) in flags) p.RequiresGrad = false;
+        foreach (var (path, probe) in layers) installs.Add((path, probe, probe.Original));
+        foreach (var head in heads) installs.Add((head.Matrix.Name, head, head.Original));
         Matrices = layers.SelectMany(l => l.Probe.Matrices).Concat(heads.Select(h => h.Matrix)).ToList();
+        Attach();
+    }
+
+    /// <summary>Whether the probed layers are in the model now.</summary>
+    public bool IsAttached { get; private set; }
+
+    /// <summary>
+    /// Puts the probed layers into the model and freezes every parameter (no-op when attached). Between
+    /// <see cref="Detach"/> and this call the model is exactly the original (adapter saving sees its LoRA layers).
+    /// </summary>
+    public void Attach()
+    {
+        if (IsAttached) return;
+        flags.Clear();
+        foreach (var (_, p) in model.NamedParameters()) flags.Add((p, p.RequiresGrad));
+        foreach (var (path, probe, _) in installs) model.ReplaceModule(path, probe);
+        foreach (var (p, _) in flags) p.RequiresGrad = false;
+        IsAttached = true;
+    }
+
+    /// <summary>Puts the original layers and trainable flags back (no-op when detached); <see cref="Attach"/> re-installs.</summary>
+    public void Detach()
+    {
+        if (!IsAttached) return;
+        for (int i = installs.Count - 1; i >= 0; i--) model.ReplaceModule(installs[i].Path, installs[i].Original);
+        foreach (var (p, requiresGrad) in flags) p.RequiresGrad = requiresGrad;
+        IsAttached = false;
     }
 
     private Linear Head(string path)
@@ -61,6 +78,7 @@ internal sealed class LoraProbeSet : IDisposable
     /// </summary>
     public float[] Run(Func<Tensor, Tensor> logitsFunction, Tensor input, int expectedBatch, Func<float[], int, int, float[]> makeSeed, out int classes)
     {
+        if (!IsAttached) throw new InvalidOperationException("Laplace-LoRA: the probed layers are detached from the model (attach them first)");
         using var scope = TensorScope.Begin();
         foreach (var m in Matrices) { m.Clear(); m.Recording = true; }
         try
@@ -81,10 +99,5 @@ internal sealed class LoraProbeSet : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        for (int i = replaced.Count - 1; i >= 0; i--) model.ReplaceModule(replaced[i].Path, replaced[i].Original);
-        replaced.Clear();
-        foreach (var (p, requiresGrad) in flags) p.RequiresGrad = requiresGrad;
-    }
+    public void Dispose() => Detach();
 }

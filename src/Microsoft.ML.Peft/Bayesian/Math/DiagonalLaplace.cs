@@ -38,6 +38,7 @@ public sealed class DiagonalLaplace : ILaplacePosteriorBlock
             _curvature[k] = dataCount * f;
         }
         _mean = mean.ToArray();
+        MeanCurvature = curvatureDiagonal.ToArray();
         DataCount = dataCount;
         double scatter = 0;
         for (int k = 0; k < mean.Length; k++)
@@ -50,6 +51,9 @@ public sealed class DiagonalLaplace : ILaplacePosteriorBlock
 
     /// <inheritdoc/>
     public string Name { get; }
+
+    /// <summary>The mean per-example diagonal F given at construction (kept so a fitted posterior can be saved and rebuilt exactly).</summary>
+    internal double[] MeanCurvature { get; }
 
     /// <inheritdoc/>
     public int ParameterCount => _mean.Length;

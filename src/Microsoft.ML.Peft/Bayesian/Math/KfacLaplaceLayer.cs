@@ -55,6 +55,8 @@ public sealed class KfacLaplaceLayer : ILaplacePosteriorBlock
         DataCount = dataCount;
         ScatterFromPriorMean = priorMean.IsEmpty ? TensorPrimitives.Dot<double>(mean, mean) : SquaredDistance(mean, priorMean);
 
+        OutputFactor = outputFactor;
+        InputFactor = inputFactor;
         _kg = outputFactor.Rank;
         _ka = inputFactor.Rank;
         _gRows = outputFactor.EigenvectorRows.ToArray();
@@ -68,6 +70,12 @@ public sealed class KfacLaplaceLayer : ILaplacePosteriorBlock
 
     /// <inheritdoc/>
     public string Name { get; }
+
+    /// <summary>The eigenbasis of G this posterior was built from (kept so a fitted posterior can be saved and rebuilt exactly).</summary>
+    internal KroneckerFactorEigenbasis OutputFactor { get; }
+
+    /// <summary>The eigenbasis of A this posterior was built from.</summary>
+    internal KroneckerFactorEigenbasis InputFactor { get; }
 
     /// <summary>out.</summary>
     public int OutputSize { get; }

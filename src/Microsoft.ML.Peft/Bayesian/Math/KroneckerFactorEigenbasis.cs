@@ -41,6 +41,19 @@ public sealed class KroneckerFactorEigenbasis
     /// <summary>Eigenvectors as rows: row-major Rank×Size, row j is the unit eigenvector of <see cref="Values"/>[j].</summary>
     public ReadOnlySpan<double> EigenvectorRows => _vectorRows;
 
+    /// <summary>
+    /// Rebuilds a factor from eigenpairs produced earlier by this class (values descending, ≥ 0; rows Rank×Size), as
+    /// saved with a fitted posterior; only shapes and finiteness are checked.
+    /// </summary>
+    internal static KroneckerFactorEigenbasis FromEigenpairs(int size, ReadOnlySpan<double> values, ReadOnlySpan<double> vectorRows, string factorName)
+    {
+        if (size <= 0 || values.Length > size || vectorRows.Length != values.Length * size)
+            throw new InvalidDataException($"{factorName}: {values.Length} eigenvalues and {vectorRows.Length} eigenvector entries do not fit a factor of side {size}");
+        foreach (var v in values) if (!(v >= 0) || !double.IsFinite(v)) throw new InvalidDataException($"{factorName}: eigenvalue {v} is not finite and ≥ 0");
+        foreach (var v in vectorRows) if (!double.IsFinite(v)) throw new InvalidDataException($"{factorName}: an eigenvector entry is not finite");
+        return new KroneckerFactorEigenbasis(size, values.ToArray(), vectorRows.ToArray());
+    }
+
     /// <summary>Eigendecomposition of a dense symmetric PSD factor (lower triangle read).</summary>
     /// <exception cref="ArgumentException">Wrong length, non-finite element, or a clearly negative eigenvalue (named).</exception>
     public static KroneckerFactorEigenbasis FromSymmetricMatrix(ReadOnlySpan<double> factor, int size, string factorName = "factor")

@@ -51,6 +51,9 @@ public sealed class LaplaceLoraPredictiveTests
         using var laplace = LaplaceLora.Fit(peft, logits, [new LaplaceBatch(train, labels)], new LaplaceLoraOptions { Curvature = kind, Seed = 1 });
         laplace.SetPriorPrecision(0.3);
         var lin = laplace.PredictLinearized(test);
+        // One direction of the logits (one backward pass): Var(dᵀf) = dᵀ(Σ_l J_l Σ_l J_lᵀ)d.
+        double[] direction = [.. Enumerable.Range(0, classes).Select(c => c % 2 == 0 ? 0.5 + c : -1.0)];
+        var directional = laplace.DirectionalVariance(test, direction, out var directionalMeans);
         var sigmas = laplace.Blocks.Select(BruteForce.DenseCovariance).ToArray();
         float[] mapLogits;
         using (TensorScope.Begin())
@@ -66,6 +69,10 @@ public sealed class LaplaceLoraPredictiveTests
             for (int i = 0; i < expected.Length; i++)
                 Assert.AreEqual(expected[i], lin.Covariances[n * classes * classes + i], 1e-5 * (1e-3 + Math.Abs(expected[i])), $"example {n}, entry {i}");
             for (int c = 0; c < classes; c++) Assert.AreEqual(mapLogits[n * classes + c], lin.Means[n * classes + c], 0.0);
+            for (int c = 0; c < classes; c++) Assert.AreEqual(mapLogits[n * classes + c], directionalMeans[n * classes + c], 0.0);
+            double quadratic = 0;
+            for (int i = 0; i < classes; i++) for (int j = 0; j < classes; j++) quadratic += direction[i] * expected[i * classes + j] * direction[j];
+            Assert.AreEqual(quadratic, directional[n], 1e-5 * (1e-3 + Math.Abs(quadratic)), $"example {n}, directional variance");
         }
     }
 

@@ -44,7 +44,7 @@ public sealed class LaplaceLoraValidationTests
         var values = new float[2 * 5];
         values[3] = float.NaN;
         var bad = new LaplaceBatch(Tensor.From(values, 2, 5), [0, 1]);
-        var e = Assert.ThrowsExactly<ArgumentException>(() => LaplaceLora.Fit(peft, model.Forward, [bad]));
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => LaplaceLora.Fit(peft, model.Forward, [bad]));
         StringAssert.Contains(e.Message, "fc1.lora_A.default");
         Assert.IsInstanceOfType<LoraLinear>(model.GetModule("fc1"), "a failed fit restores the LoRA layers");
     }
