@@ -190,6 +190,7 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         ArgumentNullException.ThrowIfNull(input);
         var result = baseLayer.Module.Forward(input);
         if (!enabled) return result;
+        if (RowAdapters is not null) return AddPerRowAdapters(input, result);
         foreach (var name in active)
         {
             if (merged.Contains(name)) continue;
@@ -202,10 +203,46 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
                 result = result.Add(DoraTerm(name, x, reuse ? result : null));
                 continue;
             }
-            // Rank-r first: (x·Aᵀ)·s is [rows, r], so the scaling costs r multiplies per row instead of out.
-            var low = x.Linear(loraA[name].Weight).Mul(settings[name].Scaling);
-            if (loraMixer.ContainsKey(name)) low = low.Linear(loraMixer[name].Weight);
-            result = result.Add(low.Linear(loraB[name].Weight));
+            result = result.Add(LoraTerm(name, x));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The adapter of each batch row (first input dimension) for mixed-batch inference, or null for the active adapters
+    /// (set through <see cref="LoraMixedBatch.UseAdapterPerRow"/>; null or "__base__" rows get the base layer only).
+    /// </summary>
+    internal IReadOnlyList<string?>? RowAdapters { get; set; }
+
+    /// <summary>scaling·B(A(x)) (with MoSLoRA's mixer between A and B when the adapter has one).</summary>
+    private Tensor LoraTerm(string name, Tensor x)
+    {
+        // Rank-r first: (x·Aᵀ)·s is [rows, r], so the scaling costs r multiplies per row instead of out.
+        var low = x.Linear(loraA[name].Weight).Mul(settings[name].Scaling);
+        if (loraMixer.ContainsKey(name)) low = low.Linear(loraMixer[name].Weight);
+        return low.Linear(loraB[name].Weight);
+    }
+
+    /// <summary>
+    /// Mixed batch (PEFT's <c>adapter_names</c>): each adapter's term is computed for the batch and kept only on its
+    /// own rows by a 0/1 row mask. x·1 = x and y + 0 = y exactly, so every row equals a run with its adapter alone.
+    /// </summary>
+    private Tensor AddPerRowAdapters(Tensor input, Tensor result)
+    {
+        var rows = RowAdapters!;
+        int batch = input.ShapeArray()[0];
+        if (rows.Count != batch)
+            throw new ArgumentException($"mixed-batch adapters name {rows.Count} rows but the input {input} of this LoRA layer has {batch} in its first dimension");
+        foreach (var name in rows.Distinct().OfType<string>())
+        {
+            if (!loraA.ContainsKey(name)) continue;   // not on this layer (or "__base__"): base output only
+            if (merged.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is merged; mixed-batch inference needs unmerged adapters");
+            var maskShape = input.ShapeArray();
+            for (int d = 1; d < maskShape.Length; d++) maskShape[d] = 1;
+            var mask = new float[batch];
+            for (int r = 0; r < batch; r++) mask[r] = rows[r] == name ? 1f : 0f;
+            var term = loraMagnitude.ContainsKey(name) ? DoraTerm(name, input, result) : LoraTerm(name, input);
+            result = result.Add(term.Mul(Tensor.From(mask, maskShape)));
         }
         return result;
     }

@@ -137,3 +137,69 @@ public sealed class WeightedAdaptersTests
         return sigma;
     }
 }
+
+[TestClass]
+public sealed class LoraMixedBatchTests
+{
+    /// <summary>
+    /// Rows [a, b, base, a, b] in one batch give, bit for bit, what the batch gives on those rows with the row's adapter
+    /// alone (adapters disabled for "__base__"); adapter "b" uses DoRA, so both kinds of term are covered.
+    /// </summary>
+    [TestMethod]
+    public void EachRowEqualsARunWithItsAdapterAlone()
+    {
+        var model = new TinyModel(new Generator(1));
+        var peft = PeftModel.Inject(model, new LoraConfig { TargetModules = new[] { "q_proj", "fc1" }, Rank = 2, Alpha = 4, InitLoraWeights = LoraInit.Random }, "a", new Generator(2));
+        peft.AddAdapter("b", new LoraConfig { TargetModules = new[] { "q_proj", "fc1", "fc2" }, Rank = 3, Alpha = 3, UseDora = true, InitLoraWeights = LoraInit.Random });
+        model.Eval();
+        var x = Tensor.Randn(new Generator(6), 5, 8);
+        string[] names = ["a", "b", LoraMixedBatch.BaseModelName, "a", "b"];
+        float[] mixed;
+        using (Autograd.NoGrad())
+        using (peft.UseAdapterPerRow(names))
+        {
+            mixed = model.Forward(x).ToArray();
+        }
+        int classes = mixed.Length / 5;
+        foreach (var name in names.Distinct())
+        {
+            // The whole batch with this adapter alone (same GEMM shapes as the mixed run), compared on its rows.
+            float[] alone;
+            using (Autograd.NoGrad())
+            {
+                if (name == LoraMixedBatch.BaseModelName)
+                {
+                    using (peft.DisableAdapters()) alone = model.Forward(x).ToArray();
+                }
+                else
+                {
+                    peft.SetAdapter(name);
+                    alone = model.Forward(x).ToArray();
+                }
+            }
+            for (int row = 0; row < names.Length; row++)
+            {
+                if (names[row] != name) continue;
+                CollectionAssert.AreEqual(alone.AsSpan(row * classes, classes).ToArray(), mixed.AsSpan(row * classes, classes).ToArray(), $"row {row} ({name})");
+            }
+        }
+
+        // The scope ends: the active adapter applies to every row again.
+        peft.SetAdapter("a");
+        using (Autograd.NoGrad())
+        {
+            var all = model.Forward(x).ToArray();
+            CollectionAssert.AreEqual(all.AsSpan(0, classes).ToArray(), mixed.AsSpan(0, classes).ToArray());
+            Assert.IsFalse(all.AsSpan(classes, classes).SequenceEqual(mixed.AsSpan(classes, classes)));
+        }
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => peft.UseAdapterPerRow(["a", "c"])).Message, "'c' does not exist");
+        model.Train();
+        Assert.ThrowsExactly<InvalidOperationException>(() => peft.UseAdapterPerRow(names));
+        model.Eval();
+        using (Autograd.NoGrad())
+        using (peft.UseAdapterPerRow(["a", "b"]))
+        {
+            StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => model.Forward(x)).Message, "name 2 rows");
+        }
+    }
+}
