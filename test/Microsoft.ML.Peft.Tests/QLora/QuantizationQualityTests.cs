@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.QLora;
 using Microsoft.ML.Peft.Tensors;
@@ -6,26 +7,22 @@ using Microsoft.ML.Peft.Tokenizers;
 namespace Microsoft.ML.Peft.Tests.QLora;
 
 /// <summary>
-/// Perplexity of stories260K with its linear layers in float32, NF4, FP4, Int4 and int8 on a fixed TinyStories-style
-/// sample: NF4 must be the best 4-bit type (QLoRA paper, Table 2).
+/// Perplexity of stories260K with its linear layers in float32, NF4, FP4, Int4 and int8 on four short TinyStories-style
+/// texts, against build/reference/quant_perplexity_reference.py (plain PyTorch Llama, independent quantizer): NF4
+/// must be the best 4-bit type (QLoRA paper, Table 2).
 /// </summary>
 [TestClass]
 public sealed class QuantizationQualityTests
 {
-    /// <summary>Short children's stories in the style of TinyStories (written for this test, not from the training set).</summary>
-    private static readonly string[] Sample =
-    [
-        "Once upon a time, there was a little girl named Lily. She loved to play in the park with her red ball. One day, the ball rolled into the pond. Lily was sad, but a kind duck pushed the ball back to her. Lily smiled and said thank you to the duck.",
-        "Tom had a big dog named Max. Max liked to run and jump in the garden. One morning, Max found a small bird under a tree. Tom and Max helped the bird go back to its nest. The bird sang a happy song for them.",
-        "Sue wanted to bake a cake for her mom. She got flour, eggs and milk from the kitchen. Her dad helped her mix everything in a big bowl. When the cake was ready, her mom hugged her. It was the best day ever.",
-        "Ben was a little boy who was afraid of the dark. Every night, his mom left a small light on in his room. One night, Ben saw the moon shine through the window. He was not scared anymore, and he fell asleep with a smile.",
-    ];
+    private static readonly string FixturePath = TestPaths.Fixture("reference", "quant", "perplexity_stories260k.json");
 
     [TestMethod]
-    public void Nf4_HasLowerPerplexity_ThanFp4AndInt4()
+    public void Perplexity_PerBaseWeightFormat_MatchesPyTorch_AndNf4IsTheBest4BitType()
     {
+        var (texts, sequences, expected) = ReadFixture();
         var tokenizer = TokenizerLoader.FromFolder(TestPaths.Stories260K);
-        var sequences = Sample.Select(s => WithBos(tokenizer, s)).ToList();
+        for (int i = 0; i < texts.Length; i++)
+            CollectionAssert.AreEqual(sequences[i], WithBos(tokenizer, texts[i]), $"text {i} tokenizes as SentencePiece does");
 
         var perplexity = new Dictionary<BaseWeightFormat, double>();
         foreach (var format in Enum.GetValues<BaseWeightFormat>())
@@ -34,21 +31,22 @@ public sealed class QuantizationQualityTests
             int converted = QuantizationQuality.ApplyBaseWeightFormat(model, format).Count;
             Assert.AreEqual(format == BaseWeightFormat.Float32 ? 0 : 35, converted, format.ToString());
             perplexity[format] = QuantizationQuality.Perplexity(model, sequences);
-            Console.WriteLine($"{format}: {perplexity[format]:F4}");
+            // Same rounded weights (bit-exact quantizers), float32 logits summed in another order: agree to ~1e-6.
+            Assert.AreEqual(expected[format], perplexity[format], 2e-5 * expected[format], format.ToString());
         }
 
+        // Reference values: fp32 3.8457, NF4 4.1518, Int4 4.2077, FP4 4.7334, int8 3.8434.
         double nf4 = perplexity[BaseWeightFormat.NF4];
-        Assert.IsTrue(nf4 < perplexity[BaseWeightFormat.FP4], $"NF4 {nf4} vs FP4 {perplexity[BaseWeightFormat.FP4]}");
         Assert.IsTrue(nf4 < perplexity[BaseWeightFormat.Int4], $"NF4 {nf4} vs Int4 {perplexity[BaseWeightFormat.Int4]}");
+        Assert.IsTrue(nf4 < perplexity[BaseWeightFormat.FP4], $"NF4 {nf4} vs FP4 {perplexity[BaseWeightFormat.FP4]}");
         Assert.IsTrue(perplexity[BaseWeightFormat.Int8] < nf4, "8 bits lose less than 4");
-        Assert.IsTrue(Math.Abs(perplexity[BaseWeightFormat.Int8] / perplexity[BaseWeightFormat.Float32] - 1) < 0.01, "int8 is within 1% of fp32");
     }
 
     [TestMethod]
     public void Perplexity_AgreesWithTheEnginesLanguageModelingLoss()
     {
-        var tokenizer = TokenizerLoader.FromFolder(TestPaths.Stories260K);
-        var ids = WithBos(tokenizer, Sample[0]);
+        var (_, sequences, _) = ReadFixture();
+        int[] ids = sequences[0];
         var model = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K);
         double ours = QuantizationQuality.Perplexity(model, [ids]);
         double engine;
@@ -61,6 +59,32 @@ public sealed class QuantizationQualityTests
         Assert.AreEqual(engine, ours, engine * 1e-5);
     }
 
-    /// <summary>BOS (id 1) then the SentencePiece ids: what the model saw at the start of each training story.</summary>
+    [TestMethod]
+    public void Perplexity_RejectsTokensOutsideTheVocabulary()
+    {
+        var model = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K);
+        var e = Assert.ThrowsExactly<ArgumentException>(() => QuantizationQuality.Perplexity(model, [[1, 5, 512]]));
+        StringAssert.Contains(e.Message, "sequence 0, position 2: token id 512");
+    }
+
+    private static (string[] Texts, int[][] Sequences, Dictionary<BaseWeightFormat, double> Perplexity) ReadFixture()
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(FixturePath));
+        var root = json.RootElement;
+        string[] texts = [.. root.GetProperty("texts").EnumerateArray().Select(t => t.GetString()!)];
+        int[][] sequences = [.. root.GetProperty("token_ids").EnumerateArray().Select(s => s.EnumerateArray().Select(v => v.GetInt32()).ToArray())];
+        var p = root.GetProperty("perplexity");
+        var expected = new Dictionary<BaseWeightFormat, double>
+        {
+            [BaseWeightFormat.Float32] = p.GetProperty("float32").GetDouble(),
+            [BaseWeightFormat.NF4] = p.GetProperty("nf4").GetDouble(),
+            [BaseWeightFormat.FP4] = p.GetProperty("fp4").GetDouble(),
+            [BaseWeightFormat.Int4] = p.GetProperty("int4").GetDouble(),
+            [BaseWeightFormat.Int8] = p.GetProperty("int8").GetDouble(),
+        };
+        return (texts, sequences, expected);
+    }
+
+    /// <summary>BOS (id 1) then the SentencePiece ids: how every training story started.</summary>
     private static int[] WithBos(Tokenizer tokenizer, string text) => [1, .. tokenizer.EncodeToIds(text)];
 }
