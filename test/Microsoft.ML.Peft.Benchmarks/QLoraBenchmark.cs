@@ -122,6 +122,7 @@ internal sealed class QLoraBenchmark : IBenchmark
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         double buildSeconds = clock.Elapsed.TotalSeconds;
         long rssAfterBuild = Status("VmRSS:");
+        Phase(-1, "build");
 
         var trainable = model.Parameters(trainableOnly: true).ToList();
         Optimizer optimizer = !qlora
@@ -146,8 +147,11 @@ internal sealed class QLoraBenchmark : IBenchmark
             {
                 var logits = model.Forward(Tensor.FromInt32(ids, 1, seq), checkpoint: qlora);
                 var l = logits.CrossEntropy(Tensor.FromInt32(targets, 1, seq));
+                Phase(step, "forward");
                 l.Backward();
+                Phase(step, "backward");
                 optimizer.Step();
+                Phase(step, "optimizer");
                 optimizer.ZeroGrad();
                 loss = l.Item();
             }
@@ -163,6 +167,16 @@ internal sealed class QLoraBenchmark : IBenchmark
             rssAfterBuild / 1024.0, string.Join('/', stepSeconds.Select(s => s.ToString("F2", inv))), stepSeconds[^1],
             TensorPool.AllocatedBytes / 1048576.0, peak / 1024.0));
         return 0;
+    }
+
+    /// <summary>Where the memory is after each phase of a step: resident set and its peak, GC heap, tensor pool.</summary>
+    private static void Phase(int step, string phase)
+    {
+        var gc = GC.GetGCMemoryInfo();
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+            "qlora-phase step={0} after={1} rss_mb={2:F0} hwm_mb={3:F0} gc_heap_mb={4:F0} gc_committed_mb={5:F0} pool_allocated_mb={6:F0} pool_idle_mb={7:F0}",
+            step + 1, phase, Status("VmRSS:") / 1024.0, Status("VmHWM:") / 1024.0, GC.GetTotalMemory(false) / 1048576.0,
+            gc.TotalCommittedBytes / 1048576.0, TensorPool.AllocatedBytes / 1048576.0, TensorPool.RetainedBytes / 1048576.0));
     }
 
     /// <summary>A KiB field of /proc/self/status (VmHWM = peak resident set, VmRSS = current); 0 elsewhere.</summary>

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Peft.IO;
+using Microsoft.ML.Peft.Lora;
 using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.Models.Configs;
 using Microsoft.ML.Peft.NN;
@@ -80,6 +81,29 @@ public sealed class QuantizedCheckpointTests
         Assert.AreEqual("nf4", (string?)config["quantization_config"]!["bnb_4bit_quant_type"]);
         Assert.IsTrue((bool)config["quantization_config"]!["bnb_4bit_use_double_quant"]!);
         Assert.AreEqual(64, (int)config["hidden_size"]!);
+    }
+
+    [TestMethod]
+    public void ModelWithLoraWrappers_SavesTheBaseUnderItsOwnNames()
+    {
+        using var dir = new TempDir();
+        var model = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K);
+        QuantizedModel.QuantizeLinearLayers(model);
+        model.SetRequiresGrad(false);
+        var wrapped = LoraInjector.Inject(model, new LoraConfig { Rank = 4, TargetModules = new[] { "q_proj", "v_proj" } }, "default", new Generator(3));
+        Assert.AreEqual(10, wrapped.Count);
+        Assert.AreEqual(35, QuantizedCheckpoint.SavePretrained(model, dir.Path).Count);
+
+        using (var file = SafeTensorsFile.Open(Path.Combine(dir.Path, QuantizedCheckpoint.WeightsFileName)))
+        {
+            Assert.IsFalse(file.Names.Any(n => n.Contains("base_layer", StringComparison.Ordinal) || n.Contains("lora_", StringComparison.Ordinal)),
+                string.Join(", ", file.Names.Where(n => n.Contains("base_layer", StringComparison.Ordinal) || n.Contains("lora_", StringComparison.Ordinal))));
+            Assert.IsTrue(file.Contains(QProj + ".quant_state.bitsandbytes__nf4"));
+        }
+        // LoRA B starts at zero, so the wrapped model computes exactly its base.
+        var loaded = QuantizedCheckpoint.LoadPretrained(dir.Path);
+        Assert.IsInstanceOfType<QuantizedLinear>(loaded.GetModule("model.layers.0.self_attn.q_proj"));
+        CollectionAssert.AreEqual(Logits(model), Logits(loaded));
     }
 
     [TestMethod]
