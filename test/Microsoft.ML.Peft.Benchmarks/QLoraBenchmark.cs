@@ -22,6 +22,8 @@ namespace Microsoft.ML.Peft.Benchmarks;
 /// </summary>
 internal sealed class QLoraBenchmark : IBenchmark
 {
+    private const int LossChunk = 64;
+
     private const int Hidden = 2048, Intermediate = 5632, Heads = 32, KvHeads = 4, Vocab = 32000, Rank = 64;
 
     public string Name => "qlora";
@@ -145,8 +147,7 @@ internal sealed class QLoraBenchmark : IBenchmark
             clock.Restart();
             using (TensorScope.Begin())
             {
-                var logits = model.Forward(Tensor.FromInt32(ids, 1, seq), checkpoint: qlora);
-                var l = logits.CrossEntropy(Tensor.FromInt32(targets, 1, seq));
+                var l = model.Loss(ids, targets, checkpoint: qlora);
                 Phase(step, "forward");
                 l.Backward();
                 Phase(step, "backward");
@@ -216,8 +217,9 @@ internal sealed class QLoraBenchmark : IBenchmark
 
         public override int OutFeatures => baseLayer.Module.OutFeatures;
 
+        // Scaling the rank-r intermediate instead of the [tokens, out] product saves one output-sized activation.
         public override Tensor Forward(Tensor input) =>
-            baseLayer.Module.Forward(input).Add(input.Linear(a.Value).Linear(b.Value).Mul(16f / Rank));
+            baseLayer.Module.Forward(input).Add(input.Linear(a.Value).Mul(16f / Rank).Linear(b.Value));
     }
 
     private sealed class DecoderLayer : Module
@@ -225,17 +227,17 @@ internal sealed class QLoraBenchmark : IBenchmark
         private readonly ModuleSlot<RMSNorm> inputNorm, postNorm;
         private readonly ModuleSlot<LinearLayer> q, k, v, o, gate, up, down;
 
-        public DecoderLayer(bool quantized, Generator g)
+        public DecoderLayer(bool quantized, Generator g, float[] scratch)
         {
             inputNorm = RegisterModule("input_layernorm", new RMSNorm(Hidden, 1e-5f));
-            q = RegisterModule<LinearLayer>("q_proj", Lora(Hidden, Hidden, quantized, g));
-            k = RegisterModule<LinearLayer>("k_proj", Lora(Hidden, KvHeads * (Hidden / Heads), quantized, g));
-            v = RegisterModule<LinearLayer>("v_proj", Lora(Hidden, KvHeads * (Hidden / Heads), quantized, g));
-            o = RegisterModule<LinearLayer>("o_proj", Lora(Hidden, Hidden, quantized, g));
+            q = RegisterModule<LinearLayer>("q_proj", Lora(Hidden, Hidden, quantized, g, scratch));
+            k = RegisterModule<LinearLayer>("k_proj", Lora(Hidden, KvHeads * (Hidden / Heads), quantized, g, scratch));
+            v = RegisterModule<LinearLayer>("v_proj", Lora(Hidden, KvHeads * (Hidden / Heads), quantized, g, scratch));
+            o = RegisterModule<LinearLayer>("o_proj", Lora(Hidden, Hidden, quantized, g, scratch));
             postNorm = RegisterModule("post_attention_layernorm", new RMSNorm(Hidden, 1e-5f));
-            gate = RegisterModule<LinearLayer>("gate_proj", Lora(Hidden, Intermediate, quantized, g));
-            up = RegisterModule<LinearLayer>("up_proj", Lora(Hidden, Intermediate, quantized, g));
-            down = RegisterModule<LinearLayer>("down_proj", Lora(Intermediate, Hidden, quantized, g));
+            gate = RegisterModule<LinearLayer>("gate_proj", Lora(Hidden, Intermediate, quantized, g, scratch));
+            up = RegisterModule<LinearLayer>("up_proj", Lora(Hidden, Intermediate, quantized, g, scratch));
+            down = RegisterModule<LinearLayer>("down_proj", Lora(Intermediate, Hidden, quantized, g, scratch));
             inputNorm.Module.SetRequiresGrad(false);
             postNorm.Module.SetRequiresGrad(false);
         }
@@ -254,12 +256,17 @@ internal sealed class QLoraBenchmark : IBenchmark
         }
 
         /// <summary>A LoRA-wrapped frozen base: fp32, or NF4 + double quantization drawn straight into 4 bits.</summary>
-        private static LoraLinear Lora(int inF, int outF, bool quantized, Generator g)
+        /// <remarks>
+        /// The quantized variant draws every weight into one reused <paramref name="scratch"/> buffer, as a loader
+        /// quantizing from a memory-mapped checkpoint would never hold more than one fp32 matrix: no 46 MB of garbage
+        /// per layer inflating the peak while the model is built.
+        /// </remarks>
+        private static LoraLinear Lora(int inF, int outF, bool quantized, Generator g, float[] scratch)
         {
             LinearLayer layer;
             if (quantized)
             {
-                var w = GC.AllocateUninitializedArray<float>(outF * inF);
+                var w = scratch.AsSpan(0, outF * inF);
                 g.FillUniform(w, -InitBound, InitBound);
                 layer = new QuantizedLinear(QuantizedTensor4Bit.Quantize(w, [outF, inF], FourBitType.NF4, 64, doubleQuant: true));
             }
@@ -287,7 +294,8 @@ internal sealed class QLoraBenchmark : IBenchmark
             var dtype = quantized ? DType.BFloat16 : DType.Float32;
             embed = RegisterModule("embed_tokens", new Embedding(RandomMatrix(Vocab, Hidden, dtype, g)));
             layers = RegisterModule("layers", new ModuleList<DecoderLayer>());
-            for (int i = 0; i < layerCount; i++) layers.Module.Add(new DecoderLayer(quantized, g));
+            var scratch = quantized ? GC.AllocateUninitializedArray<float>(Intermediate * Hidden) : [];
+            for (int i = 0; i < layerCount; i++) layers.Module.Add(new DecoderLayer(quantized, g, scratch));
             norm = RegisterModule("norm", new RMSNorm(Hidden, 1e-5f));
             head = RegisterModule<LinearLayer>("lm_head", new Linear(RandomMatrix(Vocab, Hidden, dtype, g)));
             embed.Module.SetRequiresGrad(false);
@@ -296,15 +304,34 @@ internal sealed class QLoraBenchmark : IBenchmark
             using (TensorScope.Untracked()) (cos, sin) = RotaryTables.Create(4096, Hidden / Heads, 10000.0);
         }
 
-        public Tensor Forward(Tensor ids, bool checkpoint)
+        /// <summary>
+        /// Mean next-token cross-entropy. With <paramref name="checkpoint"/> every decoder layer is checkpointed and so
+        /// is the head + loss, in chunks of <see cref="LossChunk"/> tokens: no [seq, vocab] logits tensor (32.8 MB at
+        /// seq 256, three of them with the softmax and its gradient) ever exists, only one [64, vocab] chunk at a time,
+        /// recomputed in backward; the chunk's 8.2 MB buffers share the pool's size class with the attention scores.
+        /// </summary>
+        public Tensor Loss(int[] ids, int[] targets, bool checkpoint)
         {
-            var h = embed.Module.Forward(ids);
+            int seq = ids.Length;
+            var h = embed.Module.Forward(Tensor.FromInt32(ids, 1, seq));
             for (int i = 0; i < layers.Module.Count; i++)
             {
                 var layer = layers.Module[i];
                 h = checkpoint ? Checkpointing.Checkpoint(x => layer.Forward(x, cos, sin), h, layer.Parameters()) : layer.Forward(h, cos, sin);
             }
-            return head.Module.Forward(norm.Module.Forward(h));
+            if (!checkpoint) return head.Module.Forward(norm.Module.Forward(h)).CrossEntropy(Tensor.FromInt32(targets, 1, seq));
+            Tensor? total = null;
+            for (int start = 0; start < seq; start += LossChunk)
+            {
+                int length = Math.Min(LossChunk, seq - start);
+                var chunkTargets = Tensor.FromInt32(targets.AsSpan(start, length).ToArray(), 1, length);
+                float weight = length / (float)seq; // chunk means weighted by their share of the tokens = the overall mean
+                var part = Checkpointing.Checkpoint(
+                    x => head.Module.Forward(norm.Module.Forward(x)).CrossEntropy(chunkTargets).Mul(weight),
+                    h.Narrow(1, start, length), []);
+                total = total is null ? part : total.Add(part);
+            }
+            return total!;
         }
 
         /// <summary>A frozen random [rows, cols] matrix, bfloat16 drawn in chunks so no fp32 copy is ever whole.</summary>
