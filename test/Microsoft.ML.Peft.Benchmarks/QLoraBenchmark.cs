@@ -24,6 +24,9 @@ internal sealed class QLoraBenchmark : IBenchmark
 {
     private const int LossChunk = 64;
 
+    /// <summary>Checkpoint attention and MLP halves separately (<c>--checkpoint half</c>) instead of whole layers.</summary>
+    private static bool HalfBlockCheckpoints;
+
     private const int Hidden = 2048, Intermediate = 5632, Heads = 32, KvHeads = 4, Vocab = 32000, Rank = 64;
 
     public string Name => "qlora";
@@ -41,6 +44,7 @@ internal sealed class QLoraBenchmark : IBenchmark
             else if (args[i] == "--seq" && i + 1 < args.Length) seq = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--optimizer" && i + 1 < args.Length) optimizer = args[++i];
             else if (args[i] == "--steps" && i + 1 < args.Length) steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--checkpoint" && i + 1 < args.Length) HalfBlockCheckpoints = args[++i] == "half";
             else parts.Add(args[i]);
         }
         if (parts is ["variant", var v]) return RunVariant(v, layers, seq, steps, optimizer);
@@ -54,7 +58,8 @@ internal sealed class QLoraBenchmark : IBenchmark
         {
             foreach (var variant in new[] { "fp32", "qlora" })
             {
-                int code = RunChild(["qlora", "variant", variant, "--layers", $"{layers}", "--seq", $"{seq}", "--steps", $"{steps}", "--optimizer", optimizer]);
+                int code = RunChild(["qlora", "variant", variant, "--layers", $"{layers}", "--seq", $"{seq}", "--steps", $"{steps}", "--optimizer", optimizer,
+                    "--checkpoint", HalfBlockCheckpoints ? "half" : "block"]);
                 if (code != 0) return code;
             }
         }
@@ -242,7 +247,10 @@ internal sealed class QLoraBenchmark : IBenchmark
             postNorm.Module.SetRequiresGrad(false);
         }
 
-        public Tensor Forward(Tensor h, Tensor cos, Tensor sin)
+        public Tensor Forward(Tensor h, Tensor cos, Tensor sin) => Mlp(Attention(h, cos, sin));
+
+        /// <summary>h + o(attention(norm(h))): the first residual half of the block.</summary>
+        public Tensor Attention(Tensor h, Tensor cos, Tensor sin)
         {
             int t = h.Size(1), d = Hidden / Heads;
             var x = inputNorm.Module.Forward(h);
@@ -250,10 +258,23 @@ internal sealed class QLoraBenchmark : IBenchmark
             var kh = k.Module.Forward(x).Reshape(1, t, KvHeads, d).Transpose(1, 2).ApplyRotary(cos, sin);
             var vh = v.Module.Forward(x).Reshape(1, t, KvHeads, d).Transpose(1, 2);
             var attention = qh.ScaledDotProductAttention(kh, vh, causal: true).Transpose(1, 2).Reshape(1, t, Hidden);
-            h = h.Add(o.Module.Forward(attention));
-            x = postNorm.Module.Forward(h);
+            return h.Add(o.Module.Forward(attention));
+        }
+
+        /// <summary>h + down(silu(gate(norm(h))) · up(norm(h))): the second residual half.</summary>
+        public Tensor Mlp(Tensor h)
+        {
+            var x = postNorm.Module.Forward(h);
             return h.Add(down.Module.Forward(gate.Module.Forward(x).Silu().Mul(up.Module.Forward(x))));
         }
+
+        /// <summary>The parameters of the attention half (norm and q/k/v/o with their adapters).</summary>
+        public IEnumerable<Tensor> AttentionParameters() =>
+            new Module[] { inputNorm.Module, q.Module, k.Module, v.Module, o.Module }.SelectMany(m => m.Parameters());
+
+        /// <summary>The parameters of the MLP half.</summary>
+        public IEnumerable<Tensor> MlpParameters() =>
+            new Module[] { postNorm.Module, gate.Module, up.Module, down.Module }.SelectMany(m => m.Parameters());
 
         /// <summary>A LoRA-wrapped frozen base: fp32, or NF4 + double quantization drawn straight into 4 bits.</summary>
         /// <remarks>
@@ -317,7 +338,15 @@ internal sealed class QLoraBenchmark : IBenchmark
             for (int i = 0; i < layers.Module.Count; i++)
             {
                 var layer = layers.Module[i];
-                h = checkpoint ? Checkpointing.Checkpoint(x => layer.Forward(x, cos, sin), h, layer.Parameters()) : layer.Forward(h, cos, sin);
+                if (!checkpoint) h = layer.Forward(h, cos, sin);
+                else if (!HalfBlockCheckpoints) h = Checkpointing.Checkpoint(x => layer.Forward(x, cos, sin), h, layer.Parameters());
+                else
+                {
+                    // Two checkpoints per layer: one more saved [seq, hidden] input per layer, but backward recomputes
+                    // (and holds the activations of) only half a block at a time.
+                    h = Checkpointing.Checkpoint(x => layer.Attention(x, cos, sin), h, layer.AttentionParameters());
+                    h = Checkpointing.Checkpoint(layer.Mlp, h, layer.MlpParameters());
+                }
             }
             if (!checkpoint) return head.Module.Forward(norm.Module.Forward(h)).CrossEntropy(Tensor.FromInt32(targets, 1, seq));
             Tensor? total = null;
