@@ -27,6 +27,9 @@ internal sealed class QLoraBenchmark : IBenchmark
     /// <summary>Checkpoint attention and MLP halves separately (<c>--checkpoint half</c>) instead of whole layers.</summary>
     private static bool HalfBlockCheckpoints;
 
+    /// <summary>(b) stores the input embedding in NF4 (bitsandbytes' Embedding4bit) instead of bf16 (<c>--embedding nf4</c>).</summary>
+    private static bool Nf4Embeddings;
+
     private const int Hidden = 2048, Intermediate = 5632, Heads = 32, KvHeads = 4, Vocab = 32000, Rank = 64;
 
     public string Name => "qlora";
@@ -45,6 +48,7 @@ internal sealed class QLoraBenchmark : IBenchmark
             else if (args[i] == "--optimizer" && i + 1 < args.Length) optimizer = args[++i];
             else if (args[i] == "--steps" && i + 1 < args.Length) steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--checkpoint" && i + 1 < args.Length) HalfBlockCheckpoints = args[++i] == "half";
+            else if (args[i] == "--embedding" && i + 1 < args.Length) Nf4Embeddings = args[++i] == "nf4";
             else parts.Add(args[i]);
         }
         if (parts is ["variant", var v]) return RunVariant(v, layers, seq, steps, optimizer);
@@ -59,7 +63,7 @@ internal sealed class QLoraBenchmark : IBenchmark
             foreach (var variant in new[] { "fp32", "qlora" })
             {
                 int code = RunChild(["qlora", "variant", variant, "--layers", $"{layers}", "--seq", $"{seq}", "--steps", $"{steps}", "--optimizer", optimizer,
-                    "--checkpoint", HalfBlockCheckpoints ? "half" : "block"]);
+                    "--checkpoint", HalfBlockCheckpoints ? "half" : "block", "--embedding", Nf4Embeddings ? "nf4" : "bf16"]);
                 if (code != 0) return code;
             }
         }
@@ -304,7 +308,8 @@ internal sealed class QLoraBenchmark : IBenchmark
 
     private sealed class Llama : Module
     {
-        private readonly ModuleSlot<Embedding> embed;
+        private readonly ModuleSlot<Embedding>? embed;
+        private readonly QuantizedTensor4Bit? nf4Embedding;
         private readonly ModuleSlot<ModuleList<DecoderLayer>> layers;
         private readonly ModuleSlot<RMSNorm> norm;
         private readonly ModuleSlot<LinearLayer> head;
@@ -313,13 +318,14 @@ internal sealed class QLoraBenchmark : IBenchmark
         public Llama(int layerCount, bool quantized, Generator g)
         {
             var dtype = quantized ? DType.BFloat16 : DType.Float32;
-            embed = RegisterModule("embed_tokens", new Embedding(RandomMatrix(Vocab, Hidden, dtype, g)));
+            if (quantized && Nf4Embeddings) nf4Embedding = RandomNf4Matrix(Vocab, Hidden, g);
+            else embed = RegisterModule("embed_tokens", new Embedding(RandomMatrix(Vocab, Hidden, dtype, g)));
             layers = RegisterModule("layers", new ModuleList<DecoderLayer>());
             var scratch = quantized ? GC.AllocateUninitializedArray<float>(Intermediate * Hidden) : [];
             for (int i = 0; i < layerCount; i++) layers.Module.Add(new DecoderLayer(quantized, g, scratch));
             norm = RegisterModule("norm", new RMSNorm(Hidden, 1e-5f));
             head = RegisterModule<LinearLayer>("lm_head", new Linear(RandomMatrix(Vocab, Hidden, dtype, g)));
-            embed.Module.SetRequiresGrad(false);
+            embed?.Module.SetRequiresGrad(false);
             norm.Module.SetRequiresGrad(false);
             head.Module.SetRequiresGrad(false);
             using (TensorScope.Untracked()) (cos, sin) = RotaryTables.Create(4096, Hidden / Heads, 10000.0);
@@ -334,7 +340,7 @@ internal sealed class QLoraBenchmark : IBenchmark
         public Tensor Loss(int[] ids, int[] targets, bool checkpoint)
         {
             int seq = ids.Length;
-            var h = embed.Module.Forward(Tensor.FromInt32(ids, 1, seq));
+            var h = embed is not null ? embed.Module.Forward(Tensor.FromInt32(ids, 1, seq)) : LookUpNf4(ids);
             for (int i = 0; i < layers.Module.Count; i++)
             {
                 var layer = layers.Module[i];
@@ -361,6 +367,37 @@ internal sealed class QLoraBenchmark : IBenchmark
                 total = total is null ? part : total.Add(part);
             }
             return total!;
+        }
+
+        /// <summary>Rows of the 4-bit embedding table, dequantized into a [1, seq, hidden] float32 tensor (frozen input).</summary>
+        private Tensor LookUpNf4(int[] ids)
+        {
+            var rows = GC.AllocateUninitializedArray<float>(ids.Length * Hidden);
+            for (int i = 0; i < ids.Length; i++) nf4Embedding!.DequantizeRow(ids[i], rows.AsSpan(i * Hidden, Hidden));
+            return Tensor.From(rows, 1, ids.Length, Hidden);
+        }
+
+        /// <summary>
+        /// A random [rows, cols] table in NF4 (block 64, double quantization), quantized 1,024 rows at a time: blocks
+        /// never cross rows, so the pieces' codes and scales concatenate to the whole table's, and the scales are
+        /// double-quantized together at the end, as quantizing the full fp32 table (which never exists) would.
+        /// </summary>
+        private static QuantizedTensor4Bit RandomNf4Matrix(int rows, int cols, Generator g)
+        {
+            const int chunkRows = 1024;
+            var packed = new byte[(long)rows * cols / 2];
+            var absmax = new float[(long)rows * cols / 64];
+            var chunk = new float[chunkRows * cols];
+            for (int r0 = 0; r0 < rows; r0 += chunkRows)
+            {
+                int n = Math.Min(chunkRows, rows - r0);
+                var part = chunk.AsSpan(0, n * cols);
+                g.FillUniform(part, -InitBound, InitBound);
+                var q = QuantizedTensor4Bit.Quantize(part, [n, cols], FourBitType.NF4, 64, doubleQuant: false);
+                q.PackedCodes.CopyTo(packed.AsSpan(r0 * cols / 2));
+                q.Absmax.CopyTo(absmax.AsSpan(r0 * cols / 64));
+            }
+            return QuantizedTensor4Bit.FromParts(FourBitType.NF4, [rows, cols], 64, packed, null, DoubleQuantizedScales.Quantize(absmax));
         }
 
         /// <summary>A frozen random [rows, cols] matrix, bfloat16 drawn in chunks so no fp32 copy is ever whole.</summary>
