@@ -10,7 +10,7 @@ using Microsoft.ML.Peft.Tensors;
 namespace Microsoft.ML.Peft.Benchmarks;
 
 /// <summary>
-/// <c>qlora [gemm] [step] [--layers N] [--seq S] [--steps K] [--optimizer eight-bit|paged-eight-bit]</c>:
+/// <c>qlora [gemm] [step] [--layers N] [--seq S] [--steps K] [--optimizer eight-bit|paged-eight-bit] [--checkpoint block|half] [--embedding bf16|nf4]</c>:
 /// (i) fused NF4 GEMM vs fp32 GEMM, y = x·Wᵀ with a 256-token x and 2048×2048 / 2048×5632 weights:
 /// <c>qgemm KxN fp32=G nf4=G ratio=R</c> (GFLOP/s, best of 8 alternating repetitions, all cores; a second line
 /// <c>qgemm-1thread-cpu</c> times one thread by its CPU clock, robust on a loaded machine). (ii) one LoRA training step
@@ -18,7 +18,8 @@ namespace Microsoft.ML.Peft.Benchmarks;
 /// (a) float32 base + AdamW, (b) NF4 + double-quantized base, bf16 embeddings and head, gradient checkpointing and
 /// 8-bit AdamW. Each variant runs in a child process (<c>qlora variant fp32|qlora</c>) so peak RSS (VmHWM) does not mix:
 /// <c>qlora-step variant=V ... step_s=T peak_rss_mb=M</c> (step_s: the last of K = 2 steps; pool_mb: tensor-pool
-/// bytes ever allocated, i.e. the activation/gradient high-water mark).
+/// bytes ever allocated, i.e. the activation/gradient high-water mark). <c>qlora-phase</c> lines give resident set,
+/// VmHWM, GC heap and tensor pool after the build and after each step's forward, backward and optimizer phases.
 /// </summary>
 internal sealed class QLoraBenchmark : IBenchmark
 {
