@@ -10,7 +10,7 @@ using Microsoft.ML.Peft.Tensors;
 namespace Microsoft.ML.Peft.Benchmarks;
 
 /// <summary>
-/// <c>qlora [gemm] [step] [--layers N] [--seq S] [--steps K] [--optimizer eight-bit|paged-eight-bit]</c>:
+/// <c>qlora [gemm] [step] [--layers N] [--seq S] [--steps K] [--optimizer eight-bit|paged-eight-bit] [--checkpoint block|half] [--embedding bf16|nf4]</c>:
 /// (i) fused NF4 GEMM vs fp32 GEMM, y = x·Wᵀ with a 256-token x and 2048×2048 / 2048×5632 weights:
 /// <c>qgemm KxN fp32=G nf4=G ratio=R</c> (GFLOP/s, best of 8 alternating repetitions, all cores; a second line
 /// <c>qgemm-1thread-cpu</c> times one thread by its CPU clock, robust on a loaded machine). (ii) one LoRA training step
@@ -18,10 +18,19 @@ namespace Microsoft.ML.Peft.Benchmarks;
 /// (a) float32 base + AdamW, (b) NF4 + double-quantized base, bf16 embeddings and head, gradient checkpointing and
 /// 8-bit AdamW. Each variant runs in a child process (<c>qlora variant fp32|qlora</c>) so peak RSS (VmHWM) does not mix:
 /// <c>qlora-step variant=V ... step_s=T peak_rss_mb=M</c> (step_s: the last of K = 2 steps; pool_mb: tensor-pool
-/// bytes ever allocated, i.e. the activation/gradient high-water mark).
+/// bytes ever allocated, i.e. the activation/gradient high-water mark). <c>qlora-phase</c> lines give resident set,
+/// VmHWM, GC heap and tensor pool after the build and after each step's forward, backward and optimizer phases.
 /// </summary>
 internal sealed class QLoraBenchmark : IBenchmark
 {
+    private const int LossChunk = 64;
+
+    /// <summary>Checkpoint attention and MLP halves separately (<c>--checkpoint half</c>) instead of whole layers.</summary>
+    private static bool HalfBlockCheckpoints;
+
+    /// <summary>(b) stores the input embedding in NF4 (bitsandbytes' Embedding4bit) instead of bf16 (<c>--embedding nf4</c>).</summary>
+    private static bool Nf4Embeddings;
+
     private const int Hidden = 2048, Intermediate = 5632, Heads = 32, KvHeads = 4, Vocab = 32000, Rank = 64;
 
     public string Name => "qlora";
@@ -39,6 +48,8 @@ internal sealed class QLoraBenchmark : IBenchmark
             else if (args[i] == "--seq" && i + 1 < args.Length) seq = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--optimizer" && i + 1 < args.Length) optimizer = args[++i];
             else if (args[i] == "--steps" && i + 1 < args.Length) steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--checkpoint" && i + 1 < args.Length) HalfBlockCheckpoints = args[++i] == "half";
+            else if (args[i] == "--embedding" && i + 1 < args.Length) Nf4Embeddings = args[++i] == "nf4";
             else parts.Add(args[i]);
         }
         if (parts is ["variant", var v]) return RunVariant(v, layers, seq, steps, optimizer);
@@ -52,7 +63,8 @@ internal sealed class QLoraBenchmark : IBenchmark
         {
             foreach (var variant in new[] { "fp32", "qlora" })
             {
-                int code = RunChild(["qlora", "variant", variant, "--layers", $"{layers}", "--seq", $"{seq}", "--steps", $"{steps}", "--optimizer", optimizer]);
+                int code = RunChild(["qlora", "variant", variant, "--layers", $"{layers}", "--seq", $"{seq}", "--steps", $"{steps}", "--optimizer", optimizer,
+                    "--checkpoint", HalfBlockCheckpoints ? "half" : "block", "--embedding", Nf4Embeddings ? "nf4" : "bf16"]);
                 if (code != 0) return code;
             }
         }
@@ -122,6 +134,7 @@ internal sealed class QLoraBenchmark : IBenchmark
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         double buildSeconds = clock.Elapsed.TotalSeconds;
         long rssAfterBuild = Status("VmRSS:");
+        Phase(-1, "build");
 
         var trainable = model.Parameters(trainableOnly: true).ToList();
         Optimizer optimizer = !qlora
@@ -144,10 +157,12 @@ internal sealed class QLoraBenchmark : IBenchmark
             clock.Restart();
             using (TensorScope.Begin())
             {
-                var logits = model.Forward(Tensor.FromInt32(ids, 1, seq), checkpoint: qlora);
-                var l = logits.CrossEntropy(Tensor.FromInt32(targets, 1, seq));
+                var l = model.Loss(ids, targets, checkpoint: qlora);
+                Phase(step, "forward");
                 l.Backward();
+                Phase(step, "backward");
                 optimizer.Step();
+                Phase(step, "optimizer");
                 optimizer.ZeroGrad();
                 loss = l.Item();
             }
@@ -163,6 +178,16 @@ internal sealed class QLoraBenchmark : IBenchmark
             rssAfterBuild / 1024.0, string.Join('/', stepSeconds.Select(s => s.ToString("F2", inv))), stepSeconds[^1],
             TensorPool.AllocatedBytes / 1048576.0, peak / 1024.0));
         return 0;
+    }
+
+    /// <summary>Where the memory is after each phase of a step: resident set and its peak, GC heap, tensor pool.</summary>
+    private static void Phase(int step, string phase)
+    {
+        var gc = GC.GetGCMemoryInfo();
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+            "qlora-phase step={0} after={1} rss_mb={2:F0} hwm_mb={3:F0} gc_heap_mb={4:F0} gc_committed_mb={5:F0} pool_allocated_mb={6:F0} pool_idle_mb={7:F0}",
+            step + 1, phase, Status("VmRSS:") / 1024.0, Status("VmHWM:") / 1024.0, GC.GetTotalMemory(false) / 1048576.0,
+            gc.TotalCommittedBytes / 1048576.0, TensorPool.AllocatedBytes / 1048576.0, TensorPool.RetainedBytes / 1048576.0));
     }
 
     /// <summary>A KiB field of /proc/self/status (VmHWM = peak resident set, VmRSS = current); 0 elsewhere.</summary>
@@ -202,8 +227,9 @@ internal sealed class QLoraBenchmark : IBenchmark
 
         public override int OutFeatures => baseLayer.Module.OutFeatures;
 
+        // Scaling the rank-r intermediate instead of the [tokens, out] product saves one output-sized activation.
         public override Tensor Forward(Tensor input) =>
-            baseLayer.Module.Forward(input).Add(input.Linear(a.Value).Linear(b.Value).Mul(16f / Rank));
+            baseLayer.Module.Forward(input).Add(input.Linear(a.Value).Mul(16f / Rank).Linear(b.Value));
     }
 
     private sealed class DecoderLayer : Module
@@ -211,22 +237,25 @@ internal sealed class QLoraBenchmark : IBenchmark
         private readonly ModuleSlot<RMSNorm> inputNorm, postNorm;
         private readonly ModuleSlot<LinearLayer> q, k, v, o, gate, up, down;
 
-        public DecoderLayer(bool quantized, Generator g)
+        public DecoderLayer(bool quantized, Generator g, float[] scratch)
         {
             inputNorm = RegisterModule("input_layernorm", new RMSNorm(Hidden, 1e-5f));
-            q = RegisterModule<LinearLayer>("q_proj", Lora(Hidden, Hidden, quantized, g));
-            k = RegisterModule<LinearLayer>("k_proj", Lora(Hidden, KvHeads * (Hidden / Heads), quantized, g));
-            v = RegisterModule<LinearLayer>("v_proj", Lora(Hidden, KvHeads * (Hidden / Heads), quantized, g));
-            o = RegisterModule<LinearLayer>("o_proj", Lora(Hidden, Hidden, quantized, g));
+            q = RegisterModule<LinearLayer>("q_proj", Lora(Hidden, Hidden, quantized, g, scratch));
+            k = RegisterModule<LinearLayer>("k_proj", Lora(Hidden, KvHeads * (Hidden / Heads), quantized, g, scratch));
+            v = RegisterModule<LinearLayer>("v_proj", Lora(Hidden, KvHeads * (Hidden / Heads), quantized, g, scratch));
+            o = RegisterModule<LinearLayer>("o_proj", Lora(Hidden, Hidden, quantized, g, scratch));
             postNorm = RegisterModule("post_attention_layernorm", new RMSNorm(Hidden, 1e-5f));
-            gate = RegisterModule<LinearLayer>("gate_proj", Lora(Hidden, Intermediate, quantized, g));
-            up = RegisterModule<LinearLayer>("up_proj", Lora(Hidden, Intermediate, quantized, g));
-            down = RegisterModule<LinearLayer>("down_proj", Lora(Intermediate, Hidden, quantized, g));
+            gate = RegisterModule<LinearLayer>("gate_proj", Lora(Hidden, Intermediate, quantized, g, scratch));
+            up = RegisterModule<LinearLayer>("up_proj", Lora(Hidden, Intermediate, quantized, g, scratch));
+            down = RegisterModule<LinearLayer>("down_proj", Lora(Intermediate, Hidden, quantized, g, scratch));
             inputNorm.Module.SetRequiresGrad(false);
             postNorm.Module.SetRequiresGrad(false);
         }
 
-        public Tensor Forward(Tensor h, Tensor cos, Tensor sin)
+        public Tensor Forward(Tensor h, Tensor cos, Tensor sin) => Mlp(Attention(h, cos, sin));
+
+        /// <summary>h + o(attention(norm(h))): the first residual half of the block.</summary>
+        public Tensor Attention(Tensor h, Tensor cos, Tensor sin)
         {
             int t = h.Size(1), d = Hidden / Heads;
             var x = inputNorm.Module.Forward(h);
@@ -234,18 +263,36 @@ internal sealed class QLoraBenchmark : IBenchmark
             var kh = k.Module.Forward(x).Reshape(1, t, KvHeads, d).Transpose(1, 2).ApplyRotary(cos, sin);
             var vh = v.Module.Forward(x).Reshape(1, t, KvHeads, d).Transpose(1, 2);
             var attention = qh.ScaledDotProductAttention(kh, vh, causal: true).Transpose(1, 2).Reshape(1, t, Hidden);
-            h = h.Add(o.Module.Forward(attention));
-            x = postNorm.Module.Forward(h);
+            return h.Add(o.Module.Forward(attention));
+        }
+
+        /// <summary>h + down(silu(gate(norm(h))) · up(norm(h))): the second residual half.</summary>
+        public Tensor Mlp(Tensor h)
+        {
+            var x = postNorm.Module.Forward(h);
             return h.Add(down.Module.Forward(gate.Module.Forward(x).Silu().Mul(up.Module.Forward(x))));
         }
 
+        /// <summary>The parameters of the attention half (norm and q/k/v/o with their adapters).</summary>
+        public IEnumerable<Tensor> AttentionParameters() =>
+            new Module[] { inputNorm.Module, q.Module, k.Module, v.Module, o.Module }.SelectMany(m => m.Parameters());
+
+        /// <summary>The parameters of the MLP half.</summary>
+        public IEnumerable<Tensor> MlpParameters() =>
+            new Module[] { postNorm.Module, gate.Module, up.Module, down.Module }.SelectMany(m => m.Parameters());
+
         /// <summary>A LoRA-wrapped frozen base: fp32, or NF4 + double quantization drawn straight into 4 bits.</summary>
-        private static LoraLinear Lora(int inF, int outF, bool quantized, Generator g)
+        /// <remarks>
+        /// The quantized variant draws every weight into one reused <paramref name="scratch"/> buffer, as a loader
+        /// quantizing from a memory-mapped checkpoint would never hold more than one fp32 matrix: no 46 MB of garbage
+        /// per layer inflating the peak while the model is built.
+        /// </remarks>
+        private static LoraLinear Lora(int inF, int outF, bool quantized, Generator g, float[] scratch)
         {
             LinearLayer layer;
             if (quantized)
             {
-                var w = GC.AllocateUninitializedArray<float>(outF * inF);
+                var w = scratch.AsSpan(0, outF * inF);
                 g.FillUniform(w, -InitBound, InitBound);
                 layer = new QuantizedLinear(QuantizedTensor4Bit.Quantize(w, [outF, inF], FourBitType.NF4, 64, doubleQuant: true));
             }
@@ -262,7 +309,8 @@ internal sealed class QLoraBenchmark : IBenchmark
 
     private sealed class Llama : Module
     {
-        private readonly ModuleSlot<Embedding> embed;
+        private readonly ModuleSlot<Embedding>? embed;
+        private readonly QuantizedTensor4Bit? nf4Embedding;
         private readonly ModuleSlot<ModuleList<DecoderLayer>> layers;
         private readonly ModuleSlot<RMSNorm> norm;
         private readonly ModuleSlot<LinearLayer> head;
@@ -271,26 +319,86 @@ internal sealed class QLoraBenchmark : IBenchmark
         public Llama(int layerCount, bool quantized, Generator g)
         {
             var dtype = quantized ? DType.BFloat16 : DType.Float32;
-            embed = RegisterModule("embed_tokens", new Embedding(RandomMatrix(Vocab, Hidden, dtype, g)));
+            if (quantized && Nf4Embeddings) nf4Embedding = RandomNf4Matrix(Vocab, Hidden, g);
+            else embed = RegisterModule("embed_tokens", new Embedding(RandomMatrix(Vocab, Hidden, dtype, g)));
             layers = RegisterModule("layers", new ModuleList<DecoderLayer>());
-            for (int i = 0; i < layerCount; i++) layers.Module.Add(new DecoderLayer(quantized, g));
+            var scratch = quantized ? GC.AllocateUninitializedArray<float>(Intermediate * Hidden) : [];
+            for (int i = 0; i < layerCount; i++) layers.Module.Add(new DecoderLayer(quantized, g, scratch));
             norm = RegisterModule("norm", new RMSNorm(Hidden, 1e-5f));
             head = RegisterModule<LinearLayer>("lm_head", new Linear(RandomMatrix(Vocab, Hidden, dtype, g)));
-            embed.Module.SetRequiresGrad(false);
+            embed?.Module.SetRequiresGrad(false);
             norm.Module.SetRequiresGrad(false);
             head.Module.SetRequiresGrad(false);
             using (TensorScope.Untracked()) (cos, sin) = RotaryTables.Create(4096, Hidden / Heads, 10000.0);
         }
 
-        public Tensor Forward(Tensor ids, bool checkpoint)
+        /// <summary>
+        /// Mean next-token cross-entropy. With <paramref name="checkpoint"/> every decoder layer is checkpointed and so
+        /// is the head + loss, in chunks of <see cref="LossChunk"/> tokens: no [seq, vocab] logits tensor (32.8 MB at
+        /// seq 256, three of them with the softmax and its gradient) ever exists, only one [64, vocab] chunk at a time,
+        /// recomputed in backward; the chunk's 8.2 MB buffers share the pool's size class with the attention scores.
+        /// </summary>
+        public Tensor Loss(int[] ids, int[] targets, bool checkpoint)
         {
-            var h = embed.Module.Forward(ids);
+            int seq = ids.Length;
+            var h = embed is not null ? embed.Module.Forward(Tensor.FromInt32(ids, 1, seq)) : LookUpNf4(ids);
             for (int i = 0; i < layers.Module.Count; i++)
             {
                 var layer = layers.Module[i];
-                h = checkpoint ? Checkpointing.Checkpoint(x => layer.Forward(x, cos, sin), h, layer.Parameters()) : layer.Forward(h, cos, sin);
+                if (!checkpoint) h = layer.Forward(h, cos, sin);
+                else if (!HalfBlockCheckpoints) h = Checkpointing.Checkpoint(x => layer.Forward(x, cos, sin), h, layer.Parameters());
+                else
+                {
+                    // Two checkpoints per layer: one more saved [seq, hidden] input per layer, but backward recomputes
+                    // (and holds the activations of) only half a block at a time.
+                    h = Checkpointing.Checkpoint(x => layer.Attention(x, cos, sin), h, layer.AttentionParameters());
+                    h = Checkpointing.Checkpoint(layer.Mlp, h, layer.MlpParameters());
+                }
             }
-            return head.Module.Forward(norm.Module.Forward(h));
+            if (!checkpoint) return head.Module.Forward(norm.Module.Forward(h)).CrossEntropy(Tensor.FromInt32(targets, 1, seq));
+            Tensor? total = null;
+            for (int start = 0; start < seq; start += LossChunk)
+            {
+                int length = Math.Min(LossChunk, seq - start);
+                var chunkTargets = Tensor.FromInt32(targets.AsSpan(start, length).ToArray(), 1, length);
+                float weight = length / (float)seq; // chunk means weighted by their share of the tokens = the overall mean
+                var part = Checkpointing.Checkpoint(
+                    x => head.Module.Forward(norm.Module.Forward(x)).CrossEntropy(chunkTargets).Mul(weight),
+                    h.Narrow(1, start, length), []);
+                total = total is null ? part : total.Add(part);
+            }
+            return total!;
+        }
+
+        /// <summary>Rows of the 4-bit embedding table, dequantized into a [1, seq, hidden] float32 tensor (frozen input).</summary>
+        private Tensor LookUpNf4(int[] ids)
+        {
+            var rows = GC.AllocateUninitializedArray<float>(ids.Length * Hidden);
+            for (int i = 0; i < ids.Length; i++) nf4Embedding!.DequantizeRow(ids[i], rows.AsSpan(i * Hidden, Hidden));
+            return Tensor.From(rows, 1, ids.Length, Hidden);
+        }
+
+        /// <summary>
+        /// A random [rows, cols] table in NF4 (block 64, double quantization), quantized 1,024 rows at a time: blocks
+        /// never cross rows, so the pieces' codes and scales concatenate to the whole table's, and the scales are
+        /// double-quantized together at the end, as quantizing the full fp32 table (which never exists) would.
+        /// </summary>
+        private static QuantizedTensor4Bit RandomNf4Matrix(int rows, int cols, Generator g)
+        {
+            const int chunkRows = 1024;
+            var packed = new byte[(long)rows * cols / 2];
+            var absmax = new float[(long)rows * cols / 64];
+            var chunk = new float[chunkRows * cols];
+            for (int r0 = 0; r0 < rows; r0 += chunkRows)
+            {
+                int n = Math.Min(chunkRows, rows - r0);
+                var part = chunk.AsSpan(0, n * cols);
+                g.FillUniform(part, -InitBound, InitBound);
+                var q = QuantizedTensor4Bit.Quantize(part, [n, cols], FourBitType.NF4, 64, doubleQuant: false);
+                q.PackedCodes.CopyTo(packed.AsSpan(r0 * cols / 2));
+                q.Absmax.CopyTo(absmax.AsSpan(r0 * cols / 64));
+            }
+            return QuantizedTensor4Bit.FromParts(FourBitType.NF4, [rows, cols], 64, packed, null, DoubleQuantizedScales.Quantize(absmax));
         }
 
         /// <summary>A frozen random [rows, cols] matrix, bfloat16 drawn in chunks so no fp32 copy is ever whole.</summary>

@@ -7,7 +7,7 @@ namespace Microsoft.ML.Peft.QLora;
 /// Whole-model QLoRA conversions: quantize every <see cref="Linear"/> of a module tree to 4 bits in place, turn the
 /// 4-bit layers back into float32 ones (before merging adapters), and measure what a conversion does to the logits.
 /// </summary>
-public static class QuantizedModel
+public static partial class QuantizedModel
 {
     /// <summary>
     /// Replaces every float32 <see cref="Linear"/> in <paramref name="model"/> by a <see cref="QuantizedLinear"/>,
