@@ -84,7 +84,7 @@ def main():
         "torch": torch.__version__,
         "serial": "y = base(x) + 1.5 * up(act(down(base(x)))), act in silu / gelu (exact erf); grads of sum(y * r)",
         "fusion": "q = Wq h + bq; k_n = Wk z_n + bk; v_n = Wv z_n; p = softmax_n(q . k_n); out = sum_n p_n v_n; grads of sum(out * r)",
-        "tensors": {k: list(v.shape) for k, v in sorted(tensors.items())},
+        "tensors": {k: {"dtype": "float32", "shape": list(v.shape)} for k, v in sorted(tensors.items())},
     }, fixture_path("adapters", "adapters.json"))
 
 

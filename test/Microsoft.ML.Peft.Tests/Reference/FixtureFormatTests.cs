@@ -41,6 +41,8 @@ public sealed class FixtureFormatTests
         yield return "trainer/steps.safetensors";
         // build/reference/prompts_reference.py: prefix / prompt / adaption attention and P-tuning encoders on tiny Llama and BERT.
         yield return "prompts/expected.safetensors";
+        // build/reference/adapters_reference.py: bottleneck adapter and AdapterFusion outputs and gradients.
+        yield return "adapters/adapters.safetensors";
     }
 
     [TestMethod]
@@ -100,9 +102,9 @@ public sealed class FixtureFormatTests
             described++;
         }
 
-        // The layer, stories260K and per-architecture expected-output files carry a JSON tensor table; the checkpoints
-        // (model.safetensors), the decoders' token-classification expectations and the trainer fixture do not.
-        Assert.AreEqual(4 + Architectures.Length, described, "tensor tables found");
+        // The layer, stories260K, adapters and per-architecture expected-output files carry a JSON tensor table; the
+        // checkpoints (model.safetensors), the decoders' token-classification expectations and the trainer fixture do not.
+        Assert.AreEqual(5 + Architectures.Length, described, "tensor tables found");
     }
 
     [TestMethod]
