@@ -59,6 +59,14 @@ public abstract class TextClassificationTrainerOptions
     /// <summary>AdamW decoupled weight decay on trainable matrices (not biases or norm scales). Default 0.01.</summary>
     public double WeightDecay { get; set; } = 0.01;
 
+    /// <summary>
+    /// LoRA+ (Hayou et al. 2024; PEFT's <c>create_loraplus_optimizer</c>): the B matrices of the adapter (parameters
+    /// named "lora_B", and vectors such as biases) train at this ratio × <see cref="LearningRate"/>, the A matrices at
+    /// the learning rate. PEFT's documentation uses 16 (<see cref="Lora.LoraPlus.DefaultLrRatio"/>). Weight decay
+    /// still applies to matrices only. Default null (LoRA+ off: every parameter at the learning rate).
+    /// </summary>
+    public double? LoraPlusLearningRateRatio { get; set; }
+
     /// <summary>Global gradient-norm clipping threshold; null disables clipping. Default 1.0.</summary>
     public double? MaxGradientNorm { get; set; } = 1.0;
 

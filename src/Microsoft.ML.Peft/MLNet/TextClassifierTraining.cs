@@ -71,7 +71,7 @@ internal sealed class TextClassifierTraining
         var trainExamples = Encode(encoder, train, "training");
         var validationExamples = validation is null ? null : Encode(encoder, validation, "validation");
 
-        var state = new TrainingLoop(backend, settings, backend.PaddingId, options.Progress, log).Run(trainExamples, validationExamples);
+        var state = new TrainingLoop(backend, settings, backend.PaddingId, options.Progress, log, (backend as PeftTextClassifier)?.Peft).Run(trainExamples, validationExamples);
         backend.Module.Eval();
         var history = state.History.Select(h => new EpochSummary(h.Epoch, h.TrainLoss, h.ValidationLoss, h.ValidationAccuracy)).ToArray();
         var labelAnnotations = columns.Kind == ClassificationKind.Multiclass ? KeyValuesAnnotation.From(trainColumns.Label!.Value) : null;
@@ -111,6 +111,7 @@ internal sealed class TextClassifierTraining
             BatchOrder = options.BatchOrder,
             CheckpointFolder = options.CheckpointFolder,
             CheckpointEverySteps = options.CheckpointEverySteps,
+            LoraPlusLearningRateRatio = options.LoraPlusLearningRateRatio,
         };
         settings.Validate();
         return settings;

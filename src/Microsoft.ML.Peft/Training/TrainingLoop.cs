@@ -1,19 +1,26 @@
 using System.Diagnostics;
+using Microsoft.ML.Peft.AdapterTraining;
 using Microsoft.ML.Peft.Optim;
 using Microsoft.ML.Peft.Tensors;
+using Microsoft.ML.Peft.Tuners;
 
 namespace Microsoft.ML.Peft.Training;
 
 /// <summary>
 /// Fine-tunes the trainable parameters of a sequence classifier with mean cross-entropy: epochs of seeded batches,
 /// gradient accumulation, AdamW (decay on matrices only), linear warm-up then linear decay, global-norm clipping,
-/// validation and early stopping each epoch, and resumable checkpoints.
+/// validation and early stopping each epoch, and resumable checkpoints. When the model carries a PEFT adapter, the
+/// method's training hooks (<see cref="AdapterTrainingHooks"/>) are wired in: their parameter groups (LoRA+), their
+/// extra loss on every micro-batch (AdaLoRA's orthogonality regulariser) and their callback after every optimizer step
+/// (AdaLoRA's rank allocation).
 /// </summary>
 /// <remarks>
 /// Determinism: the batch plan is a function of (seed, epoch), the optimizer and schedule are deterministic and the
 /// engine's kernels do not depend on timing, so the same seed, data and settings give bit-identical weights; a run
 /// resumed from a checkpoint continues exactly where the interrupted one was. A micro-batch's loss is weighted by its
 /// share of the rows in its accumulation group, so an optimizer step always sees the mean over the group's rows.
+/// Stateful hooks (AdaLoRA's importance averages) are not checkpointed: a resumed AdaLoRA run restarts them, so only
+/// runs whose hooks keep no state (none, LoRA+) resume bit-identically.
 /// </remarks>
 internal sealed class TrainingLoop
 {
@@ -22,12 +29,21 @@ internal sealed class TrainingLoop
     private readonly int paddingId;
     private readonly IProgress<TrainingProgress>? progress;
     private readonly Action<string>? log;
+    private readonly PeftModel? adapter;
     private readonly Stopwatch clock = new();
 
-    public TrainingLoop(ISequenceClassifier model, TrainingSettings settings, int paddingId, IProgress<TrainingProgress>? progress = null, Action<string>? log = null)
+    /// <param name="model">The classifier to train.</param>
+    /// <param name="settings">Hyper-parameters.</param>
+    /// <param name="paddingId">The id written into padding positions.</param>
+    /// <param name="progress">Receives progress reports.</param>
+    /// <param name="log">Receives log lines.</param>
+    /// <param name="adapter">The PEFT model wrapping <paramref name="model"/>'s module, whose method's training hooks
+    /// the loop runs; null for a plain model (then <see cref="TrainingSettings.LoraPlusLearningRateRatio"/> must be null).</param>
+    public TrainingLoop(ISequenceClassifier model, TrainingSettings settings, int paddingId, IProgress<TrainingProgress>? progress = null, Action<string>? log = null, PeftModel? adapter = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(settings);
+        this.adapter = adapter;
         this.model = model;
         this.settings = settings;
         this.paddingId = paddingId;
@@ -47,19 +63,19 @@ internal sealed class TrainingLoop
         var trainable = model.Module.NamedParameters().Where(p => p.Parameter.RequiresGrad).ToList();
         if (trainable.Count == 0) throw new InvalidOperationException("the model has no trainable parameters");
 
-        var optimizer = new AdamW(
-            [
-                new ParameterGroup(trainable.Where(p => p.Parameter.Rank >= 2).Select(p => p.Parameter)),
-                new ParameterGroup(trainable.Where(p => p.Parameter.Rank < 2).Select(p => p.Parameter), weightDecay: 0),
-            ],
-            settings.LearningRate, weightDecay: settings.WeightDecay);
+        if (settings.LoraPlusLearningRateRatio is not null && adapter is null)
+            throw new ArgumentException("LoraPlusLearningRateRatio needs a model with a PEFT adapter", nameof(settings));
+
         int batchesPerEpoch = BatchPlanner.BatchesPerEpoch(train.Count, settings.BatchSize);
         int stepsPerEpoch = (batchesPerEpoch + settings.GradientAccumulationSteps - 1) / settings.GradientAccumulationSteps;
         int totalSteps = checked(stepsPerEpoch * settings.Epochs);
+        var hooks = adapter is null ? null : AdapterTrainingHooks.Create(adapter, totalSteps, settings.LoraPlusLearningRateRatio);
+        var optimizer = new AdamW(
+            OptimizerGroups.Build(trainable, hooks?.ParameterGroups(adapter!)), settings.LearningRate, weightDecay: settings.WeightDecay);
         var scheduler = new LearningRateScheduler(optimizer, new LinearWarmupSchedule(settings.WarmupSteps(totalSteps), totalSteps));
 
         clock.Restart();
-        var run = new RunContext(trainable, optimizer, totalSteps, settings.CheckpointFolder is { } f ? new CheckpointStore(f) : null)
+        var run = new RunContext(trainable, optimizer, totalSteps, settings.CheckpointFolder is { } f ? new CheckpointStore(f) : null, hooks)
         {
             State = new TrainerState { Fingerprint = RunFingerprint.Compute(settings, model, paddingId, train, validation) },
         };
@@ -99,6 +115,9 @@ internal sealed class TrainingLoop
         float value = loss.Item();
         if (!float.IsFinite(value))
             throw Diverged(run, $"the training loss is {value}");
+        // The method's extra term joins every micro-batch's loss before the share weighting, as PEFT adds it to every
+        // forward's loss; the reported loss stays the task loss.
+        if (run.Hooks?.ExtraLoss(adapter!) is { } extra) loss = loss.Add(extra);
         (rows.Length == groupRows ? loss : loss.Mul((float)rows.Length / groupRows)).Backward();
         return (double)value * rows.Length;
     }
@@ -115,6 +134,8 @@ internal sealed class TrainingLoop
         double learningRate = run.Optimizer.LearningRate;
         run.Optimizer.Step();
         scheduler.Step();
+        // Before ZeroGrad: AdaLoRA's allocator reads the gradients of the step just taken.
+        run.Hooks?.AfterOptimizerStep(adapter!, run.State.GlobalStep);
         run.Optimizer.ZeroGrad();
         var state = run.State;
         state.GlobalStep++;
@@ -285,8 +306,10 @@ internal sealed class TrainingLoop
     }
 
     /// <summary>Everything one call of <see cref="TrainingLoop.Run"/> carries between its phases.</summary>
-    private sealed class RunContext(List<(string Name, Tensor Parameter)> trainable, AdamW optimizer, int totalSteps, CheckpointStore? store)
+    private sealed class RunContext(List<(string Name, Tensor Parameter)> trainable, AdamW optimizer, int totalSteps, CheckpointStore? store, IAdapterTrainingHooks? hooks)
     {
+        public IAdapterTrainingHooks? Hooks { get; } = hooks;
+
         public List<(string Name, Tensor Parameter)> Trainable { get; } = trainable;
 
         public AdamW Optimizer { get; } = optimizer;

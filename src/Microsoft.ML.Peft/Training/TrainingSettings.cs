@@ -36,6 +36,9 @@ internal sealed record TrainingSettings
     /// <summary>Checkpoint every this many optimizer steps (0: only at the end of each epoch).</summary>
     public int CheckpointEverySteps { get; init; }
 
+    /// <summary>LoRA+ ratio λ (B matrices train at λ × the learning rate), or null for plain groups.</summary>
+    public double? LoraPlusLearningRateRatio { get; init; }
+
     public void Validate()
     {
         static void Positive(int value, string name)
@@ -52,11 +55,13 @@ internal sealed record TrainingSettings
         if (MaxGradNorm is { } clip && !(clip > 0)) throw new ArgumentOutOfRangeException(nameof(MaxGradNorm), clip, "MaxGradNorm must be positive (or null for no clipping)");
         if (EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(EarlyStoppingPatience), EarlyStoppingPatience, "EarlyStoppingPatience must be ≥ 0");
         if (CheckpointEverySteps < 0) throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, "CheckpointEverySteps must be ≥ 0");
+        if (LoraPlusLearningRateRatio is { } ratio && !(ratio > 0 && double.IsFinite(ratio)))
+            throw new ArgumentOutOfRangeException(nameof(LoraPlusLearningRateRatio), ratio, "LoraPlusLearningRateRatio must be positive and finite (or null for no LoRA+)");
     }
 
     /// <summary>The settings that shape the trajectory, as text (part of a checkpoint's fingerprint).</summary>
     public string TrajectoryKey() => string.Create(CultureInfo.InvariantCulture,
-        $"epochs={Epochs};batch={BatchSize};lr={LearningRate:R};warmup={WarmupRatio:R};wd={WeightDecay:R};accum={GradientAccumulationSteps};clip={MaxGradNorm?.ToString("R", CultureInfo.InvariantCulture) ?? "none"};seed={Seed};order={BatchOrder};patience={EarlyStoppingPatience}");
+        $"epochs={Epochs};batch={BatchSize};lr={LearningRate:R};warmup={WarmupRatio:R};wd={WeightDecay:R};accum={GradientAccumulationSteps};clip={MaxGradNorm?.ToString("R", CultureInfo.InvariantCulture) ?? "none"};seed={Seed};order={BatchOrder};patience={EarlyStoppingPatience}{(LoraPlusLearningRateRatio is { } r ? $";loraplus={r:R}" : "")}");
 
     /// <summary>Number of warm-up steps for <paramref name="totalSteps"/> (ceil, as Hugging Face's get_warmup_steps).</summary>
     public int WarmupSteps(int totalSteps) => (int)Math.Ceiling(WarmupRatio * totalSteps);
