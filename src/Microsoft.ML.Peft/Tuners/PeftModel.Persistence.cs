@@ -172,7 +172,7 @@ public sealed partial class PeftModel
 
     private static string Hint(string key) =>
         !key.StartsWith(KeyPrefix, StringComparison.Ordinal) ? $" (PEFT keys start with '{KeyPrefix}')"
-        : key.Contains("lora_magnitude_vector", StringComparison.Ordinal) ? " (DoRA is not supported)"
+        : key.Contains("lora_magnitude_vector", StringComparison.Ordinal) ? " (a DoRA magnitude, but adapter_config.json does not set use_dora: true)"
         : key.Contains("lora_embedding_", StringComparison.Ordinal) ? " (LoRA on embeddings is not supported)"
         : System.Text.RegularExpressions.Regex.IsMatch(key, @"\.lora_[AB]\.[^.]+\.weight$") ? " (PEFT files carry no adapter name: '…lora_A.weight')"
         : "";

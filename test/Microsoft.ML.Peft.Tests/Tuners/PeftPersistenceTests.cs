@@ -186,7 +186,7 @@ public sealed class PeftPersistenceTests
         File.WriteAllBytes(weights, writer.ToArray());
         var missing = Assert.ThrowsExactly<PeftConfigException>(() => PeftModel.FromPretrained(new TinyModel(new Generator(23)), dir));
         StringAssert.Contains(missing.Message, "missing key 'base_model.model.layers.1.mlp.fc1.lora_B.weight'");
-        StringAssert.Contains(missing.Message, "unexpected key 'base_model.model.layers.0.attn.q_proj.lora_magnitude_vector' (DoRA is not supported)");
+        StringAssert.Contains(missing.Message, "unexpected key 'base_model.model.layers.0.attn.q_proj.lora_magnitude_vector' (a DoRA magnitude, but adapter_config.json does not set use_dora: true)");
         StringAssert.Contains(missing.Message, "unexpected key 'base_model.model.layers.0.attn.q_proj.lora_A.default.weight' (PEFT files carry no adapter name");
 
         File.Delete(weights);
