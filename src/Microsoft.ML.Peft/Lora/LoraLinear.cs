@@ -225,7 +225,9 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
 
     /// <summary>
     /// Mixed batch (PEFT's <c>adapter_names</c>): each adapter's term is computed for the batch and kept only on its
-    /// own rows by a 0/1 row mask. x·1 = x and y + 0 = y exactly, so every row equals a run with its adapter alone.
+    /// own rows by a 0/1 row mask. x·1 = x and y + 0 = y exactly, so every row equals a run with its adapter alone (as long
+    /// as every adapter's term is finite: 0·∞ is NaN). Each adapter's term is computed over the whole batch, so k distinct
+    /// adapters cost k adapter passes; gathering each adapter's rows first would cost one.
     /// </summary>
     private Tensor AddPerRowAdapters(Tensor input, Tensor result)
     {
@@ -233,12 +235,12 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         int batch = input.ShapeArray()[0];
         if (rows.Count != batch)
             throw new ArgumentException($"mixed-batch adapters name {rows.Count} rows but the input {input} of this LoRA layer has {batch} in its first dimension");
+        var maskShape = input.ShapeArray();
+        for (int d = 1; d < maskShape.Length; d++) maskShape[d] = 1;
         foreach (var name in rows.Distinct().OfType<string>())
         {
             if (!loraA.ContainsKey(name)) continue;   // not on this layer (or "__base__"): base output only
             if (merged.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is merged; mixed-batch inference needs unmerged adapters");
-            var maskShape = input.ShapeArray();
-            for (int d = 1; d < maskShape.Length; d++) maskShape[d] = 1;
             var mask = new float[batch];
             for (int r = 0; r < batch; r++) mask[r] = rows[r] == name ? 1f : 0f;
             var term = loraMagnitude.ContainsKey(name) ? DoraTerm(name, input, result) : LoraTerm(name, input);
