@@ -115,6 +115,16 @@ public sealed class SvgdLoraTests
             Assert.AreEqual((members[0][i] + members[1][i] + members[2][i]) / 3, prediction.Probabilities[i], 1e-6);
         }
         Assert.IsTrue(prediction.MutualInformation.All(mi => mi > 0));
+        // Mutual information = entropy of the mean − mean of the members' entropies, computed here in double.
+        static double Entropy(IEnumerable<double> p) => -p.Where(x => x > 0).Sum(x => x * Math.Log(x));
+        for (int row = 0; row < prediction.Rows; row++)
+        {
+            var rowProbabilities = members.Select(m => m.Skip(row * 3).Take(3).Select(x => (double)x).ToArray()).ToList();
+            var mean = Enumerable.Range(0, 3).Select(c => rowProbabilities.Average(p => p[c])).ToArray();
+            double expected = Entropy(mean) - rowProbabilities.Average(Entropy);
+            Assert.AreEqual(expected, prediction.MutualInformation[row], 1e-6, $"row {row}");
+            Assert.AreEqual(Entropy(mean), prediction.PredictiveEntropy[row], 1e-6, $"row {row}");
+        }
         var same = EnsemblePrediction.FromMemberProbabilities([members[0], members[0]], 3);
         Assert.IsTrue(same.MutualInformation.All(mi => Math.Abs(mi) < 1e-6));
     }
