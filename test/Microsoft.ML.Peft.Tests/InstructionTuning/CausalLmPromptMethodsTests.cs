@@ -81,4 +81,9 @@ public sealed class CausalLmPromptMethodsTests
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
         }
     }
+
+    private sealed class GeneratedRow
+    {
+        public string Generated { get; set; } = "";
+    }
 }

@@ -173,20 +173,25 @@ public sealed class PromptMethodsTrainerTests
     [TestMethod]
     public void PromptTuning_LowersTheLoss_BelowTheFrozenBaseHeadOnlyBaseline()
     {
-        // Same subset, seed, schedule: the frozen base with only the head trained vs the head plus a soft prompt.
+        // Same 64 SST-2 rows, seed and schedule (10 epochs of 4 steps at 3e-2): the frozen base with only the head
+        // trained vs the head plus a TEXT-initialised soft prompt, scored by ML.NET's log-loss (bits) on those rows.
+        // Measured: head only 0.331, prompt 0.266. (At 1e-2: 0.507 vs 0.476. Random-init prompts and prefix tuning do
+        // not beat the head alone at this size, and no method generalises: dev accuracy stays near chance.)
         var ml = new MLContext();
         var train = Sst2.LoadBinary(ml, Sst2.Train, 64);
         PeftTextClassificationTrainer.Options Run(PeftConfig config) => new()
         {
-            BaseModel = TestPaths.Stories260K, PeftConfig = config, MaxEpochs = 3, BatchSize = 16, LearningRate = 2e-2, WarmupRatio = 0,
+            BaseModel = TestPaths.Stories260K, PeftConfig = config, MaxEpochs = 10, BatchSize = 16, LearningRate = 3e-2, WarmupRatio = 0,
             MaxSequenceLength = 20, Seed = 3,
         };
-        var headOnly = ml.BinaryClassification.Trainers.PeftTextClassification(Run(new SelectiveConfig(SelectiveMethod.HeadOnly))).Fit(train);
-        var prompt = ml.BinaryClassification.Trainers.PeftTextClassification(Run(new PromptTuningConfig { NumVirtualTokens = 8 })).Fit(train);
+        var headOnly = ml.BinaryClassification.Trainers.PeftTextClassification(Run(new SelectiveConfig(SelectiveMethod.HeadOnly) { TaskType = "SEQ_CLS", ModulesToSave = [] })).Fit(train);
+        var promptConfig = (PromptTuningConfig)Config("PROMPT_TUNING+TEXT", TestPaths.Stories260K);
+        promptConfig.NumVirtualTokens = 8;
+        var prompt = ml.BinaryClassification.Trainers.PeftTextClassification(Run(promptConfig)).Fit(train);
         double headLoss = ml.BinaryClassification.Evaluate(headOnly.Transform(train)).LogLoss;
         double promptLoss = ml.BinaryClassification.Evaluate(prompt.Transform(train)).LogLoss;
-        Console.WriteLine($"training-set log-loss: head only {headLoss:F4}, prompt tuning {promptLoss:F4}; last-epoch train loss {headOnly.TrainingHistory[^1].TrainLoss:F4} vs {prompt.TrainingHistory[^1].TrainLoss:F4}");
-        Assert.IsTrue(promptLoss < headLoss, $"prompt tuning {promptLoss:F4} is not below the head-only baseline {headLoss:F4}");
+        Console.WriteLine($"training-set log-loss: head only {headLoss:F4}, prompt tuning {promptLoss:F4}");
+        Assert.IsTrue(promptLoss < headLoss - 0.03, $"prompt tuning {promptLoss:F4} is not below the head-only baseline {headLoss:F4}");
     }
 
     public static IEnumerable<object[]> EncoderMethods =>
