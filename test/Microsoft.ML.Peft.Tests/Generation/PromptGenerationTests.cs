@@ -33,9 +33,9 @@ public sealed class PromptGenerationTests
     ];
 
     /// <summary>stories260K with the method injected (random prompts; LLaMA-Adapter's gates opened so it acts).</summary>
-    private static CausalLanguageModel WithMethod(string method)
+    private static CausalLanguageModel WithMethod(string method, string? folder = null)
     {
-        var model = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K);
+        var model = PretrainedModel.LoadForCausalLM(folder ?? TestPaths.Stories260K);
         PeftConfig config = method switch
         {
             "PROMPT_TUNING" => new PromptTuningConfig { NumVirtualTokens = N, TaskType = "CAUSAL_LM" },
@@ -96,6 +96,24 @@ public sealed class PromptGenerationTests
         }
         var plain = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K).Generate(Prompt, greedy).TokenIds.ToArray();
         CollectionAssert.AreNotEqual(plain, model.Generate(Prompt, greedy).TokenIds.ToArray(), $"{method}: the soft prompt changes what is generated");
+    }
+
+    [TestMethod]
+    [DataRow("gpt2", "PROMPT_TUNING")]
+    [DataRow("gpt2", "PREFIX_TUNING")]
+    [DataRow("gpt_neox", "PROMPT_TUNING")]
+    [DataRow("gpt_neox", "PREFIX_TUNING")]
+    [DataRow("qwen2", "PREFIX_TUNING")]
+    public void OtherDecoders_CachedGeneration_EqualsRerunningTheFullForward(string arch, string method)
+    {
+        // GPT-2 adds absolute position embeddings (wpe) at the offset positions, GPT-NeoX rotates part of each head,
+        // Qwen2 has q/k/v biases: the prefix and the virtual tokens must line up with the cache the same way.
+        var model = WithMethod(method, TestPaths.Fixture("reference", "models", arch));
+        int[] prompt = [5, 17, 3, 44];
+        var options = new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] };
+        CollectionAssert.AreEqual(WithoutCache(model, prompt, options), model.Generate(prompt, options).TokenIds.ToArray(), $"{arch} {method}");
+        var sampled = options with { DoSample = true, TopK = 0, Seed = 4 };
+        CollectionAssert.AreEqual(WithoutCache(model, prompt, sampled), model.Generate(prompt, sampled).TokenIds.ToArray(), $"{arch} {method} sampled");
     }
 
     [TestMethod]

@@ -82,6 +82,12 @@ public sealed class PromptMethodsTrainerTests
         // Accuracy as ML.NET defines it (fraction of rows whose prediction is the label), recomputed from the rows.
         Assert.AreEqual(expected.Count(r => r.PredictedLabel == r.Label) / (double)expected.Count, metrics.Accuracy, 1e-12);
 
+        // The reparameterisation (P-tuning's MLP/LSTM, the prefix projection) is gone after Fit: the fitted model
+        // scores with the table it computed, as PEFT saves it.
+        if (Encoder(model) is { } fitted) Assert.IsFalse(fitted.IsReparameterized, $"{method}: the encoder is a lookup table after Fit");
+        var leftovers = Classifier(model).Model.NamedParameters().Select(p => p.Name)
+            .Where(n => n.Contains("mlp_head", StringComparison.Ordinal) || n.Contains("lstm_head", StringComparison.Ordinal) || n.Contains(".transform.", StringComparison.Ordinal)).ToList();
+        Assert.IsEmpty(leftovers, $"{method}: {string.Join(", ", leftovers)}");
         var trained = Trained(model);
         string folder = Temp("prompt-adapter");
         string path = Temp("prompt-pipeline") + ".zip";
@@ -144,6 +150,37 @@ public sealed class PromptMethodsTrainerTests
         int width = method.StartsWith("PREFIX", StringComparison.Ordinal) ? 2 * 5 * 32 : 64;
         CollectionAssert.AreEqual(new long[] { VirtualTokens, width }, table.Shape.Select(d => (long)d).ToArray(), method);
         CollectionAssert.AreEqual(trained.Table, table.ToFloat32Array(), $"{method}: the saved table is what the trained encoder computes");
+    }
+
+    [TestMethod]
+    [DataRow("PREFIX_TUNING+projection")]
+    [DataRow("P_TUNING")]
+    [DataRow("P_TUNING+LSTM")]
+    public void UseLookupTables_KeepsTheOutputsBitForBit_AndDropsTheEncoder(string method)
+    {
+        var model = PretrainedModel.LoadForSequenceClassification(TestPaths.Stories260K, numLabels: 2);
+        var config = Config(method, TestPaths.Stories260K);
+        config.TaskType = "SEQ_CLS";
+        PeftModel.Inject(model, config, generator: new Generator(5));
+        model.Eval();
+        var ids = Tensor.FromInt32([1, 403, 407, 261, 378, 1, 260, 300, 401, 395], 2, 5);
+        float[] before, after, table;
+        using (TensorScope.Begin())
+        using (Autograd.NoGrad())
+        {
+            var encoder = model.NamedModules().Select(m => m.Module).OfType<PromptEncoderLayer>().Single().Encoder("default");
+            Assert.IsTrue(encoder.IsReparameterized);
+            table = encoder.Compute().ToArray();
+            before = model.Forward(ids).ToArray();
+            Assert.AreEqual(1, PromptEncoderLayer.UseLookupTables(model));
+            Assert.AreEqual(0, PromptEncoderLayer.UseLookupTables(model), "a lookup table stays as it is");
+            Assert.IsFalse(encoder.IsReparameterized);
+            CollectionAssert.AreEqual(table, encoder.Compute().ToArray(), "the table is what the encoder computed");
+            after = model.Forward(ids).ToArray();
+        }
+        CollectionAssert.AreEqual(before, after, $"{method}: logits with the table vs with the encoder");
+        var names = model.NamedParameters().Select(p => p.Name).Where(n => n.Contains("prompt_encoder", StringComparison.Ordinal)).ToList();
+        CollectionAssert.AreEqual(new[] { "model.prompt_encoder.default.embedding.weight" }, names.ToArray(), string.Join(", ", names));
     }
 
     [TestMethod]
