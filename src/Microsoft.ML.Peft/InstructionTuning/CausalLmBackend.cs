@@ -50,6 +50,8 @@ internal sealed class CausalLmBackend
         ulong seed = unchecked((ulong)(long)options.Seed);
         var model = LoadBase(folder, reference, options.Quantization, options.Log, seed);
         var config = options.PeftConfig is { } method ? MethodConfig(method, options.BaseModel!) : LoraConfigFrom(options);
+        var tokenizer = TokenizerLoader.FromFolder(folder);
+        (config as PromptTuning.PromptTuningConfig)?.FillInitTextTokenIds(tokenizer);
         PeftModel peft;
         try
         {
@@ -60,7 +62,7 @@ internal sealed class CausalLmBackend
             throw new ArgumentException($"the PEFT method {config.PeftType} cannot be applied to the {model.Config.ModelType} model '{options.BaseModel}': {e.Message}", nameof(options), e);
         }
         options.Log?.Invoke(peft.TrainableParametersSummary());
-        return new CausalLmBackend(model, peft, TokenizerLoader.FromFolder(folder), reference, options.EndOfSequenceTokenId);
+        return new CausalLmBackend(model, peft, tokenizer, reference, options.EndOfSequenceTokenId);
     }
 
     private static LoraConfig LoraConfigFrom(CausalLmFineTuningEstimator.Options options) => new()

@@ -40,7 +40,7 @@ public sealed class CausalLmPromptMethodsTests
     public void FitTransformSaveLoad_SameGenerations(string method)
     {
         var ml = new MLContext();
-        var train = SentimentInstructions.View(ml, 24);
+        var train = SentimentInstructions.View(ml, 16);
         var heldOut = SentimentInstructions.View(ml, 3, skip: 400);
         var config = Config(method);
         string before = config.ToJson();

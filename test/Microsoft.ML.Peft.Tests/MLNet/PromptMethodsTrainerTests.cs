@@ -186,24 +186,23 @@ public sealed class PromptMethodsTrainerTests
     [TestMethod]
     public void PromptTuning_Text_StartsFromTheTextsWordEmbeddings_AndTrainsThem()
     {
-        // The TEXT init copies the word embeddings of the init text's ids (cycled to n); training then moves them.
+        // Without ids the trainer tokenizes prompt_tuning_init_text with the base model's tokenizer as PEFT does
+        // (tokenizer(text)["input_ids"], so Llama's BOS = 1 comes first), and the prompt starts as the word embeddings
+        // of those ids cut or cycled to n; training then moves them.
         var ml = new MLContext();
         var train = Sst2.LoadBinary(ml, Sst2.Train, 32);
-        var ids = InitTextIds(TestPaths.Stories260K);
-        var baseModel = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K);
-        var embeddings = baseModel.Decoder.InputEmbeddings.Weight.ToArray();
+        var ids = TokenizerLoader.FromFolder(TestPaths.Stories260K).Encode("positive or negative", options: new EncodeOptions { Padding = PaddingStrategy.DoNotPad }).InputIds.ToArray();
+        Assert.AreEqual(1, ids[0], "PEFT's ids of the init text start with the tokenizer's BOS");
+        var embeddings = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K).Decoder.InputEmbeddings.Weight.ToArray();
         var initial = Enumerable.Range(0, VirtualTokens).SelectMany(i => embeddings.AsSpan(ids[i % ids.Length] * 64, 64).ToArray()).ToArray();
+        PeftConfig TextInit() => new PromptTuningConfig { NumVirtualTokens = VirtualTokens, Init = PromptTuningInit.Text, InitText = "positive or negative" };
 
-        var untrained = ml.BinaryClassification.Trainers.PeftTextClassification(new PeftTextClassificationTrainer.Options
-        {
-            BaseModel = TestPaths.Stories260K, PeftConfig = Config("PROMPT_TUNING+TEXT", TestPaths.Stories260K), MaxEpochs = 1, BatchSize = 16, LearningRate = 1e-30,
-            WarmupRatio = 0, MaxSequenceLength = 20, Seed = 3,
-        }).Fit(train);
-        var start = Trained(untrained).Table;
+        var options = Options(TextInit(), TestPaths.Stories260K);
+        options.LearningRate = 1e-30;
+        var start = Trained(ml.BinaryClassification.Trainers.PeftTextClassification(options).Fit(train)).Table;
         for (int i = 0; i < initial.Length; i++) Assert.AreEqual(initial[i], start[i], 1e-6f, $"element {i} of the TEXT-initialised prompt");
 
-        var model = ml.BinaryClassification.Trainers.PeftTextClassification(Options(Config("PROMPT_TUNING+TEXT", TestPaths.Stories260K), TestPaths.Stories260K)).Fit(train);
-        var trained = Trained(model).Table;
+        var trained = Trained(ml.BinaryClassification.Trainers.PeftTextClassification(Options(TextInit(), TestPaths.Stories260K)).Fit(train)).Table;
         Assert.IsTrue(trained.Zip(initial).Max(p => Math.Abs(p.First - p.Second)) > 1e-3, "training moved the prompt");
     }
 
