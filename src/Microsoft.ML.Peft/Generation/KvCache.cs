@@ -51,8 +51,19 @@ public sealed class KvCache
     /// <summary>Positions already cached (the next forward starts here).</summary>
     public int Length { get; private set; }
 
+    /// <summary>
+    /// Leading cached positions that hold an attached soft prompt (prompt tuning's virtual tokens or prefix tuning's
+    /// key/value prefix) rather than the caller's tokens: the caller's attention mask does not cover them (the model
+    /// prepends ones for them), but positions count them. Set by the first forward of a model with a prompt attached.
+    /// </summary>
+    public int PromptLength { get; private set; }
+
     /// <summary>Forgets every cached position (the buffers are kept for reuse).</summary>
-    public void Reset() => Length = 0;
+    public void Reset()
+    {
+        Length = 0;
+        PromptLength = 0;
+    }
 
     /// <summary>
     /// Writes the new keys/values [batch, kvHeads, T, headDim] of <paramref name="layer"/> at positions
@@ -76,4 +87,11 @@ public sealed class KvCache
 
     /// <summary>Called by the model once every layer has appended: the new positions become part of the past.</summary>
     internal void Advance(int count) => Length += count;
+
+    /// <summary>Records that the first <paramref name="count"/> positions (being cached by the first forward) are a soft prompt.</summary>
+    internal void MarkPrompt(int count)
+    {
+        if (Length != 0) throw new InvalidOperationException($"KvCache: a soft prompt must be the first thing cached; {Length} positions are cached already");
+        PromptLength = count;
+    }
 }

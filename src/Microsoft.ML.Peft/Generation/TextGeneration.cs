@@ -13,6 +13,10 @@ namespace Microsoft.ML.Peft.Generation;
 /// Several prompts run as one left-padded batch, with transformers' generate-time positions (cumsum(mask) − 1 per
 /// row), so each row continues exactly as it would alone. A finished row keeps being fed a padding token until every row
 /// has finished; its result ends at its EOS / stop-string token.
+/// <para>Soft prompts attached to the model (prompt tuning, P-tuning, prefix tuning / P-tuning v2, LLaMA-Adapter)
+/// take part as in PEFT's <c>generate</c>: the first forward puts the n virtual tokens or the key/value prefix at the
+/// front of the cache, every later step attends to them there, and the real tokens are numbered from n (PEFT prepends
+/// n ones to the attention mask, so transformers' cumsum positions start at n).</para>
 /// </remarks>
 public static class TextGeneration
 {
@@ -84,6 +88,7 @@ public static class TextGeneration
         private readonly HashSet<int>[] seen;
         private readonly GenerationStopReason?[] stopped;
         private readonly int padId;
+        private readonly int softPromptLength; // virtual tokens or prefix positions in front of every row
 
         public Run(CausalLanguageModel model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, Func<IReadOnlyList<int>, string>? decode)
         {
@@ -100,6 +105,8 @@ public static class TextGeneration
             seen = [.. prompts.Select(p => new HashSet<int>(p))];
             stopped = new GenerationStopReason?[rows];
             padId = model.Config.PadTokenId ?? model.Config.EosTokenId ?? 0;
+            var source = model.Decoder.PromptSource;
+            softPromptLength = (source?.InputPromptLength ?? 0) + (source?.PrefixLength ?? 0);
         }
 
         public IReadOnlyList<GenerationResult> Execute()
@@ -111,7 +118,7 @@ public static class TextGeneration
         private void Loop()
         {
             int width = promptLength + options.MaxNewTokens;
-            var cache = model.Decoder.CreateCache(rows, width);
+            var cache = model.Decoder.CreateCache(rows, softPromptLength + width);
             var rng = new Generator(options.Seed);
             var order = new int[model.VocabSize];
             var (ids, positions) = PromptInputs(width);
@@ -148,7 +155,10 @@ public static class TextGeneration
             }
         }
 
-        /// <summary>Left-padded prompt ids and transformers' positions (cumsum(mask) − 1; padding at 1).</summary>
+        /// <summary>
+        /// Left-padded prompt ids and transformers' positions (cumsum(mask) − 1, counting the soft prompt's n leading
+        /// ones as PEFT's mask does; padding at 1).
+        /// </summary>
         private (Tensor Ids, Tensor Positions) PromptInputs(int width)
         {
             var ids = new int[rows * promptLength];
@@ -161,9 +171,9 @@ public static class TextGeneration
                     bool real = i >= pad;
                     ids[r * promptLength + i] = real ? prompts[r][i - pad] : padId;
                     mask[r * width + i] = real ? 1 : 0;
-                    positions[r * promptLength + i] = real ? i - pad : 1;
+                    positions[r * promptLength + i] = real ? softPromptLength + i - pad : 1;
                 }
-                nextPosition[r] = prompts[r].Count;
+                nextPosition[r] = softPromptLength + prompts[r].Count;
             }
             using (TensorScope.Untracked())
                 return (Tensor.FromInt32(ids, rows, promptLength), Tensor.FromInt32(positions, rows, promptLength));

@@ -9,7 +9,7 @@ using Microsoft.ML.Peft.Tuners;
 namespace Microsoft.ML.Peft.InstructionTuning;
 
 /// <summary>
-/// A causal LM with a LoRA adapter (on a 4-bit base for QLoRA) and its tokenizer: built fresh for training
+/// A causal LM with a LoRA adapter (on a 4-bit base for QLoRA) or the options' other PEFT method, and its tokenizer: built fresh for training
 /// (<see cref="Create"/>: load → quantize → inject) or from a saved adapter (<see cref="Load"/>: load → verify the
 /// weights' SHA-256 → re-quantize with the stored settings → load the adapter frozen).
 /// </summary>
@@ -49,19 +49,47 @@ internal sealed class CausalLmBackend
         var reference = BaseModelReference.Describe(options.BaseModel!, folder);
         ulong seed = unchecked((ulong)(long)options.Seed);
         var model = LoadBase(folder, reference, options.Quantization, options.Log, seed);
-        var targets = options.TargetModules is [var single] && single == ModuleSelector.AllLinearShorthand ? ModuleSelector.AllLinear : ModuleSelector.FromNames(options.TargetModules);
-        var config = new LoraConfig
+        var config = options.PeftConfig is { } method ? MethodConfig(method, options.BaseModel!) : LoraConfigFrom(options);
+        var tokenizer = TokenizerLoader.FromFolder(folder);
+        (config as PromptTuning.PromptTuningConfig)?.FillInitTextTokenIds(tokenizer);
+        PeftModel peft;
+        try
         {
-            Rank = options.LoraRank,
-            Alpha = options.LoraAlpha,
-            Dropout = options.LoraDropout,
-            TargetModules = targets,
-            TaskType = "CAUSAL_LM",
-            BaseModelNameOrPath = options.BaseModel,
-        };
-        var peft = PeftModel.Inject(model, config, "default", new Generator(seed ^ AdapterStream));
+            peft = PeftModel.Inject(model, config, "default", new Generator(seed ^ AdapterStream));
+        }
+        catch (PeftConfigException e)
+        {
+            throw new ArgumentException($"the PEFT method {config.PeftType} cannot be applied to the {model.Config.ModelType} model '{options.BaseModel}': {e.Message}", nameof(options), e);
+        }
         options.Log?.Invoke(peft.TrainableParametersSummary());
-        return new CausalLmBackend(model, peft, TokenizerLoader.FromFolder(folder), reference, options.EndOfSequenceTokenId);
+        return new CausalLmBackend(model, peft, tokenizer, reference, options.EndOfSequenceTokenId);
+    }
+
+    private static LoraConfig LoraConfigFrom(CausalLmFineTuningEstimator.Options options) => new()
+    {
+        Rank = options.LoraRank,
+        Alpha = options.LoraAlpha,
+        Dropout = options.LoraDropout,
+        TargetModules = options.TargetModules is [var single] && single == ModuleSelector.AllLinearShorthand ? ModuleSelector.AllLinear : ModuleSelector.FromNames(options.TargetModules),
+        TaskType = "CAUSAL_LM",
+        BaseModelNameOrPath = options.BaseModel,
+    };
+
+    /// <summary>The caller's method on a copy (their object is never modified), as a causal-LM adapter of the base model.</summary>
+    private static PeftConfig MethodConfig(PeftConfig method, string baseModel)
+    {
+        try
+        {
+            method.Validate();
+        }
+        catch (PeftConfigException e)
+        {
+            throw new ArgumentException($"Options.PeftConfig ({method.PeftType}) is invalid: {e.Message}", nameof(method), e);
+        }
+        var config = method.Clone();
+        config.TaskType = "CAUSAL_LM";
+        config.BaseModelNameOrPath ??= baseModel;
+        return config;
     }
 
     public static CausalLmBackend Load(BaseModelReference baseModel, string adapterFolder, int endOfSequenceId, Action<string>? log)

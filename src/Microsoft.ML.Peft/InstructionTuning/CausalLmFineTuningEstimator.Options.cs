@@ -60,6 +60,14 @@ public sealed partial class CausalLmFineTuningEstimator
         /// <summary>Layers to adapt (PEFT's target_modules). Default ["all-linear"] (every linear layer but the output head).</summary>
         public IReadOnlyList<string> TargetModules { get; set; } = ["all-linear"];
 
+        /// <summary>
+        /// Another PEFT method instead of LoRA (e.g. <see cref="PromptTuning.PromptTuningConfig"/>,
+        /// <see cref="PrefixTuning.PrefixTuningConfig"/>, <see cref="PTuning.PromptEncoderConfig"/>,
+        /// <see cref="AdaptionPrompt.AdaptionPromptConfig"/>): injected with task_type CAUSAL_LM on a copy, and the LoRA
+        /// settings (rank, alpha, dropout, target modules) are not used. Default null (LoRA from those settings).
+        /// </summary>
+        public Tuners.PeftConfig? PeftConfig { get; set; }
+
         /// <summary>Passes over the training data. Default 3.</summary>
         public int MaxEpochs { get; set; } = 3;
 

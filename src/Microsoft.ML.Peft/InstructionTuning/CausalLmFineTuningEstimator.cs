@@ -5,7 +5,8 @@ using Microsoft.ML.Peft.QLora;
 namespace Microsoft.ML.Peft;
 
 /// <summary>
-/// Instruction tuning of a decoder with QLoRA (or LoRA on float32 weights) as an ML.NET estimator. Fit reads
+/// Instruction tuning of a decoder with QLoRA (or LoRA on float32 weights, or another PEFT method such as a soft
+/// prompt through <see cref="Options.PeftConfig"/>) as an ML.NET estimator. Fit reads
 /// (instruction, input, output) Text columns, writes each row as prompt (template) + response + EOS, trains the
 /// adapter with the loss on the response tokens only, and returns a <see cref="CausalLmFineTuningTransformer"/> that
 /// adds a generated-response column. Create it with <c>mlContext.Transforms.CausalLmFineTuning(options)</c>; Alpaca
@@ -71,6 +72,8 @@ public sealed partial class CausalLmFineTuningEstimator : IEstimator<CausalLmFin
             options.Log?.Invoke($"packing: {before} sequences into {trainSequences.Count} rows of at most {options.MaxSequenceLength} tokens");
         }
         var history = new CausalLmTrainingLoop(backend.Model, settings, backend.PaddingId, options.Log).Run(trainSequences, validationSequences);
+        // Soft prompts: the trained encoder (MLP, LSTM, prefix projection) is replaced by its table, as PEFT saves it.
+        PromptTuning.PromptEncoderLayer.UseLookupTables(backend.Model);
         return new CausalLmFineTuningTransformer(backend, columns, encoder, options.EffectiveGeneration, history);
     }
 

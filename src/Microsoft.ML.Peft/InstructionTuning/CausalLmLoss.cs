@@ -16,7 +16,10 @@ public static class CausalLmLoss
     internal static Tensor Sum(CausalLanguageModel model, CausalLmBatch batch)
     {
         var logits = model.Forward(batch.InputIds, batch.AttentionMask);
-        int t = logits.Size(1);
+        // An input soft prompt (prompt tuning, P-tuning) adds n leading positions that predict no label (PEFT pads
+        // the labels with n × −100): only the real tokens' logits are scored.
+        int t = batch.Labels.Size(1);
+        if (logits.Size(1) != t) logits = logits.Narrow(1, logits.Size(1) - t, t);
         var next = batch.Labels.Narrow(1, 1, t - 1).Contiguous();
         return logits.Narrow(1, 0, t - 1).CrossEntropy(next, reduction: Reduction.Sum);
     }

@@ -43,6 +43,8 @@ internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
         config.BaseModelNameOrPath ??= options.BaseModel;
         // The new head must train whatever the method: an unset or empty modules_to_save becomes the head.
         if (config.ModulesToSave is not { Count: > 0 }) config.ModulesToSave = [.. model.ClassifierHeadNames];
+        var tokenizer = TokenizerLoader.FromFolder(folder);
+        (config as PromptTuning.PromptTuningConfig)?.FillInitTextTokenIds(tokenizer);
         var random = new Generator(seed ^ AdapterStream);
         PeftModel peft;
         try
@@ -56,7 +58,7 @@ internal sealed class PeftTextClassifierFactory : ITextClassifierFactory
                 $"Modules of the model (layer indices as *): {ModuleNameSummary(model)}", nameof(options), e);
         }
         options.Log?.Invoke(peft.TrainableParametersSummary());
-        return new PeftTextClassifier(model, peft, TokenizerLoader.FromFolder(folder), reference, random);
+        return new PeftTextClassifier(model, peft, tokenizer, reference, random);
     }
 
     public ITextClassifierBackend Load(BaseModelReference baseModel, string adapterFolder, int numLabels, Action<string>? log)

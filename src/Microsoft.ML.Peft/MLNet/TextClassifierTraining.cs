@@ -73,6 +73,8 @@ internal sealed class TextClassifierTraining
 
         var state = new TrainingLoop(backend, settings, backend.PaddingId, options.Progress, log, (backend as PeftTextClassifier)?.Peft).Run(trainExamples, validationExamples);
         backend.Module.Eval();
+        // Soft prompts: the trained encoder (MLP, LSTM, prefix projection) is replaced by its table, as PEFT saves it.
+        PromptTuning.PromptEncoderLayer.UseLookupTables(backend.Module);
         var history = state.History.Select(h => new EpochSummary(h.Epoch, h.TrainLoss, h.ValidationLoss, h.ValidationAccuracy)).ToArray();
         var labelAnnotations = columns.Kind == ClassificationKind.Multiclass ? KeyValuesAnnotation.From(trainColumns.Label!.Value) : null;
         return new ClassifierParts(backend, columns, numLabels, labelAnnotations, encoder, options.ScoringBatchSize, history);

@@ -13,7 +13,11 @@ namespace Microsoft.ML.Peft.Models;
 /// Prompt learning (<see cref="IPromptHost"/>): input prompts go in front of the embeddings with positions
 /// 0..n−1 (the real tokens follow from n, as transformers numbers an inputs_embeds sequence), and the output keeps
 /// those n leading positions; key/value prefixes are treated as n cached positions, so the real tokens get positions
-/// n.. and every query sees the whole prefix (causal masking is bottom-right aligned).
+/// n.. and every query sees the whole prefix (causal masking is bottom-right aligned). Given position_ids are the real
+/// tokens' (the virtual tokens keep 0..n−1 in front of them). With a <see cref="KvCache"/> the first forward puts the
+/// prompt into the cache (virtual tokens through the layers, a prefix copied in) and records it as
+/// <see cref="KvCache.PromptLength"/>; later forwards attend to it there. The caller's attention mask never covers
+/// the prompt.
 /// </remarks>
 public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
 {
@@ -99,30 +103,45 @@ public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
         if (inputsEmbeds.Rank != 3 || inputsEmbeds.Size(2) != HiddenSize || inputsEmbeds.DType != DType.Float32)
             throw new ArgumentException($"inputs_embeds {inputsEmbeds} must be float32 [batch, seq, {HiddenSize}]");
         int b = inputsEmbeds.Size(0), t = inputsEmbeds.Size(1);
-        int past = cache?.Length ?? 0;
         if (cache is not null && (cache.Batch != b || cache.Layers != NumLayers))
             throw new ArgumentException($"KvCache holds {cache.Batch} sequences of {cache.Layers} layers but the input has batch {b} and the model {NumLayers} layers");
-        attentionMask = AttentionHelpers.CheckCompanion(attentionMask, "attention_mask", b, past + t);
 
         var prompt = PromptSource;
         int virtualTokens = prompt?.InputPromptLength ?? 0, prefix = prompt?.PrefixLength ?? 0;
-        if (cache is not null && virtualTokens + prefix > 0)
-            throw new NotSupportedException("a KvCache (generation) cannot be combined with an attached prompt-learning method here");
-        if (virtualTokens > 0)
+        // With a cache the prompt is attached by the first forward only (it becomes the cache's leading positions);
+        // later forwards find it there, so the caller's mask never covers it.
+        bool promptCached = cache is not null && cache.Length > 0;
+        if (cache is not null && promptCached && cache.PromptLength != virtualTokens + prefix)
+            throw new InvalidOperationException($"the KvCache starts with a soft prompt of {cache.PromptLength} positions but the model's attached prompt now has {virtualTokens + prefix}; reset the cache after changing the prompt adapter");
+        int past = cache?.Length ?? 0;
+        attentionMask = AttentionHelpers.CheckCompanion(attentionMask, "attention_mask", b, past - (cache?.PromptLength ?? 0) + t);
+        if (virtualTokens > 0 && !promptCached)
         {
-            if (positionIds is not null)
-                throw new ArgumentException($"position_ids cannot be given with an input prompt of {virtualTokens} virtual tokens (their positions are 0..{virtualTokens - 1})");
             inputsEmbeds = PromptPlumbing.PrependPrompt(prompt!.InputPrompt(), inputsEmbeds);
+            positionIds = PromptPlumbing.PrependPromptPositions(positionIds, virtualTokens);
             t += virtualTokens;
+        }
+        Tensor? prefixTable = prefix > 0 ? prompt!.PrefixKeyValues() : null;
+        if (cache is not null && !promptCached && virtualTokens + prefix > 0)
+        {
+            cache.MarkPrompt(virtualTokens + prefix);
+            if (prefixTable is not null)
+            {
+                // The prefix becomes the cache's first positions once, so no step copies it in front of its keys again.
+                for (int layer = 0; layer < NumLayers; layer++)
+                    cache.Append(layer, PromptPlumbing.PrefixSlice(prefixTable, layer, 0, b), PromptPlumbing.PrefixSlice(prefixTable, layer, 1, b));
+                cache.Advance(prefix);
+                past = prefix;
+            }
         }
         attentionMask = PromptPlumbing.PrependOnes(attentionMask, virtualTokens + prefix);
         var step = new DecoderStep
         {
-            Positions = Positions(positionIds, b, t, past + prefix, out int limit),
+            Positions = Positions(positionIds, b, t, cache is null ? prefix : past, out int limit),
             PositionLimit = limit,
             KeyMask = AttentionHelpers.AdditiveKeyMask(attentionMask),
             Cache = cache,
-            PrefixKeyValues = prefix > 0 ? prompt!.PrefixKeyValues() : null,
+            PrefixKeyValues = cache is null ? prefixTable : null,
         };
         var hidden = ForwardCore(inputsEmbeds, step, hiddenStates);
         cache?.Advance(t);

@@ -41,6 +41,28 @@ public sealed class PromptEncoderLayer : Module, ITunerLayer, IPromptSource
         order.Add(adapterName);
     }
 
+    /// <summary>
+    /// After training: every reparameterised prompt encoder in <paramref name="model"/> (P-tuning's MLP/LSTM, the prefix
+    /// projection) gives way to the table it computes — what PEFT saves and what loading gives back — so scoring and
+    /// generation stop recomputing it. Returns how many encoders were replaced.
+    /// </summary>
+    public static int UseLookupTables(Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        int replaced = 0;
+        foreach (var layer in model.NamedModules().Select(m => m.Module).OfType<PromptEncoderLayer>().ToList())
+        {
+            foreach (var name in layer.AdapterNames)
+            {
+                var encoder = layer.Encoder(name);
+                if (!encoder.IsReparameterized) continue;
+                encoder.UseLookupTable();
+                replaced++;
+            }
+        }
+        return replaced;
+    }
+
     /// <summary>The encoder of <paramref name="adapterName"/>.</summary>
     public VirtualTokenEncoder Encoder(string adapterName) => encoders.TryGetValue(adapterName, out var slot)
         ? slot.Module

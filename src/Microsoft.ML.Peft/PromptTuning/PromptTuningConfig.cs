@@ -44,6 +44,19 @@ public sealed class PromptTuningConfig : PromptLearningConfig
             throw new PeftConfigException("prompt_tuning_init TEXT needs prompt_tuning_init_text");
     }
 
+    /// <summary>
+    /// What PEFT does with tokenizer_name_or_path: for TEXT init without <see cref="InitTextTokenIds"/>, the ids are
+    /// <c>tokenizer(prompt_tuning_init_text)["input_ids"]</c> — the tokenizer's special tokens included (e.g. Llama's
+    /// BOS, BERT's [CLS]/[SEP]), as PEFT's <c>PromptEmbedding</c> takes them. The trainers call this with the base
+    /// model's tokenizer; ids given by the caller are kept.
+    /// </summary>
+    internal void FillInitTextTokenIds(Tokenizers.Tokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        if (Init != PromptTuningInit.Text || InitTextTokenIds is not null || string.IsNullOrEmpty(InitText)) return;
+        InitTextTokenIds = tokenizer.Encode(InitText, options: new Tokenizers.EncodeOptions { Padding = Tokenizers.PaddingStrategy.DoNotPad }).InputIds.ToArray();
+    }
+
     private protected override bool IsPrefix => false;
 
     private protected override void CopyUnsavedSettings(PeftConfig clone) => ((PromptTuningConfig)clone).InitTextTokenIds = InitTextTokenIds;

@@ -21,6 +21,26 @@ internal static class PromptPlumbing
         return Tensor.FromInt32(extended, batch, count + seq);
     }
 
+    /// <summary>
+    /// Positions 0..n−1 of the virtual tokens in front of the real tokens' int32 [seq] or [batch, seq] positions; null
+    /// stays null (the forward then numbers 0..n+seq−1).
+    /// </summary>
+    public static Tensor? PrependPromptPositions(Tensor? positionIds, int count)
+    {
+        if (positionIds is null || count == 0) return positionIds;
+        if (positionIds.DType != DType.Int32 || positionIds.Rank is not (1 or 2))
+            throw new ArgumentException($"position_ids {positionIds} must be an int32 tensor [batch, seq] or [seq]");
+        var given = (positionIds.IsContiguous ? positionIds : positionIds.Contiguous()).AsReadOnlySpan<int>();
+        int rows = positionIds.Rank == 2 ? positionIds.Size(0) : 1, seq = positionIds.Size(positionIds.Rank - 1);
+        var result = new int[rows * (count + seq)];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int i = 0; i < count; i++) result[r * (count + seq) + i] = i;
+            given.Slice(r * seq, seq).CopyTo(result.AsSpan(r * (count + seq) + count));
+        }
+        return positionIds.Rank == 2 ? Tensor.FromInt32(result, rows, count + seq) : Tensor.FromInt32(result, count + seq);
+    }
+
     /// <summary>[n, hidden] prompt in front of [batch, seq, hidden] embeddings → [batch, n + seq, hidden].</summary>
     public static Tensor PrependPrompt(Tensor prompt, Tensor inputsEmbeds)
     {
