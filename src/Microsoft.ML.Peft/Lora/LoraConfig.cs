@@ -197,7 +197,7 @@ public sealed class LoraConfig : PeftConfig
         };
         var init = fields.Take("init_lora_weights");
         InitLoraWeights = LoraInit.Parse(init)
-            ?? throw new PeftConfigException($"{fields.Source}: init_lora_weights {PythonJson.Serialize(init)} is not supported (supported: true, false, \"gaussian\", \"pissa\", \"pissa_niter_<n>\")");
+            ?? throw new PeftConfigException($"{fields.Source}: init_lora_weights {PythonJson.Serialize(init)} is not supported (supported: true, false, \"gaussian\", \"pissa\", \"pissa_niter_<n>\", \"olora\")");
         LayersToTransform = fields.IntOrList("layers_to_transform");
         LayersPattern = fields.StringOrList("layers_pattern") switch
         {

@@ -79,7 +79,7 @@ public sealed class LoraLinear : TunerLinearLayer
     /// <summary>
     /// Adds (or replaces the weights of) adapter <paramref name="adapterName"/> with the given rank, alpha, dropout
     /// and initialisation, as PEFT's <c>update_layer</c>. The new adapter's parameters are trainable; it is not
-    /// activated. PiSSA changes the base weight to the residual (see <see cref="LoraInitKind.Pissa"/>).
+    /// activated. PiSSA and OLoRA change the base weight to the residual (see <see cref="LoraInitKind.Pissa"/>, <see cref="LoraInitKind.Olora"/>).
     /// </summary>
     /// <param name="adapterName">The adapter's name.</param>
     /// <param name="rank">r.</param>
@@ -122,6 +122,9 @@ public sealed class LoraLinear : TunerLinearLayer
                     break;
                 case LoraInitKind.Pissa:
                     PissaInitializer.Initialize(this, a.Weight, b.Weight, scaling, init.PissaIterations, generator);
+                    break;
+                case LoraInitKind.Olora:
+                    OloraInitializer.Initialize(this, a.Weight, b.Weight, scaling);
                     break;
                 default:
                     throw new ArgumentOutOfRangeException(nameof(init), init.Kind, "unknown LoRA initialisation");
