@@ -149,7 +149,7 @@ public sealed class LoraConfig : PeftConfig
     private protected override void WriteFields(Dictionary<string, object?> fields)
     {
         fields["r"] = Rank;
-        fields["lora_alpha"] = JsonNumber(Alpha);
+        fields["lora_alpha"] = PythonJson.Number(Alpha);
         fields["lora_dropout"] = Dropout;
         fields["target_modules"] = TargetModules?.ToJsonValue();
         fields["exclude_modules"] = ExcludeModules?.ToJsonValue();
@@ -166,7 +166,7 @@ public sealed class LoraConfig : PeftConfig
         fields["layers_to_transform"] = LayersToTransform?.Cast<object?>().ToList();
         fields["layers_pattern"] = LayersPattern?.Cast<object?>().ToList();
         fields["rank_pattern"] = RankPattern.ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
-        fields["alpha_pattern"] = AlphaPattern.ToDictionary(kv => kv.Key, kv => JsonNumber(kv.Value), StringComparer.Ordinal);
+        fields["alpha_pattern"] = AlphaPattern.ToDictionary(kv => kv.Key, kv => PythonJson.Number(kv.Value), StringComparer.Ordinal);
         // Defaults of the fields every PEFT release writes, so files look like PEFT's (kept as read when present).
         fields.TryAdd("lora_bias", false);
         fields.TryAdd("layer_replication", null);
@@ -224,8 +224,4 @@ public sealed class LoraConfig : PeftConfig
         (string pattern, _) => ModuleSelector.FromPattern(pattern),
         (_, var list) => ModuleSelector.FromNames(list!),
     };
-
-    /// <summary>An integral value as a JSON integer (PEFT's lora_alpha is an int), otherwise a float.</summary>
-    private static object JsonNumber(double value) =>
-        value == Math.Floor(value) && Math.Abs(value) < 1e15 ? (object)(long)value : value;
 }

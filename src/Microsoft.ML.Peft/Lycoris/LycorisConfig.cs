@@ -75,7 +75,7 @@ public abstract class LycorisConfig : PeftConfig
     private protected void WriteSharedFields(Dictionary<string, object?> fields, Action<Dictionary<string, object?>> methodFields)
     {
         fields["r"] = Rank;
-        fields["alpha"] = Alpha;
+        fields["alpha"] = PythonJson.Number(Alpha);
         fields["rank_dropout"] = RankDropout;
         fields["module_dropout"] = ModuleDropout;
         fields["use_effective_conv2d"] = UseEffectiveConv2d;
@@ -86,7 +86,7 @@ public abstract class LycorisConfig : PeftConfig
         fields["layers_to_transform"] = LayersToTransform?.Cast<object?>().ToList();
         fields["layers_pattern"] = LayersPattern?.Cast<object?>().ToList();
         fields["rank_pattern"] = RankPattern.ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
-        fields["alpha_pattern"] = AlphaPattern.ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
+        fields["alpha_pattern"] = AlphaPattern.ToDictionary(kv => kv.Key, kv => (object?)PythonJson.Number(kv.Value), StringComparer.Ordinal);
     }
 
     /// <summary>Reads the shared keys (the method reads its own first or after).</summary>

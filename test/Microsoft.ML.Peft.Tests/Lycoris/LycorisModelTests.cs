@@ -168,6 +168,7 @@ public sealed class LycorisModelTests
         {
             string json = config.ToJson();
             Assert.AreEqual(json, PeftConfig.FromJson(json).ToJson(), config.PeftType);
+            StringAssert.Contains(json, "\"alpha\": 8,", "an integral alpha is written as PEFT's int");
         }
         StringAssert.Contains(lokr.ToJson(), "\"decompose_factor\": 8");
         var bad = Assert.ThrowsExactly<PeftConfigException>(() => PeftConfig.FromJson("""{"peft_type": "LOHA", "r": 0}""", "x.json"));
