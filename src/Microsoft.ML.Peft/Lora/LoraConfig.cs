@@ -181,8 +181,8 @@ public sealed class LoraConfig : PeftConfig
         Rank = fields.Int("r", 8);
         Alpha = fields.Double("lora_alpha", 8);
         Dropout = fields.Double("lora_dropout", 0);
-        TargetModules = ReadSelector(fields, "target_modules");
-        ExcludeModules = ReadSelector(fields, "exclude_modules");
+        TargetModules = fields.Selector("target_modules");
+        ExcludeModules = fields.Selector("exclude_modules");
         FanInFanOut = fields.Bool("fan_in_fan_out", false);
         string bias = fields.String("bias") ?? "none";
         Bias = LoraBiasNames.Parse(bias) ?? throw fields.Wrong("bias", "\"none\", \"all\" or \"lora_only\"", bias);
@@ -199,12 +199,7 @@ public sealed class LoraConfig : PeftConfig
         InitLoraWeights = LoraInit.Parse(init)
             ?? throw new PeftConfigException($"{fields.Source}: init_lora_weights {PythonJson.Serialize(init)} is not supported (supported: true, false, \"gaussian\", \"pissa\", \"pissa_niter_<n>\", \"olora\")");
         LayersToTransform = fields.IntOrList("layers_to_transform");
-        LayersPattern = fields.StringOrList("layers_pattern") switch
-        {
-            (null, null) => null,
-            (string single, _) => [single],
-            (_, var list) => list,
-        };
+        LayersPattern = fields.StringList("layers_pattern");
         foreach (var (key, value) in fields.NumberMap("rank_pattern"))
         {
             if (value != Math.Floor(value)) throw fields.Wrong("rank_pattern", "an object of integer ranks", value);
@@ -217,11 +212,4 @@ public sealed class LoraConfig : PeftConfig
         LoraInjector.Inject(model, this, adapterName, generator);
 
     internal override IEnumerable<string> ExtraTrainableParameterNames(Module model) => LoraInjector.TrainedBiasNames(model, this);
-
-    private static ModuleSelector? ReadSelector(ConfigFields fields, string key) => fields.StringOrList(key) switch
-    {
-        (null, null) => null,
-        (string pattern, _) => ModuleSelector.FromPattern(pattern),
-        (_, var list) => ModuleSelector.FromNames(list!),
-    };
 }
