@@ -14,6 +14,10 @@ Writes (run with /usr/bin/python3 build/reference/lora_variants_reference.py; < 
     dora_linear.safetensors/.json   one DoRA linear layer (in 6, out 5, bias, r 4, alpha 8) on x [2, 3, 6]: outputs and
                                     d loss / d A, B, magnitude, x for loss = sum(y * R), without dropout ("eval") and
                                     with a fixed dropout mask ("dropout", p = 0.25, mask stored); the merged weight
+    olora_linear.safetensors/.json  OLoRA (init_lora_weights="olora", peft/tuners/lora/layer.py olora_init, restated
+                                    below) on a tall [7, 5], a wide [4, 6] and a square [4, 4] float32 base weight:
+                                    A = R[:r], B = Q[:, :r] of torch.linalg.qr(W) (reduced, LAPACK's Householder signs)
+                                    and the residual base weight W - scaling * B @ A
     adalora_allocator.safetensors/.json
                                     PEFT's RankAllocator (restated below from peft/tuners/adalora/layer.py) on two
                                     SVD layers (init_r 4, target_r 2 → budget 8 → 4) over total_step 6 with given
@@ -107,6 +111,37 @@ def dora_fixture():
                 "formula": "y = base(x) + (s - 1) * base_result + s * scaling * B(A(xd)), s = m / ||W + scaling*B@A||_row "
                            "(norm detached); loss = sum(y * R)",
                 "checks": checks, "tensors": describe(tensors, notes)}, path("dora_linear.json"))
+
+
+def olora_init(W, r, scaling):
+    """PEFT's olora_init for a float32 Linear weight: QR of W, A = R[:r], B = Q[:, :r], W <- W - scaling * B @ A."""
+    Q, R = torch.linalg.qr(W.to(torch.float32))
+    A, B = R[:r].contiguous(), Q[:, :r].contiguous()
+    return A, B, W - scaling * B @ A
+
+
+def olora_fixture():
+    gen = torch.Generator().manual_seed(2024)
+    tensors, notes, cases = {}, {}, {}
+    for name, (out_f, in_f, r, alpha) in {"tall": (7, 5, 3, 6.0), "wide": (4, 6, 3, 6.0), "square": (4, 4, 4, 2.0)}.items():
+        W = torch.randn(out_f, in_f, generator=gen)
+        x = torch.randn(3, in_f, generator=gen)
+        scaling = alpha / r
+        A, B, residual = olora_init(W, r, scaling)
+        tensors[f"{name}.weight"], tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"] = W, A, B
+        tensors[f"{name}.residual"], tensors[f"{name}.input"] = residual, x
+        # The layer's output at init: residual base + scaling * B(A(x)) equals the original base output.
+        y = torch.nn.functional.linear(x, residual) + scaling * torch.nn.functional.linear(torch.nn.functional.linear(x, A), B)
+        tensors[f"{name}.output"] = y
+        cases[name] = {"out_features": out_f, "in_features": in_f, "r": r, "lora_alpha": alpha, "scaling": scaling,
+                       "init_output_vs_base_max_abs_diff": max_abs_diff(y, torch.nn.functional.linear(x, W))}
+    notes["lora_A"] = "R[:r] of torch.linalg.qr(W) (mode 'reduced')"
+    notes["lora_B"] = "Q[:, :r]"
+    notes["residual"] = "W - scaling * B @ A (the frozen base weight after the init)"
+    save_file(tensors, path("olora_linear.safetensors"))
+    write_json({"cases": cases, "formula": "Q, R = qr(W); A = R[:r]; B = Q[:, :r]; W <- W - scaling * B @ A",
+                "tensors": describe(tensors, {f"{c}.{k}": v for c in cases for k, v in notes.items()})},
+               path("olora_linear.json"))
 
 
 class RankAllocator:
@@ -210,3 +245,4 @@ if __name__ == "__main__":
     deterministic(0)
     dora_fixture()
     adalora_allocator_fixture()
+    olora_fixture()

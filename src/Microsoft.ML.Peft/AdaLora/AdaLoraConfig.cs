@@ -160,8 +160,8 @@ public sealed class AdaLoraConfig : PeftConfig, IProvidesTrainingHooks
         Rank = fields.Int("r", 8);
         Alpha = fields.Double("lora_alpha", 8);
         Dropout = fields.Double("lora_dropout", 0);
-        TargetModules = ReadSelector(fields, "target_modules");
-        ExcludeModules = ReadSelector(fields, "exclude_modules");
+        TargetModules = fields.Selector("target_modules");
+        ExcludeModules = fields.Selector("exclude_modules");
         FanInFanOut = fields.Bool("fan_in_fan_out", false);
         InitLoraWeights = fields.Take("init_lora_weights") switch
         {
@@ -170,12 +170,7 @@ public sealed class AdaLoraConfig : PeftConfig, IProvidesTrainingHooks
             var other => throw fields.Wrong("init_lora_weights", "true or false for AdaLoRA", other),
         };
         LayersToTransform = fields.IntOrList("layers_to_transform");
-        LayersPattern = fields.StringOrList("layers_pattern") switch
-        {
-            (null, null) => null,
-            (string single, _) => [single],
-            (_, var list) => list,
-        };
+        LayersPattern = fields.StringList("layers_pattern");
     }
 
     private protected override IReadOnlyList<string> InjectInto(Module model, string adapterName, Generator generator)
@@ -195,11 +190,4 @@ public sealed class AdaLoraConfig : PeftConfig, IProvidesTrainingHooks
         }
         return targeted.Select(t => t.Name).ToList();
     }
-
-    private static ModuleSelector? ReadSelector(ConfigFields fields, string key) => fields.StringOrList(key) switch
-    {
-        (null, null) => null,
-        (string pattern, _) => ModuleSelector.FromPattern(pattern),
-        (_, var list) => ModuleSelector.FromNames(list!),
-    };
 }

@@ -1,4 +1,3 @@
-using Microsoft.ML.Peft.IA3;
 using Microsoft.ML.Peft.Models.Common;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
@@ -18,28 +17,23 @@ namespace Microsoft.ML.Peft.AdaLora;
 /// product. With E = 0 at init the adapter is exactly the identity. Merging adds the delta to a float32 Linear or
 /// Conv1D weight (transposed for Conv1D) and unmerging subtracts it.
 /// </remarks>
-public sealed class AdaLoraLinear : LinearLayer, ITunerLayer
+public sealed class AdaLoraLinear : TunerLinearLayer
 {
     /// <summary>PEFT adds this to ranknum before dividing (adalora/layer.py).</summary>
     private const float RankEpsilon = 1e-5f;
 
-    private readonly ModuleSlot<LinearLayer> baseLayer;
     private readonly ModuleDict<Dropout> dropouts;
     private readonly ParameterDict loraE;
     private readonly ParameterDict loraA;
     private readonly ParameterDict loraB;
     private readonly ParameterDict rankNum;
     private readonly Dictionary<string, double> alphas = new(StringComparer.Ordinal);
-    private readonly List<string> active = [];
-    private readonly List<string> merged = [];
-    private bool enabled = true;
 
     /// <summary>Wraps <paramref name="baseLayer"/> (no adapters yet; add them with <see cref="UpdateLayer"/>).</summary>
     public AdaLoraLinear(LinearLayer baseLayer)
+        : base(baseLayer)
     {
-        ArgumentNullException.ThrowIfNull(baseLayer);
         if (baseLayer is ITunerLayer) throw new ArgumentException($"cannot wrap a {baseLayer.GetType().Name} in an AdaLoraLinear", nameof(baseLayer));
-        this.baseLayer = RegisterModule("base_layer", baseLayer);
         dropouts = RegisterModule("lora_dropout", new ModuleDict<Dropout>()).Module;
         loraE = RegisterModule("lora_E", new ParameterDict()).Module;
         loraA = RegisterModule("lora_A", new ParameterDict()).Module;
@@ -47,42 +41,11 @@ public sealed class AdaLoraLinear : LinearLayer, ITunerLayer
         rankNum = RegisterModule("ranknum", new ParameterDict()).Module;
     }
 
-    /// <summary>The wrapped layer.</summary>
-    public LinearLayer Base => baseLayer.Module;
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> AdapterNames => loraA.Keys;
 
     /// <inheritdoc/>
-    Module ITunerLayer.BaseLayer => baseLayer.Module;
-
-    /// <inheritdoc/>
-    public override int InFeatures => baseLayer.Module.InFeatures;
-
-    /// <inheritdoc/>
-    public override int OutFeatures => baseLayer.Module.OutFeatures;
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> AdapterNames => loraA.Keys;
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> ActiveAdapters => active;
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> MergedAdapters => merged;
-
-    /// <inheritdoc/>
-    public bool AdaptersEnabled
-    {
-        get => enabled;
-        set
-        {
-            if (value == enabled) return;
-            if (!value)
-            {
-                if (merged.Count > 0) Unmerge();
-                foreach (var name in AdapterNames) SetAdapterTrainable(name, false);
-            }
-            enabled = value;
-        }
-    }
+    protected override bool HasAdapter(string adapterName) => loraA.ContainsKey(adapterName);
 
     /// <summary>Q: A [r, in].</summary>
     public Tensor LoraA(string adapterName) => loraA[adapterName];
@@ -106,12 +69,10 @@ public sealed class AdaLoraLinear : LinearLayer, ITunerLayer
     /// </summary>
     public void UpdateLayer(string adapterName, int rank, double alpha, double dropout, bool initLoraWeights, Generator generator)
     {
-        ArgumentException.ThrowIfNullOrEmpty(adapterName);
+        CheckCanAddAdapter(adapterName);
         ArgumentNullException.ThrowIfNull(generator);
         if (rank <= 0) throw new ArgumentOutOfRangeException(nameof(rank), $"AdaLoRA init_r must be a positive integer, got {rank}");
         if (!(dropout >= 0 && dropout < 1)) throw new ArgumentOutOfRangeException(nameof(dropout), $"lora_dropout must be in [0, 1), got {dropout}");
-        if (loraA.ContainsKey(adapterName)) throw new InvalidOperationException($"adapter '{adapterName}' already exists on this layer");
-        if (merged.Count > 0) throw new InvalidOperationException($"cannot add adapter '{adapterName}' while adapters [{string.Join(", ", merged)}] are merged; unmerge first");
         Tensor a, e, b, r;
         using (TensorScope.Untracked())
         {
@@ -140,11 +101,10 @@ public sealed class AdaLoraLinear : LinearLayer, ITunerLayer
     public override Tensor Forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var result = baseLayer.Module.Forward(input);
-        if (!enabled) return result;
-        foreach (var name in active)
+        var result = Base.Forward(input);
+        if (!AdaptersEnabled) return result;
+        foreach (var name in UnmergedActiveAdapters())
         {
-            if (merged.Contains(name)) continue;
             var x = dropouts[name].Forward(input);
             var low = x.Linear(loraA[name].Mul(loraE[name])).Mul(Scaling(name));
             result = result.Add(low.Linear(loraB[name]));
@@ -153,23 +113,7 @@ public sealed class AdaLoraLinear : LinearLayer, ITunerLayer
     }
 
     /// <inheritdoc/>
-    public void SetActiveAdapters(IReadOnlyList<string> adapterNames, bool trainable, bool ignoreMissing = false)
-    {
-        ArgumentNullException.ThrowIfNull(adapterNames);
-        var chosen = new List<string>();
-        foreach (var name in adapterNames)
-        {
-            if (loraA.ContainsKey(name)) chosen.Add(name);
-            else if (!ignoreMissing) throw new KeyNotFoundException($"adapter '{name}' does not exist on this layer (adapters: {string.Join(", ", AdapterNames)})");
-        }
-        if (merged.Count > 0) Unmerge();
-        active.Clear();
-        active.AddRange(chosen);
-        foreach (var name in AdapterNames) SetAdapterTrainable(name, trainable && enabled && active.Contains(name));
-    }
-
-    /// <inheritdoc/>
-    public void SetAdapterTrainable(string adapterName, bool trainable)
+    public override void SetAdapterTrainable(string adapterName, bool trainable)
     {
         loraA[adapterName].RequiresGrad = trainable;
         loraE[adapterName].RequiresGrad = trainable;
@@ -183,71 +127,19 @@ public sealed class AdaLoraLinear : LinearLayer, ITunerLayer
     }
 
     /// <inheritdoc/>
-    public void Merge(IReadOnlyList<string>? adapterNames = null, bool safeMerge = false)
-    {
-        var names = adapterNames ?? active;
-        if (!enabled) throw new InvalidOperationException("cannot merge while adapters are disabled");
-        foreach (var name in names)
-        {
-            _ = loraA[name];
-            if (merged.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is already merged into this layer; merging twice would add its update twice");
-        }
-        foreach (var name in names.ToList())
-        {
-            Tensor sum;
-            using (Autograd.NoGrad())
-            using (TensorScope.Untracked())
-            {
-                sum = MergeableWeight("merge").Add(StoredLayoutDelta(name));
-            }
-            if (safeMerge && !sum.AllFinite()) throw new InvalidOperationException($"merging adapter '{name}' produces NaN or infinite weights; the layer was left unchanged");
-            baseLayer.Module.ReplaceParameter("weight", sum);
-            merged.Add(name);
-        }
-    }
+    protected override void MergeAdapter(string adapterName, bool safeMerge) =>
+        AddToBaseWeight(adapterName, ToStoredLayout(DeltaWeight(adapterName)), 1f, safeMerge);
 
     /// <inheritdoc/>
-    public void Unmerge()
-    {
-        for (int i = merged.Count - 1; i >= 0; i--)
-        {
-            Tensor restored;
-            using (Autograd.NoGrad())
-            using (TensorScope.Untracked())
-            {
-                restored = MergeableWeight("unmerge").Sub(StoredLayoutDelta(merged[i]));
-            }
-            baseLayer.Module.ReplaceParameter("weight", restored);
-        }
-        merged.Clear();
-    }
+    protected override void UnmergeAdapter(string adapterName) =>
+        AddToBaseWeight(adapterName, ToStoredLayout(DeltaWeight(adapterName)), -1f, safeMerge: false);
 
     /// <inheritdoc/>
-    public IEnumerable<(string Suffix, Tensor Tensor)> AdapterTensors(string adapterName)
+    public override IEnumerable<(string Suffix, Tensor Tensor)> AdapterTensors(string adapterName)
     {
         _ = loraA[adapterName];
         yield return ("lora_A", loraA[adapterName]);
         yield return ("lora_B", loraB[adapterName]);
         yield return ("lora_E", loraE[adapterName]);
-    }
-
-    /// <summary>The delta in the base weight's layout ([in, out] for a Conv1D).</summary>
-    private Tensor StoredLayoutDelta(string adapterName)
-    {
-        var delta = DeltaWeight(adapterName);
-        return baseLayer.Module is Conv1D ? delta.Transpose(0, 1).Contiguous() : delta;
-    }
-
-    private Tensor MergeableWeight(string op)
-    {
-        var weight = baseLayer.Module switch
-        {
-            Linear linear => linear.Weight,
-            Conv1D conv => conv.Weight,
-            var other => throw new NotSupportedException($"{op}: the base layer is a {other.GetType().Name}; merging needs a Linear or Conv1D with a float32 weight"),
-        };
-        if (weight.DType != DType.Float32)
-            throw new NotSupportedException($"{op}: the base weight {weight} is {DTypeInfo.Name(weight.DType)}; merging into a reduced-precision weight is not supported");
-        return weight;
     }
 }

@@ -82,20 +82,13 @@ public sealed class IA3Config : PeftConfig
 
     private protected override void ReadFields(ConfigFields fields)
     {
-        TargetModules = ReadSelector(fields, "target_modules");
-        ExcludeModules = ReadSelector(fields, "exclude_modules");
-        FeedForwardModules = ReadSelector(fields, "feedforward_modules");
+        TargetModules = fields.Selector("target_modules");
+        ExcludeModules = fields.Selector("exclude_modules");
+        FeedForwardModules = fields.Selector("feedforward_modules");
         FanInFanOut = fields.Bool("fan_in_fan_out", false);
         InitIA3Weights = fields.Bool("init_ia3_weights", true);
     }
 
     private protected override IReadOnlyList<string> InjectInto(Module model, string adapterName, Generator generator) =>
         IA3Injector.Inject(model, this, adapterName, generator);
-
-    private static ModuleSelector? ReadSelector(ConfigFields fields, string key) => fields.StringOrList(key) switch
-    {
-        (null, null) => null,
-        (string pattern, _) => ModuleSelector.FromPattern(pattern),
-        (_, var list) => ModuleSelector.FromNames(list!),
-    };
 }

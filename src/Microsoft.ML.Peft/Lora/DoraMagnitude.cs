@@ -15,11 +15,14 @@ namespace Microsoft.ML.Peft.Lora;
 /// weight for the input: with f = m/‖·‖ it adds (f − 1)·(x·Wᵀ) + s·(x·Aᵀ)·(f⊙B)ᵀ to the base output (PEFT scales
 /// the [rows, out] LoRA result by f and s instead; the values agree to float rounding), reusing the base output when
 /// there is no dropout (PEFT's <c>base_result</c> path) and recomputing x_dropped·Wᵀ otherwise. Compared with LoRA it
-/// costs the norm (an out×r×in product per forward, as in PEFT) and about three element-wise passes over the output.
+/// costs the norm (an out×r×in product, which PEFT pays at every forward; here it is cached by
+/// <see cref="DoraWeightNorm"/> until W, A or B change, so inference pays it once) and about three element-wise
+/// passes over the output.
 /// </remarks>
 public sealed class DoraMagnitude : Module
 {
     private readonly Parameter weight;
+    private readonly DoraWeightNorm norm = new();
 
     /// <summary>A magnitude vector holding <paramref name="initial"/> ([out], float32, taken over).</summary>
     public DoraMagnitude(Tensor initial)
@@ -36,15 +39,14 @@ public sealed class DoraMagnitude : Module
     /// ‖W + s·B·A‖ per output row ([out], not recorded: DoRA detaches it). <paramref name="baseWeight"/> is [out, in]
     /// (any strides, any float dtype the engine widens).
     /// </summary>
-    public static Tensor WeightNorm(Tensor baseWeight, Tensor loraA, Tensor loraB, float scaling)
-    {
-        using (Autograd.NoGrad())
-        {
-            var w = baseWeight.DType == DType.Float32 ? baseWeight : baseWeight.To(DType.Float32);
-            var adapted = w.Add(loraB.MatMul(loraA).Mul(scaling));
-            return adapted.Mul(adapted).Sum(1).Sqrt();
-        }
-    }
+    public static Tensor WeightNorm(Tensor baseWeight, Tensor loraA, Tensor loraB, float scaling) =>
+        DoraWeightNorm.Compute(baseWeight, loraA, loraB, scaling);
+
+    /// <summary>How many times this adapter's forward has computed the weight norm (a cache hit does not count).</summary>
+    internal int NormComputations => norm.Computations;
+
+    /// <summary>Drops the cached weight norm (the base weight was replaced, e.g. by a merge).</summary>
+    internal void ClearNormCache() => norm.Clear();
 
     /// <summary>
     /// The base weight of a DoRA-capable layer as [out, in] (a transposed view for a GPT-2 <see cref="Conv1D"/>), or a
@@ -66,19 +68,22 @@ public sealed class DoraMagnitude : Module
     };
 
     /// <summary>
-    /// DoRA's addition to the running output: (f − 1)·base + f·s·(x·Aᵀ)·Bᵀ with f = m / ‖W + s·B·A‖ (constant).
-    /// <paramref name="baseResult"/> is the output computed so far (its bias is subtracted, as PEFT does), or null to
-    /// recompute x·Wᵀ from <paramref name="x"/> (the dropped-out input while training with dropout).
+    /// DoRA's addition to the running output: (f − 1)·base + f·s·(x·Aᵀ)·(B·M)ᵀ with f = m / ‖W + s·B·M·A‖ (constant;
+    /// M is MoSLoRA's mixer, or none). <paramref name="baseResult"/> is the output computed so far (its bias is
+    /// subtracted, as PEFT does), or null to recompute x·Wᵀ from <paramref name="x"/> (the dropped-out input while
+    /// training with dropout).
     /// </summary>
-    public Tensor Forward(Tensor x, Tensor loraA, Tensor loraB, float scaling, LinearLayer baseLayer, Tensor? baseResult)
+    public Tensor Forward(Tensor x, Tensor loraA, Tensor loraB, Tensor? mixer, float scaling, LinearLayer baseLayer, Tensor? baseResult)
     {
         ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(loraB);
         var baseWeight = DenseWeight(baseLayer);
-        var norm = WeightNorm(baseWeight, loraA, loraB, scaling);
-        var factor = Weight.Div(norm);
-        // f·s·(x·Aᵀ)·Bᵀ with f folded into B ([out, r]) and s into the [rows, r] product: two full-size
+        var factor = Weight.Div(norm.Get(baseWeight, loraA, loraB, mixer, scaling));
+        // f·s·(x·Aᵀ)·(B·M)ᵀ with f folded into B ([out, r]) and s into the [rows, r] product: two full-size
         // element-wise passes (and a row reduction for ∂m in the backward) fewer than scaling the [rows, out] result.
-        var scaledLora = x.Linear(loraA).Mul(scaling).Linear(loraB.Mul(factor.Reshape(factor.Size(0), 1)));
+        var low = x.Linear(loraA).Mul(scaling);
+        if (mixer is not null) low = low.Linear(mixer);
+        var scaledLora = low.Linear(loraB.Mul(factor.Reshape(factor.Size(0), 1)));
         Tensor direction;
         if (baseResult is null)
         {

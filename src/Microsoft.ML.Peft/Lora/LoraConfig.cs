@@ -149,7 +149,7 @@ public sealed class LoraConfig : PeftConfig
     private protected override void WriteFields(Dictionary<string, object?> fields)
     {
         fields["r"] = Rank;
-        fields["lora_alpha"] = JsonNumber(Alpha);
+        fields["lora_alpha"] = PythonJson.Number(Alpha);
         fields["lora_dropout"] = Dropout;
         fields["target_modules"] = TargetModules?.ToJsonValue();
         fields["exclude_modules"] = ExcludeModules?.ToJsonValue();
@@ -166,7 +166,7 @@ public sealed class LoraConfig : PeftConfig
         fields["layers_to_transform"] = LayersToTransform?.Cast<object?>().ToList();
         fields["layers_pattern"] = LayersPattern?.Cast<object?>().ToList();
         fields["rank_pattern"] = RankPattern.ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
-        fields["alpha_pattern"] = AlphaPattern.ToDictionary(kv => kv.Key, kv => JsonNumber(kv.Value), StringComparer.Ordinal);
+        fields["alpha_pattern"] = AlphaPattern.ToDictionary(kv => kv.Key, kv => PythonJson.Number(kv.Value), StringComparer.Ordinal);
         // Defaults of the fields every PEFT release writes, so files look like PEFT's (kept as read when present).
         fields.TryAdd("lora_bias", false);
         fields.TryAdd("layer_replication", null);
@@ -181,8 +181,8 @@ public sealed class LoraConfig : PeftConfig
         Rank = fields.Int("r", 8);
         Alpha = fields.Double("lora_alpha", 8);
         Dropout = fields.Double("lora_dropout", 0);
-        TargetModules = ReadSelector(fields, "target_modules");
-        ExcludeModules = ReadSelector(fields, "exclude_modules");
+        TargetModules = fields.Selector("target_modules");
+        ExcludeModules = fields.Selector("exclude_modules");
         FanInFanOut = fields.Bool("fan_in_fan_out", false);
         string bias = fields.String("bias") ?? "none";
         Bias = LoraBiasNames.Parse(bias) ?? throw fields.Wrong("bias", "\"none\", \"all\" or \"lora_only\"", bias);
@@ -197,14 +197,9 @@ public sealed class LoraConfig : PeftConfig
         };
         var init = fields.Take("init_lora_weights");
         InitLoraWeights = LoraInit.Parse(init)
-            ?? throw new PeftConfigException($"{fields.Source}: init_lora_weights {PythonJson.Serialize(init)} is not supported (supported: true, false, \"gaussian\", \"pissa\", \"pissa_niter_<n>\")");
+            ?? throw new PeftConfigException($"{fields.Source}: init_lora_weights {PythonJson.Serialize(init)} is not supported (supported: true, false, \"gaussian\", \"pissa\", \"pissa_niter_<n>\", \"olora\")");
         LayersToTransform = fields.IntOrList("layers_to_transform");
-        LayersPattern = fields.StringOrList("layers_pattern") switch
-        {
-            (null, null) => null,
-            (string single, _) => [single],
-            (_, var list) => list,
-        };
+        LayersPattern = fields.StringList("layers_pattern");
         foreach (var (key, value) in fields.NumberMap("rank_pattern"))
         {
             if (value != Math.Floor(value)) throw fields.Wrong("rank_pattern", "an object of integer ranks", value);
@@ -217,15 +212,4 @@ public sealed class LoraConfig : PeftConfig
         LoraInjector.Inject(model, this, adapterName, generator);
 
     internal override IEnumerable<string> ExtraTrainableParameterNames(Module model) => LoraInjector.TrainedBiasNames(model, this);
-
-    private static ModuleSelector? ReadSelector(ConfigFields fields, string key) => fields.StringOrList(key) switch
-    {
-        (null, null) => null,
-        (string pattern, _) => ModuleSelector.FromPattern(pattern),
-        (_, var list) => ModuleSelector.FromNames(list!),
-    };
-
-    /// <summary>An integral value as a JSON integer (PEFT's lora_alpha is an int), otherwise a float.</summary>
-    private static object JsonNumber(double value) =>
-        value == Math.Floor(value) && Math.Abs(value) < 1e15 ? (object)(long)value : value;
 }

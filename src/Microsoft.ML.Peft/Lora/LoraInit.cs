@@ -19,11 +19,17 @@ public enum LoraInitKind
     /// randomized SVD with K subspace iterations); the base weight becomes the frozen residual W − scaling·B·A.
     /// </summary>
     Pissa,
+
+    /// <summary>
+    /// "olora": A = R[:r], B = Q[:, :r] of the QR factorisation of the base weight W; the base weight becomes the frozen
+    /// residual W − scaling·B·A, so the output is unchanged at init.
+    /// </summary>
+    Olora,
 }
 
 /// <summary>
 /// A value of <c>init_lora_weights</c>: <see cref="Default"/> (true), <see cref="Random"/> (false),
-/// <see cref="Gaussian"/>, <see cref="Pissa"/> or <see cref="PissaFast"/>("pissa_niter_K").
+/// <see cref="Gaussian"/>, <see cref="Pissa"/>, <see cref="PissaFast"/>("pissa_niter_K") or <see cref="Olora"/>.
 /// </summary>
 /// <param name="Kind">The scheme.</param>
 /// <param name="PissaIterations">For "pissa_niter_K": K, the randomized SVD's subspace iterations; null for exact PiSSA.</param>
@@ -41,6 +47,9 @@ public sealed record LoraInit(LoraInitKind Kind, int? PissaIterations = null)
     /// <summary>init_lora_weights = "pissa" (exact SVD).</summary>
     public static LoraInit Pissa { get; } = new(LoraInitKind.Pissa);
 
+    /// <summary>init_lora_weights = "olora".</summary>
+    public static LoraInit Olora { get; } = new(LoraInitKind.Olora);
+
     /// <summary>init_lora_weights = "pissa_niter_<paramref name="iterations"/>" (randomized SVD).</summary>
     public static LoraInit PissaFast(int iterations)
     {
@@ -48,7 +57,7 @@ public sealed record LoraInit(LoraInitKind Kind, int? PissaIterations = null)
         return new(LoraInitKind.Pissa, iterations);
     }
 
-    /// <summary>The JSON value: true, false, "gaussian", "pissa" or "pissa_niter_K".</summary>
+    /// <summary>The JSON value: true, false, "gaussian", "pissa", "pissa_niter_K" or "olora".</summary>
     internal object ToJsonValue() => Kind switch
     {
         LoraInitKind.Default => true,
@@ -56,6 +65,7 @@ public sealed record LoraInit(LoraInitKind Kind, int? PissaIterations = null)
         LoraInitKind.Gaussian => "gaussian",
         LoraInitKind.Pissa when PissaIterations is { } k => "pissa_niter_" + k.ToString(CultureInfo.InvariantCulture),
         LoraInitKind.Pissa => "pissa",
+        LoraInitKind.Olora => "olora",
         _ => throw new InvalidOperationException($"unknown LoRA init {Kind}"),
     };
 
@@ -72,6 +82,8 @@ public sealed record LoraInit(LoraInitKind Kind, int? PissaIterations = null)
                 return Gaussian;
             case "pissa":
                 return Pissa;
+            case "olora":
+                return Olora;
             case string s when s.StartsWith("pissa_niter_", StringComparison.Ordinal) &&
                                int.TryParse(s.AsSpan("pissa_niter_".Length), NumberStyles.None, CultureInfo.InvariantCulture, out int k):
                 return PissaFast(k);

@@ -18,9 +18,8 @@ namespace Microsoft.ML.Peft.Lora;
 /// A GPT-2 <see cref="Conv1D"/> base stores its weight [in, out] (PEFT's <c>fan_in_fan_out</c>), so the merge adds
 /// the transpose (scaling·B·A)ᵀ there; A [r, in] and B [out, r] keep their shapes and saved keys either way.
 /// </remarks>
-public sealed class LoraLinear : LinearLayer, ITunerLayer
+public sealed class LoraLinear : TunerLinearLayer
 {
-    private readonly ModuleSlot<LinearLayer> baseLayer;
     private readonly ModuleDict<Linear> loraA;
     private readonly ModuleDict<Linear> loraB;
     private readonly ModuleDict<Dropout> loraDropout;
@@ -28,16 +27,11 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     private readonly ModuleDict<Linear> loraMixer;
     private readonly Dictionary<string, Tensor> doraMergedNorms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AdapterSettings> settings = new(StringComparer.Ordinal);
-    private readonly List<string> active = [];
-    private readonly List<string> merged = [];
-    private bool enabled = true;
 
     /// <summary>Wraps <paramref name="baseLayer"/> (no adapters yet; add them with <see cref="UpdateLayer"/>).</summary>
     public LoraLinear(LinearLayer baseLayer)
+        : base(baseLayer)
     {
-        ArgumentNullException.ThrowIfNull(baseLayer);
-        if (baseLayer is LoraLinear) throw new ArgumentException("cannot wrap a LoraLinear in another LoraLinear; add an adapter to it instead", nameof(baseLayer));
-        this.baseLayer = RegisterModule("base_layer", baseLayer);
         loraDropout = RegisterModule("lora_dropout", new ModuleDict<Dropout>()).Module;
         loraA = RegisterModule("lora_A", new ModuleDict<Linear>()).Module;
         loraB = RegisterModule("lora_B", new ModuleDict<Linear>()).Module;
@@ -45,42 +39,11 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         loraMixer = RegisterModule("lora_AB", new ModuleDict<Linear>()).Module;
     }
 
-    /// <summary>The wrapped layer.</summary>
-    public LinearLayer Base => baseLayer.Module;
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> AdapterNames => loraA.Keys;
 
     /// <inheritdoc/>
-    Module ITunerLayer.BaseLayer => baseLayer.Module;
-
-    /// <inheritdoc/>
-    public override int InFeatures => baseLayer.Module.InFeatures;
-
-    /// <inheritdoc/>
-    public override int OutFeatures => baseLayer.Module.OutFeatures;
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> AdapterNames => loraA.Keys;
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> ActiveAdapters => active;
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> MergedAdapters => merged;
-
-    /// <inheritdoc/>
-    public bool AdaptersEnabled
-    {
-        get => enabled;
-        set
-        {
-            if (value == enabled) return;
-            if (!value)
-            {
-                if (merged.Count > 0) Unmerge();
-                foreach (var name in AdapterNames) SetAdapterTrainable(name, false);
-            }
-            enabled = value;
-        }
-    }
+    protected override bool HasAdapter(string adapterName) => loraA.ContainsKey(adapterName);
 
     /// <summary>A [r, in] of an adapter.</summary>
     public Tensor LoraA(string adapterName) => loraA[adapterName].Weight;
@@ -98,25 +61,25 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     public float Scaling(string adapterName) => Settings(adapterName).Scaling;
 
     /// <summary>Whether an adapter is DoRA (use_dora): it then has a <see cref="Magnitude"/> vector.</summary>
-    public bool UsesDora(string adapterName) => loraMagnitude.ContainsKey(Checked(adapterName));
+    public bool UsesDora(string adapterName) => loraMagnitude.ContainsKey(CheckedAdapter(adapterName));
 
     /// <summary>DoRA's magnitude m [out] of an adapter (use_dora only).</summary>
-    public Tensor Magnitude(string adapterName) => loraMagnitude.ContainsKey(Checked(adapterName))
+    public Tensor Magnitude(string adapterName) => loraMagnitude.ContainsKey(CheckedAdapter(adapterName))
         ? loraMagnitude[adapterName].Weight
         : throw new InvalidOperationException($"adapter '{adapterName}' is not a DoRA adapter (use_dora is false)");
 
     /// <summary>Whether an adapter has MoSLoRA's r×r mixer (lora_use_mixer).</summary>
-    public bool UsesMixer(string adapterName) => loraMixer.ContainsKey(Checked(adapterName));
+    public bool UsesMixer(string adapterName) => loraMixer.ContainsKey(CheckedAdapter(adapterName));
 
     /// <summary>MoSLoRA's mixer M [r, r] of an adapter: the update is scaling·B·M·A.</summary>
-    public Tensor Mixer(string adapterName) => loraMixer.ContainsKey(Checked(adapterName))
+    public Tensor Mixer(string adapterName) => loraMixer.ContainsKey(CheckedAdapter(adapterName))
         ? loraMixer[adapterName].Weight
         : throw new InvalidOperationException($"adapter '{adapterName}' has no MoSLoRA mixer (lora_use_mixer is false)");
 
     /// <summary>
     /// Adds (or replaces the weights of) adapter <paramref name="adapterName"/> with the given rank, alpha, dropout
     /// and initialisation, as PEFT's <c>update_layer</c>. The new adapter's parameters are trainable; it is not
-    /// activated. PiSSA changes the base weight to the residual (see <see cref="LoraInitKind.Pissa"/>).
+    /// activated. PiSSA and OLoRA change the base weight to the residual (see <see cref="LoraInitKind.Pissa"/>, <see cref="LoraInitKind.Olora"/>).
     /// </summary>
     /// <param name="adapterName">The adapter's name.</param>
     /// <param name="rank">r.</param>
@@ -130,13 +93,11 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     public void UpdateLayer(string adapterName, int rank, double alpha, double dropout, bool useRsLora, LoraInit init, Generator generator,
         bool useDora = false, MoSLoraMixerInit? mixerInit = null)
     {
-        ArgumentException.ThrowIfNullOrEmpty(adapterName);
+        CheckCanAddAdapter(adapterName);
         ArgumentNullException.ThrowIfNull(init);
         ArgumentNullException.ThrowIfNull(generator);
         if (rank <= 0) throw new ArgumentOutOfRangeException(nameof(rank), $"LoRA rank must be a positive integer, got {rank}");
         if (!(dropout >= 0 && dropout < 1)) throw new ArgumentOutOfRangeException(nameof(dropout), $"LoRA dropout must be in [0, 1), got {dropout}");
-        if (loraA.ContainsKey(adapterName)) throw new InvalidOperationException($"adapter '{adapterName}' already exists on this layer");
-        if (merged.Count > 0) throw new InvalidOperationException($"cannot add adapter '{adapterName}' while adapters [{string.Join(", ", merged)}] are merged; unmerge first");
 
         float scaling = (float)(useRsLora ? alpha / Math.Sqrt(rank) : alpha / rank);
         Linear a, b;
@@ -161,6 +122,9 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
                     break;
                 case LoraInitKind.Pissa:
                     PissaInitializer.Initialize(this, a.Weight, b.Weight, scaling, init.PissaIterations, generator);
+                    break;
+                case LoraInitKind.Olora:
+                    OloraInitializer.Initialize(this, a.Weight, b.Weight, scaling);
                     break;
                 default:
                     throw new ArgumentOutOfRangeException(nameof(init), init.Kind, "unknown LoRA initialisation");
@@ -188,12 +152,11 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     public override Tensor Forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var result = baseLayer.Module.Forward(input);
-        if (!enabled) return result;
+        var result = Base.Forward(input);
+        if (!AdaptersEnabled) return result;
         if (RowAdapters is not null) return AddPerRowAdapters(input, result);
-        foreach (var name in active)
+        foreach (var name in UnmergedActiveAdapters())
         {
-            if (merged.Contains(name)) continue;
             var dropout = loraDropout[name];
             var x = dropout.Forward(input);
             if (loraMagnitude.ContainsKey(name))
@@ -240,7 +203,7 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         foreach (var name in rows.Distinct().OfType<string>())
         {
             if (!loraA.ContainsKey(name)) continue;   // not on this layer (or "__base__"): base output only
-            if (merged.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is merged; mixed-batch inference needs unmerged adapters");
+            if (IsMerged(name)) throw new InvalidOperationException($"adapter '{name}' is merged; mixed-batch inference needs unmerged adapters");
             var mask = new float[batch];
             for (int r = 0; r < batch; r++) mask[r] = rows[r] == name ? 1f : 0f;
             var term = loraMagnitude.ContainsKey(name) ? DoraTerm(name, input, result) : LoraTerm(name, input);
@@ -250,23 +213,7 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     }
 
     /// <inheritdoc/>
-    public void SetActiveAdapters(IReadOnlyList<string> adapterNames, bool trainable, bool ignoreMissing = false)
-    {
-        ArgumentNullException.ThrowIfNull(adapterNames);
-        var chosen = new List<string>();
-        foreach (var name in adapterNames)
-        {
-            if (loraA.ContainsKey(name)) chosen.Add(name);
-            else if (!ignoreMissing) throw new KeyNotFoundException($"adapter '{name}' does not exist on this layer (adapters: {string.Join(", ", AdapterNames)})");
-        }
-        if (merged.Count > 0) Unmerge();
-        active.Clear();
-        active.AddRange(chosen);
-        foreach (var name in AdapterNames) SetAdapterTrainable(name, trainable && enabled && active.Contains(name));
-    }
-
-    /// <inheritdoc/>
-    public void SetAdapterTrainable(string adapterName, bool trainable)
+    public override void SetAdapterTrainable(string adapterName, bool trainable)
     {
         loraA[adapterName].SetRequiresGrad(trainable);
         loraB[adapterName].SetRequiresGrad(trainable);
@@ -279,7 +226,8 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     /// <see cref="DoraMagnitude.Forward"/>. Internal so tests can feed a fixed dropout mask.
     /// </summary>
     internal Tensor DoraTerm(string adapterName, Tensor x, Tensor? baseResult) =>
-        loraMagnitude[adapterName].Forward(x, loraA[adapterName].Weight, EffectiveB(adapterName), Settings(adapterName).Scaling, Base, baseResult);
+        loraMagnitude[adapterName].Forward(x, loraA[adapterName].Weight, loraB[adapterName].Weight,
+            loraMixer.ContainsKey(adapterName) ? loraMixer[adapterName].Weight : null, Settings(adapterName).Scaling, Base, baseResult);
 
     /// <summary>B, or B·M with a MoSLoRA mixer (so the update is always scaling·EffectiveB·A).</summary>
     private Tensor EffectiveB(string adapterName) =>
@@ -294,79 +242,43 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
     }
 
     /// <summary>
-    /// True when the base layer stores its weight [in, out] (a GPT-2 <see cref="Conv1D"/>; PEFT's per-layer
-    /// <c>fan_in_fan_out</c>), so merging adds the transpose of <see cref="DeltaWeight"/>.
+    /// Adds scaling·B·A into the base weight ((scaling·B·A)ᵀ for a <see cref="Conv1D"/> base, whose weight is
+    /// [in, out]); a DoRA adapter rescales the rows as PEFT's DoRA merge. Needs a float32 Linear or Conv1D base.
     /// </summary>
-    public bool FanInFanOut => baseLayer.Module is Conv1D;
-
-    /// <summary>
-    /// Adds scaling·B·A of each adapter (default: the active ones) into the base weight ((scaling·B·A)ᵀ for a
-    /// <see cref="Conv1D"/> base, whose weight is [in, out]). Merging an adapter that is already merged is an error.
-    /// With <paramref name="safeMerge"/> the sum is computed on a copy and checked for NaN/∞ before it replaces the
-    /// weight. Needs a <see cref="Linear"/> or <see cref="Conv1D"/> base with a float32 weight.
-    /// </summary>
-    public void Merge(IReadOnlyList<string>? adapterNames = null, bool safeMerge = false)
+    protected override void MergeAdapter(string adapterName, bool safeMerge)
     {
-        var names = adapterNames ?? active;
-        if (!enabled) throw new InvalidOperationException("cannot merge while adapters are disabled: the forward would then apply the merged update to the 'base' output");
         var baseModule = MergeableBase("merge");
-        foreach (var name in names)
+        ForgetDoraNorms();
+        using (Autograd.NoGrad())
         {
-            _ = Settings(name);
-            if (merged.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is already merged into this layer; merging twice would add its update twice");
-        }
-        foreach (var name in names.ToList())
-        {
-            using (Autograd.NoGrad())
-            {
-                var delta = StoredLayoutDelta(name);
-                if (loraMagnitude.ContainsKey(name))
-                {
-                    MergeDora(baseModule, name, delta, safeMerge);
-                }
-                else if (safeMerge)
-                {
-                    Tensor sum;
-                    using (TensorScope.Untracked()) sum = BaseWeight(baseModule).Add(delta);
-                    if (!sum.AllFinite()) throw new InvalidOperationException($"merging adapter '{name}' produces NaN or infinite weights; the layer was left unchanged");
-                    baseModule.ReplaceParameter("weight", sum);
-                }
-                else
-                {
-                    WritableWeight(baseModule).Add_(delta);
-                }
-            }
-            merged.Add(name);
+            var delta = StoredLayoutDelta(adapterName);
+            if (loraMagnitude.ContainsKey(adapterName)) MergeDora(baseModule, adapterName, delta, safeMerge);
+            else AddToBaseWeight(adapterName, delta, 1f, safeMerge);
         }
     }
 
     /// <inheritdoc/>
-    public void Unmerge()
+    protected override void UnmergeAdapter(string adapterName)
     {
-        if (merged.Count == 0) return;
         var baseModule = MergeableBase("unmerge");
+        ForgetDoraNorms();
         using (Autograd.NoGrad())
         {
-            for (int i = merged.Count - 1; i >= 0; i--)
+            if (!loraMagnitude.ContainsKey(adapterName))
             {
-                string name = merged[i];
-                if (!loraMagnitude.ContainsKey(name))
-                {
-                    WritableWeight(baseModule).Add_(StoredLayoutDelta(name), -1f);
-                    continue;
-                }
-                // PEFT's DoRA unmerge: W = W' / (m / cached norm) − delta, with the norm cached at merge time.
-                Tensor restored;
-                using (TensorScope.Untracked())
-                {
-                    var factor = RowFactor(loraMagnitude[name].Weight.Div(doraMergedNorms[name]));
-                    restored = BaseWeight(baseModule).Div(factor).Sub(StoredLayoutDelta(name));
-                }
-                baseModule.ReplaceParameter("weight", restored);
-                doraMergedNorms.Remove(name);
+                AddToBaseWeight(adapterName, StoredLayoutDelta(adapterName), -1f, safeMerge: false);
+                return;
             }
+            // PEFT's DoRA unmerge: W = W' / (m / cached norm) − delta, with the norm cached at merge time.
+            Tensor restored;
+            using (TensorScope.Untracked())
+            {
+                var factor = RowFactor(loraMagnitude[adapterName].Weight.Div(doraMergedNorms[adapterName]));
+                restored = StoredBaseWeight(baseModule).Div(factor).Sub(StoredLayoutDelta(adapterName));
+            }
+            baseModule.ReplaceParameter("weight", restored);
+            doraMergedNorms.Remove(adapterName);
         }
-        merged.Clear();
     }
 
     /// <summary>
@@ -378,7 +290,7 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         Tensor mergedWeight, norm;
         using (TensorScope.Untracked())
         {
-            var adapted = BaseWeight(baseModule).Add(delta);
+            var adapted = StoredBaseWeight(baseModule).Add(delta);
             norm = adapted.Mul(adapted).Sum(FanInFanOut ? 0 : 1).Sqrt();
             mergedWeight = adapted.Mul(RowFactor(loraMagnitude[name].Weight.Div(norm)));
         }
@@ -387,11 +299,20 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         doraMergedNorms[name] = norm;
     }
 
+    /// <summary>
+    /// Drops every DoRA adapter's cached weight norm: a merge changes or replaces the base weight, and the cache would
+    /// otherwise keep the replaced weight alive until the next forward (it would not be used: its key no longer matches).
+    /// </summary>
+    private void ForgetDoraNorms()
+    {
+        foreach (var name in loraMagnitude.Keys) loraMagnitude[name].ClearNormCache();
+    }
+
     /// <summary>A per-output-row factor [out] shaped to broadcast over the stored weight: [out, 1], or [1, out] for a Conv1D.</summary>
     private Tensor RowFactor(Tensor factor) => FanInFanOut ? factor.Reshape(1, OutFeatures) : factor.Reshape(OutFeatures, 1);
 
     /// <inheritdoc/>
-    public IEnumerable<(string Suffix, Tensor Tensor)> AdapterTensors(string adapterName)
+    public override IEnumerable<(string Suffix, Tensor Tensor)> AdapterTensors(string adapterName)
     {
         _ = Settings(adapterName);
         yield return ("lora_A.weight", loraA[adapterName].Weight);
@@ -417,42 +338,8 @@ public sealed class LoraLinear : LinearLayer, ITunerLayer
         }
     }
 
-    /// <summary>The base (a <see cref="Linear"/> or <see cref="Conv1D"/>) after checking its weight is float32, or a clear error naming what it is.</summary>
-    private Module MergeableBase(string op)
-    {
-        var module = baseLayer.Module;
-        if (module is not (Linear or Conv1D))
-            throw new NotSupportedException($"{op}: the base layer is a {module.GetType().Name}; merging needs a Linear or Conv1D with a float32 weight");
-        var weight = BaseWeight(module);
-        if (weight.DType != DType.Float32)
-            throw new NotSupportedException($"{op}: the base weight {weight} is {DTypeInfo.Name(weight.DType)}; merging into a reduced-precision weight would round the update and unmerging could not restore it. Convert the base weight to float32 first.");
-        return module;
-    }
-
-    /// <summary>The stored weight of a mergeable base: [out, in] for <see cref="Linear"/>, [in, out] for <see cref="Conv1D"/>.</summary>
-    private static Tensor BaseWeight(Module module) => module is Conv1D conv ? conv.Weight : ((Linear)module).Weight;
-
-    /// <summary>The base weight, first copied into engine-owned memory when it lives in a (read-only) checkpoint mapping.</summary>
-    private static Tensor WritableWeight(Module module)
-    {
-        var weight = BaseWeight(module);
-        if (weight.Storage is ExternalStorage || !weight.IsContiguous)
-        {
-            Tensor copy;
-            using (TensorScope.Untracked()) copy = weight.Clone();
-            module.ReplaceParameter("weight", copy);
-        }
-        return BaseWeight(module);
-    }
-
-    private string Checked(string adapterName)
-    {
-        _ = Settings(adapterName);
-        return adapterName;
-    }
-
     private AdapterSettings Settings(string adapterName) =>
-        settings.TryGetValue(adapterName, out var s) ? s : throw new KeyNotFoundException($"adapter '{adapterName}' does not exist on this layer (adapters: {string.Join(", ", AdapterNames)})");
+        settings.TryGetValue(adapterName, out var s) ? s : throw UnknownAdapter(adapterName);
 
     private sealed record AdapterSettings(int Rank, double Alpha, float Scaling);
 }

@@ -72,6 +72,22 @@ internal sealed class ConfigFields
         };
     }
 
+    /// <summary>target_modules-style value: a regex string, a list of names, or null when absent.</summary>
+    public ModuleSelector? Selector(string key) => StringOrList(key) switch
+    {
+        (null, null) => null,
+        (string pattern, _) => ModuleSelector.FromPattern(pattern),
+        (_, var list) => ModuleSelector.FromNames(list!),
+    };
+
+    /// <summary>A string or a list of strings, as a list (null when absent).</summary>
+    public IList<string>? StringList(string key) => StringOrList(key) switch
+    {
+        (null, null) => null,
+        (string single, _) => [single],
+        (_, var list) => list,
+    };
+
     /// <summary>An integer or a list of integers, as a list (null when absent).</summary>
     public List<int>? IntOrList(string key)
     {

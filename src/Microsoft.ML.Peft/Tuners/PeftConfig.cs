@@ -140,13 +140,15 @@ public abstract class PeftConfig
             "ADAPTION_PROMPT" => new AdaptionPrompt.AdaptionPromptConfig(),
             "ADALORA" => new AdaLora.AdaLoraConfig(),
             "VERA" => new Vera.VeraConfig(),
+            "LOHA" => new Lycoris.LoHaConfig(),
+            "LOKR" => new Lycoris.LoKrConfig(),
             "BOTTLENECK_ADAPTER" => new Adapters.BottleneckAdapterConfig(),
             "ADAPTER_FUSION" => new Adapters.AdapterFusionConfig(),
             "FAR" => new Selective.FarConfig(),
             "PAFI" => new Selective.PafiConfig(),
             "DIFF_PRUNING" => new Selective.DiffPruningConfig(),
             _ => Selective.SelectiveConfig.ForPeftType(peftType)
-                ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, PREFIX_TUNING, P_TUNING, ADAPTION_PROMPT, ADALORA, VERA, BOTTLENECK_ADAPTER, ADAPTER_FUSION, FAR, PAFI, DIFF_PRUNING, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
+                ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, PREFIX_TUNING, P_TUNING, ADAPTION_PROMPT, ADALORA, VERA, LOHA, LOKR, BOTTLENECK_ADAPTER, ADAPTER_FUSION, FAR, PAFI, DIFF_PRUNING, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
         };
         config.TaskType = fields.String("task_type");
         config.BaseModelNameOrPath = fields.String("base_model_name_or_path");

@@ -20,6 +20,10 @@ namespace Microsoft.ML.Peft.Tuners;
 /// </remarks>
 internal static class PythonJson
 {
+    /// <summary>A number as Python would have written the config's value: an int when integral (PEFT's int-typed alphas), else a float.</summary>
+    public static object Number(double value) =>
+        value == Math.Floor(value) && Math.Abs(value) < 1e15 ? (object)(long)value : value;
+
     /// <summary>Serialises <paramref name="value"/> as json.dumps(value, indent=2, sort_keys=True).</summary>
     public static string Serialize(object? value)
     {

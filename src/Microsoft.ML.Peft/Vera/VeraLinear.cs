@@ -1,4 +1,3 @@
-using Microsoft.ML.Peft.IA3;
 using Microsoft.ML.Peft.Models.Common;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
@@ -18,64 +17,28 @@ namespace Microsoft.ML.Peft.Vera;
 /// counted. The forward is rank-r first: x·A_sᵀ [rows, r], scaled by λ_d, times B_sᵀ, scaled by λ_b. λ_b starts at zero,
 /// so the adapter is the identity at init. Merging adds (λ_b ⊙ B_s)·(λ_d ⊙ A_s) to a float32 Linear/Conv1D weight.
 /// </remarks>
-public sealed class VeraLinear : LinearLayer, ITunerLayer
+public sealed class VeraLinear : TunerLinearLayer
 {
-    private readonly ModuleSlot<LinearLayer> baseLayer;
     private readonly ModuleDict<Dropout> dropouts;
     private readonly ParameterDict lambdaB;
     private readonly ParameterDict lambdaD;
     private readonly Dictionary<string, (Tensor A, Tensor B)> projections = new(StringComparer.Ordinal);
-    private readonly List<string> active = [];
-    private readonly List<string> merged = [];
-    private bool enabled = true;
 
     /// <summary>Wraps <paramref name="baseLayer"/> (no adapters yet; add them with <see cref="UpdateLayer"/>).</summary>
     public VeraLinear(LinearLayer baseLayer)
+        : base(baseLayer)
     {
-        ArgumentNullException.ThrowIfNull(baseLayer);
         if (baseLayer is ITunerLayer) throw new ArgumentException($"cannot wrap a {baseLayer.GetType().Name} in a VeraLinear", nameof(baseLayer));
-        this.baseLayer = RegisterModule("base_layer", baseLayer);
         dropouts = RegisterModule("vera_dropout", new ModuleDict<Dropout>()).Module;
         lambdaB = RegisterModule("vera_lambda_b", new ParameterDict()).Module;
         lambdaD = RegisterModule("vera_lambda_d", new ParameterDict()).Module;
     }
 
-    /// <summary>The wrapped layer.</summary>
-    public LinearLayer Base => baseLayer.Module;
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> AdapterNames => lambdaD.Keys;
 
     /// <inheritdoc/>
-    Module ITunerLayer.BaseLayer => baseLayer.Module;
-
-    /// <inheritdoc/>
-    public override int InFeatures => baseLayer.Module.InFeatures;
-
-    /// <inheritdoc/>
-    public override int OutFeatures => baseLayer.Module.OutFeatures;
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> AdapterNames => lambdaD.Keys;
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> ActiveAdapters => active;
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> MergedAdapters => merged;
-
-    /// <inheritdoc/>
-    public bool AdaptersEnabled
-    {
-        get => enabled;
-        set
-        {
-            if (value == enabled) return;
-            if (!value)
-            {
-                if (merged.Count > 0) Unmerge();
-                foreach (var name in AdapterNames) SetAdapterTrainable(name, false);
-            }
-            enabled = value;
-        }
-    }
+    protected override bool HasAdapter(string adapterName) => lambdaD.ContainsKey(adapterName);
 
     /// <summary>λ_d [r].</summary>
     public Tensor LambdaD(string adapterName) => lambdaD[adapterName];
@@ -93,12 +56,10 @@ public sealed class VeraLinear : LinearLayer, ITunerLayer
     /// </summary>
     public void UpdateLayer(string adapterName, Tensor sharedA, Tensor sharedB, double dropout, bool initWeights, double dInitial, Generator generator)
     {
-        ArgumentException.ThrowIfNullOrEmpty(adapterName);
+        CheckCanAddAdapter(adapterName);
         ArgumentNullException.ThrowIfNull(sharedA);
         ArgumentNullException.ThrowIfNull(sharedB);
         ArgumentNullException.ThrowIfNull(generator);
-        if (lambdaD.ContainsKey(adapterName)) throw new InvalidOperationException($"adapter '{adapterName}' already exists on this layer");
-        if (merged.Count > 0) throw new InvalidOperationException($"cannot add adapter '{adapterName}' while adapters [{string.Join(", ", merged)}] are merged; unmerge first");
         int r = sharedA.Size(0);
         if (sharedA.Rank != 2 || sharedA.Size(1) < InFeatures)
             throw new ArgumentException($"VeRA: shared A {sharedA} is too small for in_features {InFeatures}", nameof(sharedA));
@@ -121,11 +82,10 @@ public sealed class VeraLinear : LinearLayer, ITunerLayer
     public override Tensor Forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var result = baseLayer.Module.Forward(input);
-        if (!enabled) return result;
-        foreach (var name in active)
+        var result = Base.Forward(input);
+        if (!AdaptersEnabled) return result;
+        foreach (var name in UnmergedActiveAdapters())
         {
-            if (merged.Contains(name)) continue;
             var (a, b) = Sliced(name);
             var x = dropouts[name].Forward(input);
             var low = x.Linear(a).Mul(lambdaD[name]);
@@ -135,23 +95,7 @@ public sealed class VeraLinear : LinearLayer, ITunerLayer
     }
 
     /// <inheritdoc/>
-    public void SetActiveAdapters(IReadOnlyList<string> adapterNames, bool trainable, bool ignoreMissing = false)
-    {
-        ArgumentNullException.ThrowIfNull(adapterNames);
-        var chosen = new List<string>();
-        foreach (var name in adapterNames)
-        {
-            if (lambdaD.ContainsKey(name)) chosen.Add(name);
-            else if (!ignoreMissing) throw new KeyNotFoundException($"adapter '{name}' does not exist on this layer (adapters: {string.Join(", ", AdapterNames)})");
-        }
-        if (merged.Count > 0) Unmerge();
-        active.Clear();
-        active.AddRange(chosen);
-        foreach (var name in AdapterNames) SetAdapterTrainable(name, trainable && enabled && active.Contains(name));
-    }
-
-    /// <inheritdoc/>
-    public void SetAdapterTrainable(string adapterName, bool trainable)
+    public override void SetAdapterTrainable(string adapterName, bool trainable)
     {
         lambdaD[adapterName].RequiresGrad = trainable;
         lambdaB[adapterName].RequiresGrad = trainable;
@@ -170,47 +114,15 @@ public sealed class VeraLinear : LinearLayer, ITunerLayer
     }
 
     /// <inheritdoc/>
-    public void Merge(IReadOnlyList<string>? adapterNames = null, bool safeMerge = false)
-    {
-        var names = adapterNames ?? active;
-        if (!enabled) throw new InvalidOperationException("cannot merge while adapters are disabled");
-        foreach (var name in names)
-        {
-            _ = lambdaD[name];
-            if (merged.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is already merged into this layer; merging twice would add its update twice");
-        }
-        foreach (var name in names.ToList())
-        {
-            Tensor sum;
-            using (Autograd.NoGrad())
-            using (TensorScope.Untracked())
-            {
-                sum = MergeableWeight("merge").Add(StoredLayoutDelta(name));
-            }
-            if (safeMerge && !sum.AllFinite()) throw new InvalidOperationException($"merging adapter '{name}' produces NaN or infinite weights; the layer was left unchanged");
-            baseLayer.Module.ReplaceParameter("weight", sum);
-            merged.Add(name);
-        }
-    }
+    protected override void MergeAdapter(string adapterName, bool safeMerge) =>
+        AddToBaseWeight(adapterName, ToStoredLayout(DeltaWeight(adapterName)), 1f, safeMerge);
 
     /// <inheritdoc/>
-    public void Unmerge()
-    {
-        for (int i = merged.Count - 1; i >= 0; i--)
-        {
-            Tensor restored;
-            using (Autograd.NoGrad())
-            using (TensorScope.Untracked())
-            {
-                restored = MergeableWeight("unmerge").Sub(StoredLayoutDelta(merged[i]));
-            }
-            baseLayer.Module.ReplaceParameter("weight", restored);
-        }
-        merged.Clear();
-    }
+    protected override void UnmergeAdapter(string adapterName) =>
+        AddToBaseWeight(adapterName, ToStoredLayout(DeltaWeight(adapterName)), -1f, safeMerge: false);
 
     /// <inheritdoc/>
-    public IEnumerable<(string Suffix, Tensor Tensor)> AdapterTensors(string adapterName)
+    public override IEnumerable<(string Suffix, Tensor Tensor)> AdapterTensors(string adapterName)
     {
         _ = lambdaD[adapterName];
         yield return ("vera_lambda_b", lambdaB[adapterName]);
@@ -222,24 +134,5 @@ public sealed class VeraLinear : LinearLayer, ITunerLayer
     {
         var (a, b) = projections[adapterName];
         return (a.Narrow(1, 0, InFeatures), b.Narrow(0, 0, OutFeatures));
-    }
-
-    private Tensor StoredLayoutDelta(string adapterName)
-    {
-        var delta = DeltaWeight(adapterName);
-        return baseLayer.Module is Conv1D ? delta.Transpose(0, 1).Contiguous() : delta;
-    }
-
-    private Tensor MergeableWeight(string op)
-    {
-        var weight = baseLayer.Module switch
-        {
-            Linear linear => linear.Weight,
-            Conv1D conv => conv.Weight,
-            var other => throw new NotSupportedException($"{op}: the base layer is a {other.GetType().Name}; merging needs a Linear or Conv1D with a float32 weight"),
-        };
-        if (weight.DType != DType.Float32)
-            throw new NotSupportedException($"{op}: the base weight {weight} is {DTypeInfo.Name(weight.DType)}; merging into a reduced-precision weight is not supported");
-        return weight;
     }
 }

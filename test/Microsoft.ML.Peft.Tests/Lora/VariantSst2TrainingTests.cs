@@ -1,6 +1,7 @@
 using Microsoft.ML.Peft.AdaLora;
 using Microsoft.ML.Peft.AdapterTraining;
 using Microsoft.ML.Peft.Lora;
+using Microsoft.ML.Peft.Lycoris;
 using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.Optim;
 using Microsoft.ML.Peft.Tensors;
@@ -39,6 +40,16 @@ public sealed class VariantSst2TrainingTests
     [TestMethod]
     public void AdaLora_LowersTheLoss_WhilePruning() =>
         AssertLearns("AdaLoRA", new AdaLoraConfig { TargetModules = Targets, InitR = 6, TargetR = 3, TInit = 2, TFinal = 2, DeltaT = 1, Alpha = 8 }, 2e-2);
+
+    [TestMethod]
+    public void Olora_LowersTheLoss() =>
+        AssertLearns("OLoRA", new LoraConfig { TargetModules = Targets, Rank = 4, Alpha = 8, InitLoraWeights = LoraInit.Olora }, 2e-3);
+
+    [TestMethod]
+    public void LoHa_LowersTheLoss() => AssertLearns("LoHa", new LoHaConfig { TargetModules = ModuleSelector.FromNames(Targets), Rank = 4, Alpha = 8 }, 2e-2);
+
+    [TestMethod]
+    public void LoKr_LowersTheLoss() => AssertLearns("LoKr", new LoKrConfig { TargetModules = ModuleSelector.FromNames(Targets), Rank = 4, Alpha = 8 }, 2e-2);
 
     private static void AssertLearns(string method, PeftConfig config, double learningRate, double? loraPlusRatio = null)
     {

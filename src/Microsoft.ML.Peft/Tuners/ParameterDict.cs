@@ -1,10 +1,10 @@
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
 
-namespace Microsoft.ML.Peft.IA3;
+namespace Microsoft.ML.Peft.Tuners;
 
 /// <summary>
-/// Named parameters added at run time (torch.nn.ParameterDict), so (IA)³ vectors get PEFT's in-memory names
+/// Named parameters added at run time (torch.nn.ParameterDict), so single-tensor adapter weights get PEFT's in-memory names, e.g. (IA)³'s
 /// "q_proj.ia3_l.default" rather than a nested "…default.weight".
 /// </summary>
 internal sealed class ParameterDict : Module
