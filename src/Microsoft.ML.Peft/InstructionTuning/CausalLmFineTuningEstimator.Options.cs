@@ -81,7 +81,11 @@ public sealed partial class CausalLmFineTuningEstimator
         /// <summary>AdamW moment storage: float32, 8-bit blockwise (bitsandbytes' 8-bit AdamW) or paged. Default Float32.</summary>
         public AdamWStateStorage OptimizerState { get; set; } = AdamWStateStorage.Float32;
 
-        /// <summary>Recompute block activations in backward. Not available yet (no checkpointing hook in the models' layer loops); true is refused at Fit. Default false.</summary>
+        /// <summary>
+        /// Gradient checkpointing (<see cref="Models.DecoderModel.GradientCheckpointing"/>): each decoder block keeps only
+        /// its input and recomputes its activations in backward, replaying its dropout masks, so training follows the
+        /// same trajectory with less activation memory and about one more forward pass per step. Default false.
+        /// </summary>
         public bool GradientCheckpointing { get; set; }
 
         /// <summary>Evaluated (loss, perplexity) after each epoch; needs the same columns as the training data. Default null.</summary>
