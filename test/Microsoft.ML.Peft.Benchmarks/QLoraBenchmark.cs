@@ -372,7 +372,7 @@ internal sealed class QLoraBenchmark : IBenchmark
                     h = LayerwiseUpdates.AfterBlockBackward(h, () =>
                     {
                         layerOptimizer.Step();
-                        layerOptimizer.ZeroGrad();
+                        layerOptimizer.ReleaseGradients();
                     });
                 }
                 if (!checkpoint) h = layer.Forward(h, cos, sin);

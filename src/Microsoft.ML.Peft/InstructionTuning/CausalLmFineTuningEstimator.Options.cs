@@ -88,6 +88,14 @@ public sealed partial class CausalLmFineTuningEstimator
         /// </summary>
         public bool GradientCheckpointing { get; set; }
 
+        /// <summary>
+        /// Positions per chunk of the language-modelling head and loss in training: with a large vocabulary the
+        /// [batch, seq, vocab] logits, their softmax and their gradient are the largest activations of a step; in chunks
+        /// (each recomputed in backward) only a [batch, chunk, vocab] block exists at a time. The loss equals the
+        /// unchunked one up to float summation order. 0 = no chunking. Default 0.
+        /// </summary>
+        public int LossChunkSize { get; set; }
+
         /// <summary>Evaluated (loss, perplexity) after each epoch; needs the same columns as the training data. Default null.</summary>
         public IDataView? ValidationSet { get; set; }
 

@@ -109,6 +109,7 @@ public sealed partial class CausalLmFineTuningEstimator : IEstimator<CausalLmFin
             MaxGradNorm = options.MaxGradientNorm,
             Seed = unchecked((ulong)(long)options.Seed),
             OptimizerState = options.OptimizerState,
+            LossChunkPositions = options.LossChunkSize,
         };
         settings.Validate();
         return settings;

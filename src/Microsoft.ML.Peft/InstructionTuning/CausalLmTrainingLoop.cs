@@ -84,7 +84,7 @@ internal sealed class CausalLmTrainingLoop(CausalLanguageModel model, CausalLmTr
             var batch = CausalLmBatch.Collate(train, rows, paddingId);
             tokens = batch.SupervisedTokens;
             if (tokens == 0) return false;
-            var loss = CausalLmLoss.Sum(model, batch);
+            var loss = CausalLmLoss.Sum(model, batch, settings.LossChunkPositions);
             sum = loss.Item();
             if (!float.IsFinite(sum)) throw new TrainingDivergedException($"Causal-LM training diverged at step {step}: the loss is {sum}; no update was applied. Try a lower learning rate.") { Step = step };
             var mean = loss.Mul(1f / tokens);

@@ -28,7 +28,7 @@ public static class LayerwiseUpdates
     /// backward has passed through everything computed from the returned tensor; feed the result to the block.
     /// </summary>
     /// <param name="blockInput">The block's input.</param>
-    /// <param name="onGradientsComplete">E.g. <c>() =&gt; { blockOptimizer.Step(); blockOptimizer.ZeroGrad(); }</c>.</param>
+    /// <param name="onGradientsComplete">E.g. <c>() =&gt; { blockOptimizer.Step(); blockOptimizer.ReleaseGradients(); }</c>.</param>
     /// <returns>The input itself when gradients are not recorded; otherwise an alias recorded on the tape.</returns>
     /// <remarks>
     /// When the input needs no gradient (the first block, after a frozen embedding) the node hangs off a private leaf

@@ -55,7 +55,7 @@ public sealed class LayerwiseUpdatesTests
                     hookOrder.Add(i);
                     Assert.IsTrue(layerwise[i].Parameters().All(p => p.Grad is not null), $"block {i}'s gradients are there when its hook runs");
                     perBlock[i].Step();
-                    perBlock[i].ZeroGrad();
+                    perBlock[i].ReleaseGradients();
                 }).Backward();
             }
             Assert.IsTrue(layerwise.SelectMany(b => b.Parameters()).All(p => p.Grad is null), "every gradient was freed during backward");
