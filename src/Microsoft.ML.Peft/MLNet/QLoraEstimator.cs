@@ -1,4 +1,3 @@
-using Microsoft.ML.Peft.Optim;
 using Microsoft.ML.Peft.QLora;
 
 namespace Microsoft.ML.Peft;
