@@ -31,6 +31,12 @@ internal sealed class QLoraBenchmark : IBenchmark
     /// <summary>(b) stores the input embedding in NF4 (bitsandbytes' Embedding4bit) instead of bf16 (<c>--embedding nf4</c>).</summary>
     private static bool Nf4Embeddings;
 
+    /// <summary>
+    /// (b) updates each decoder layer's LoRA weights as soon as backward is done with the layer and frees their
+    /// gradients (<see cref="LayerwiseUpdates"/>; <c>--layerwise off</c> for one optimizer step after backward).
+    /// </summary>
+    private static bool LayerwiseSteps = true;
+
     private const int Hidden = 2048, Intermediate = 5632, Heads = 32, KvHeads = 4, Vocab = 32000, Rank = 64;
 
     public string Name => "qlora";
@@ -50,6 +56,7 @@ internal sealed class QLoraBenchmark : IBenchmark
             else if (args[i] == "--steps" && i + 1 < args.Length) steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--checkpoint" && i + 1 < args.Length) HalfBlockCheckpoints = args[++i] == "half";
             else if (args[i] == "--embedding" && i + 1 < args.Length) Nf4Embeddings = args[++i] == "nf4";
+            else if (args[i] == "--layerwise" && i + 1 < args.Length) LayerwiseSteps = args[++i] != "off";
             else parts.Add(args[i]);
         }
         if (parts is ["variant", var v]) return RunVariant(v, layers, seq, steps, optimizer);
@@ -64,7 +71,7 @@ internal sealed class QLoraBenchmark : IBenchmark
             foreach (var variant in new[] { "fp32", "qlora" })
             {
                 int code = RunChild(["qlora", "variant", variant, "--layers", $"{layers}", "--seq", $"{seq}", "--steps", $"{steps}", "--optimizer", optimizer,
-                    "--checkpoint", HalfBlockCheckpoints ? "half" : "block", "--embedding", Nf4Embeddings ? "nf4" : "bf16"]);
+                    "--checkpoint", HalfBlockCheckpoints ? "half" : "block", "--embedding", Nf4Embeddings ? "nf4" : "bf16", "--layerwise", LayerwiseSteps ? "on" : "off"]);
                 if (code != 0) return code;
             }
         }
@@ -137,9 +144,13 @@ internal sealed class QLoraBenchmark : IBenchmark
         Phase(-1, "build");
 
         var trainable = model.Parameters(trainableOnly: true).ToList();
+        var storage = optimizerName == "paged-eight-bit" ? AdamWStateStorage.PagedEightBit : AdamWStateStorage.EightBit;
+        bool layerwise = qlora && LayerwiseSteps;
         Optimizer optimizer = !qlora
             ? new AdamW(trainable, learningRate: 1e-4)
-            : new AdamW8Bit(trainable, optimizerName == "paged-eight-bit" ? AdamWStateStorage.PagedEightBit : AdamWStateStorage.EightBit, learningRate: 1e-4);
+            : new AdamW8Bit(trainable, storage, learningRate: 1e-4); // layer-wise: finds no gradient left to step
+        // Layer-wise: one optimizer per decoder layer, stepped from backward; each zeroes its gradients right after.
+        if (layerwise) model.UseLayerwiseOptimizers(layer => new AdamW8Bit(layer.Parameters(trainableOnly: true), storage, learningRate: 1e-4));
         var ids = new int[seq];
         var targets = new int[seq];
         var rng = new Generator(3);
@@ -151,10 +162,14 @@ internal sealed class QLoraBenchmark : IBenchmark
 
         // Step 1 also fills the tensor pool and JIT-compiles; later steps are the steady state (step_s reports the last).
         var stepSeconds = new List<double>();
+        var stepCpuSeconds = new List<double>();
         float loss = 0;
         for (int step = 0; step < Math.Max(1, steps); step++)
         {
             clock.Restart();
+            // CPU time of every thread of the process (kernel workers and GC included): on a shared machine the wall
+            // clock measures the load, this measures the work.
+            var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
             using (TensorScope.Begin())
             {
                 var l = model.Loss(ids, targets, checkpoint: qlora);
@@ -167,16 +182,19 @@ internal sealed class QLoraBenchmark : IBenchmark
                 loss = l.Item();
             }
             stepSeconds.Add(clock.Elapsed.TotalSeconds);
+            stepCpuSeconds.Add((Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds);
         }
         (optimizer as IDisposable)?.Dispose();
+        model.DisposeLayerwiseOptimizers();
         long peak = Status("VmHWM:");
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Format(inv,
-            "qlora-step variant={0} layers={1} seq={2} optimizer={3} trainable={4} loss={5:F4} build_s={6:F1} rss_after_build_mb={7:F0} " +
-            "step_times_s={8} step_s={9:F2} pool_mb={10:F0} peak_rss_mb={11:F0}",
+            "qlora-step variant={0} layers={1} seq={2} optimizer={3}{12} trainable={4} loss={5:F4} build_s={6:F1} rss_after_build_mb={7:F0} " +
+            "step_times_s={8} step_s={9:F2} step_cpu_s={13} pool_mb={10:F0} peak_rss_mb={11:F0}",
             variant, layers, seq, qlora ? optimizerName : "adamw-fp32", trainable.Sum(p => (long)p.Count), loss, buildSeconds,
             rssAfterBuild / 1024.0, string.Join('/', stepSeconds.Select(s => s.ToString("F2", inv))), stepSeconds[^1],
-            TensorPool.AllocatedBytes / 1048576.0, peak / 1024.0));
+            TensorPool.AllocatedBytes / 1048576.0, peak / 1024.0, layerwise ? "-layerwise" : "",
+            string.Join('/', stepCpuSeconds.Select(s => s.ToString("F1", inv)))));
         return 0;
     }
 
@@ -315,6 +333,7 @@ internal sealed class QLoraBenchmark : IBenchmark
         private readonly ModuleSlot<RMSNorm> norm;
         private readonly ModuleSlot<LinearLayer> head;
         private readonly Tensor cos, sin;
+        private Optimizer[]? layerOptimizers;
 
         public Llama(int layerCount, bool quantized, Generator g)
         {
@@ -332,6 +351,15 @@ internal sealed class QLoraBenchmark : IBenchmark
             using (TensorScope.Untracked()) (cos, sin) = RotaryTables.Create(4096, Hidden / Heads, 10000.0);
         }
 
+        /// <summary>Gives every decoder layer its own optimizer, stepped from backward once the layer's gradients are complete.</summary>
+        public void UseLayerwiseOptimizers(Func<Module, Optimizer> create) =>
+            layerOptimizers = [.. Enumerable.Range(0, layers.Module.Count).Select(i => create(layers.Module[i]))];
+
+        public void DisposeLayerwiseOptimizers()
+        {
+            foreach (var o in layerOptimizers ?? []) (o as IDisposable)?.Dispose();
+        }
+
         /// <summary>
         /// Mean next-token cross-entropy. With <paramref name="checkpoint"/> every decoder layer is checkpointed and so
         /// is the head + loss, in chunks of <see cref="LossChunk"/> tokens: no [seq, vocab] logits tensor (32.8 MB at
@@ -345,6 +373,14 @@ internal sealed class QLoraBenchmark : IBenchmark
             for (int i = 0; i < layers.Module.Count; i++)
             {
                 var layer = layers.Module[i];
+                if (layerOptimizers?[i] is { } layerOptimizer)
+                {
+                    h = LayerwiseUpdates.AfterBlockBackward(h, () =>
+                    {
+                        layerOptimizer.Step();
+                        layerOptimizer.ReleaseGradients();
+                    });
+                }
                 if (!checkpoint) h = layer.Forward(h, cos, sin);
                 else if (!HalfBlockCheckpoints) h = Checkpointing.Checkpoint(x => layer.Forward(x, cos, sin), h, layer.Parameters());
                 else

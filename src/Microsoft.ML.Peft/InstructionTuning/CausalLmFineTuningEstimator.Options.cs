@@ -89,8 +89,20 @@ public sealed partial class CausalLmFineTuningEstimator
         /// <summary>AdamW moment storage: float32, 8-bit blockwise (bitsandbytes' 8-bit AdamW) or paged. Default Float32.</summary>
         public AdamWStateStorage OptimizerState { get; set; } = AdamWStateStorage.Float32;
 
-        /// <summary>Recompute block activations in backward. Not available yet (no checkpointing hook in the models' layer loops); true is refused at Fit. Default false.</summary>
+        /// <summary>
+        /// Gradient checkpointing (<see cref="Models.DecoderModel.GradientCheckpointing"/>): each decoder block keeps only
+        /// its input and recomputes its activations in backward, replaying its dropout masks, so training follows the
+        /// same trajectory with less activation memory and about one more forward pass per step. Default false.
+        /// </summary>
         public bool GradientCheckpointing { get; set; }
+
+        /// <summary>
+        /// Positions per chunk of the language-modelling head and loss in training: with a large vocabulary the
+        /// [batch, seq, vocab] logits, their softmax and their gradient are the largest activations of a step; in chunks
+        /// (each recomputed in backward) only a [batch, chunk, vocab] block exists at a time. The loss equals the
+        /// unchunked one up to float summation order. 0 = no chunking. Default 0.
+        /// </summary>
+        public int LossChunkSize { get; set; }
 
         /// <summary>Evaluated (loss, perplexity) after each epoch; needs the same columns as the training data. Default null.</summary>
         public IDataView? ValidationSet { get; set; }

@@ -42,15 +42,12 @@ public sealed partial class CausalLmFineTuningEstimator : IEstimator<CausalLmFin
     /// <summary>Trains on <paramref name="input"/> and returns the fitted transformer.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A column is missing or not Text, or a setting is out of range.</exception>
     /// <exception cref="ArgumentException">The base model is not set, or no row has a response token left after truncation.</exception>
-    /// <exception cref="NotSupportedException">Gradient checkpointing was requested.</exception>
     public CausalLmFineTuningTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         var settings = Settings();
         if (string.IsNullOrWhiteSpace(options.BaseModel))
             throw new ArgumentException("Options.BaseModel must name the pretrained decoder (a local folder or a Hugging Face hub id)", nameof(input));
-        if (options.GradientCheckpointing)
-            throw new NotSupportedException("CausalLmFineTuningEstimator.Options.GradientCheckpointing: the models' layer loops have no checkpointing hook yet; leave it false.");
         if (options.MaxSequenceLength < 2) throw new ArgumentOutOfRangeException(nameof(input), options.MaxSequenceLength, "MaxSequenceLength must be at least 2");
         ArgumentNullException.ThrowIfNull(options.Template, "Options.Template");
         options.EffectiveGeneration.Validate();
@@ -62,6 +59,7 @@ public sealed partial class CausalLmFineTuningEstimator : IEstimator<CausalLmFin
         var validation = options.ValidationSet is { } v ? columns.Read(v, "the validation set") : null;
 
         var backend = CausalLmBackend.Create(options);
+        backend.Model.Decoder.GradientCheckpointing = options.GradientCheckpointing;
         var encoder = new InstructionEncoder(backend.Tokenizer, options.Template, options.MaxSequenceLength, backend.EndOfSequenceId);
         var trainSequences = Encode(encoder, train, "training");
         var validationSequences = validation is null ? null : Encode(encoder, validation, "validation");
@@ -71,7 +69,7 @@ public sealed partial class CausalLmFineTuningEstimator : IEstimator<CausalLmFin
             trainSequences = [.. SequencePacker.Pack(trainSequences, options.MaxSequenceLength)];
             options.Log?.Invoke($"packing: {before} sequences into {trainSequences.Count} rows of at most {options.MaxSequenceLength} tokens");
         }
-        var history = new CausalLmTrainingLoop(backend.Model, settings, backend.PaddingId, options.Log).Run(trainSequences, validationSequences);
+        var history = new CausalLmTrainingLoop(backend.Model, settings, backend.PaddingId, options.Log, backend.Peft).Run(trainSequences, validationSequences);
         // Soft prompts: the trained encoder (MLP, LSTM, prefix projection) is replaced by its table, as PEFT saves it.
         PromptTuning.PromptEncoderLayer.UseLookupTables(backend.Model);
         return new CausalLmFineTuningTransformer(backend, columns, encoder, options.EffectiveGeneration, history);
@@ -114,6 +112,7 @@ public sealed partial class CausalLmFineTuningEstimator : IEstimator<CausalLmFin
             MaxGradNorm = options.MaxGradientNorm,
             Seed = unchecked((ulong)(long)options.Seed),
             OptimizerState = options.OptimizerState,
+            LossChunkPositions = options.LossChunkSize,
         };
         settings.Validate();
         return settings;

@@ -1,4 +1,5 @@
 using Microsoft.ML.Peft.Models;
+using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Tensors;
 
 namespace Microsoft.ML.Peft.InstructionTuning;
@@ -13,15 +14,38 @@ public static class CausalLmLoss
     /// Summed cross-entropy (nats) of one collated batch, a scalar with gradient; divide by the supervised-token count
     /// of the whole optimizer step to get transformers' mean.
     /// </summary>
-    internal static Tensor Sum(CausalLanguageModel model, CausalLmBatch batch)
+    /// <param name="model">The model.</param>
+    /// <param name="batch">The batch.</param>
+    /// <param name="chunkPositions">
+    /// 0: one [batch, seq, vocab] logits tensor. Otherwise the head and the loss run on this many positions at a time,
+    /// each chunk under a checkpoint (<see cref="Checkpointing"/>): no more than a [batch, chunk, vocab] block of logits,
+    /// softmax and logit gradient ever exists, recomputed in backward (one more head product per step). The result is
+    /// the sum of the chunks' sums: equal to the plain one up to the order of the float additions.
+    /// </param>
+    internal static Tensor Sum(CausalLanguageModel model, CausalLmBatch batch, int chunkPositions = 0)
     {
-        var logits = model.Forward(batch.InputIds, batch.AttentionMask);
         // An input soft prompt (prompt tuning, P-tuning) adds n leading positions that predict no label (PEFT pads
-        // the labels with n × −100): only the real tokens' logits are scored.
+        // the labels with n × −100): only the real tokens' positions are scored.
         int t = batch.Labels.Size(1);
-        if (logits.Size(1) != t) logits = logits.Narrow(1, logits.Size(1) - t, t);
-        var next = batch.Labels.Narrow(1, 1, t - 1).Contiguous();
-        return logits.Narrow(1, 0, t - 1).CrossEntropy(next, reduction: Reduction.Sum);
+        if (chunkPositions <= 0)
+        {
+            var logits = model.Forward(batch.InputIds, batch.AttentionMask);
+            if (logits.Size(1) != t) logits = logits.Narrow(1, logits.Size(1) - t, t);
+            var next = batch.Labels.Narrow(1, 1, t - 1).Contiguous();
+            return logits.Narrow(1, 0, t - 1).CrossEntropy(next, reduction: Reduction.Sum);
+        }
+        var hidden = model.Decoder.Forward(batch.InputIds, batch.AttentionMask);
+        if (hidden.Size(1) != t) hidden = hidden.Narrow(1, hidden.Size(1) - t, t);
+        int predicting = t - 1; // the last position predicts nothing
+        Tensor? total = null;
+        for (int start = 0; start < predicting; start += chunkPositions)
+        {
+            int length = Math.Min(chunkPositions, predicting - start);
+            var labels = batch.Labels.Narrow(1, start + 1, length).Contiguous();
+            var part = Checkpointing.Checkpoint(h => model.Project(h).CrossEntropy(labels, reduction: Reduction.Sum), hidden.Narrow(1, start, length), []);
+            total = total is null ? part : total.Add(part);
+        }
+        return total!;
     }
 
     /// <summary>

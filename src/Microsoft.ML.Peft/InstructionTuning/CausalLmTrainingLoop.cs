@@ -1,19 +1,29 @@
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.ML.Peft.AdapterTraining;
 using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.Optim;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Training;
+using Microsoft.ML.Peft.Tuners;
 
 namespace Microsoft.ML.Peft.InstructionTuning;
 
 /// <summary>
 /// Fine-tunes the trainable parameters of a causal LM on labelled sequences: seeded shuffled batches each epoch, loss =
 /// Σ cross-entropy over the batch's supervised tokens / their count (transformers' mean over non-ignored labels),
-/// global-norm clipping, AdamW with float32, 8-bit or paged states (<see cref="AdamW8Bit"/>; decay on matrices only),
-/// linear warm-up then linear decay. Same seed, data and settings give bit-identical weights.
+/// global-norm clipping, AdamW with float32, 8-bit or paged states (<see cref="AdamW8Bit"/>; the classification
+/// trainer's <see cref="OptimizerGroups"/>: decay on matrices only), linear warm-up then linear decay. When the model
+/// carries a PEFT adapter its method's training hooks run as in the classification loop (LoRA groups, AdaLoRA's extra
+/// loss and rank allocation). Same seed, data and settings give bit-identical weights.
 /// </summary>
-internal sealed class CausalLmTrainingLoop(CausalLanguageModel model, CausalLmTrainingSettings settings, int paddingId, Action<string>? log)
+/// <remarks>
+/// A batch with no supervised token (every response truncated away) contributes nothing: no optimizer step, and the
+/// learning-rate schedule does not advance, so the schedule counts optimizer steps as a trainer's global step does.
+/// The gradient norm is measured on every step, with or without clipping, so a non-finite gradient stops the run
+/// before it reaches the weights.
+/// </remarks>
+internal sealed class CausalLmTrainingLoop(CausalLanguageModel model, CausalLmTrainingSettings settings, int paddingId, Action<string>? log, PeftModel? adapter = null)
 {
     /// <summary>Trains; returns one summary per epoch (mean training loss; validation loss and perplexity when given).</summary>
     public IReadOnlyList<CausalLmEpochSummary> Run(IReadOnlyList<CausalLmSequence> train, IReadOnlyList<CausalLmSequence>? validation)
@@ -21,21 +31,18 @@ internal sealed class CausalLmTrainingLoop(CausalLanguageModel model, CausalLmTr
         ArgumentNullException.ThrowIfNull(train);
         settings.Validate();
         if (train.Count == 0) throw new ArgumentException("the training set has no sequences", nameof(train));
-        var trainable = model.NamedParameters().Where(p => p.Parameter.RequiresGrad).Select(p => p.Parameter).ToList();
+        var trainable = model.NamedParameters().Where(p => p.Parameter.RequiresGrad).ToList();
         if (trainable.Count == 0) throw new InvalidOperationException("the model has no trainable parameters");
-        using var optimizer = new AdamW8Bit(
-            [
-                new ParameterGroup(trainable.Where(p => p.Rank >= 2)),
-                new ParameterGroup(trainable.Where(p => p.Rank < 2), weightDecay: 0),
-            ],
-            settings.OptimizerState, settings.LearningRate, weightDecay: settings.WeightDecay);
         int stepsPerEpoch = BatchPlanner.BatchesPerEpoch(train.Count, settings.BatchSize);
         int totalSteps = checked(stepsPerEpoch * settings.Epochs);
-        var scheduler = new LearningRateScheduler(optimizer, new LinearWarmupSchedule((int)Math.Ceiling(settings.WarmupRatio * totalSteps), totalSteps));
+        var hooks = adapter is null ? null : AdapterTrainingHooks.Create(adapter, totalSteps);
+        using var optimizer = new AdamW8Bit(OptimizerGroups.Build(trainable, hooks?.ParameterGroups(adapter!)),
+            settings.OptimizerState, settings.LearningRate, weightDecay: settings.WeightDecay);
+        var scheduler = new LearningRateScheduler(optimizer, new LinearWarmupSchedule(LearningRateSchedule.WarmupSteps(settings.WarmupRatio, totalSteps), totalSteps));
         var lengths = train.Select(s => s.Length).ToArray();
         var history = new List<CausalLmEpochSummary>();
         var clock = Stopwatch.StartNew();
-        int step = 0;
+        int step = 0, batchIndex = 0;
         for (int epoch = 0; epoch < settings.Epochs; epoch++)
         {
             model.Train();
@@ -43,13 +50,14 @@ internal sealed class CausalLmTrainingLoop(CausalLanguageModel model, CausalLmTr
             long tokens = 0;
             foreach (var rows in BatchPlanner.Plan(lengths, settings.BatchSize, BatchOrder.Shuffled, settings.Seed, epoch))
             {
+                batchIndex++;
+                if (!Step(optimizer, hooks, train, rows, step, out double stepLoss, out int stepTokens, out double norm)) continue;
                 step++;
-                double stepLoss = Step(optimizer, train, rows, step, out int stepTokens);
                 scheduler.Step();
                 lossSum += stepLoss * stepTokens;
                 tokens += stepTokens;
-                if (step % Math.Max(1, totalSteps / 20) == 0)
-                    log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"step {step}/{totalSteps}: loss {stepLoss:F4} ({clock.Elapsed.TotalSeconds:F1} s)"));
+                if (batchIndex % Math.Max(1, totalSteps / 20) == 0)
+                    log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"step {step}/{totalSteps}: loss {stepLoss:F4}, gradient norm {norm:G4} ({clock.Elapsed.TotalSeconds:F1} s)"));
             }
             double? validationLoss = validation is null ? null : CausalLmLoss.Evaluate(model, validation, settings.BatchSize, paddingId).MeanNll;
             var summary = new CausalLmEpochSummary(epoch, tokens == 0 ? double.NaN : lossSum / tokens, validationLoss);
@@ -60,29 +68,43 @@ internal sealed class CausalLmTrainingLoop(CausalLanguageModel model, CausalLmTr
         return history;
     }
 
-    /// <summary>One optimizer step on one batch; returns its mean loss per supervised token.</summary>
-    private double Step(AdamW8Bit optimizer, IReadOnlyList<CausalLmSequence> train, int[] rows, int step, out int tokens)
+    /// <summary>
+    /// One optimizer step on one batch (<paramref name="stepsDone"/> steps before it); false, with nothing changed,
+    /// when the batch has no supervised token. Gives the batch's mean loss per supervised token and the gradient norm
+    /// before clipping.
+    /// </summary>
+    private bool Step(AdamW8Bit optimizer, IAdapterTrainingHooks? hooks, IReadOnlyList<CausalLmSequence> train, int[] rows, int stepsDone,
+        out double meanLoss, out int tokens, out double norm)
     {
         float sum;
+        int step = stepsDone + 1;
+        meanLoss = norm = 0;
         using (var scope = TensorScope.Begin())
         {
             var batch = CausalLmBatch.Collate(train, rows, paddingId);
             tokens = batch.SupervisedTokens;
-            if (tokens == 0) return 0;
-            var loss = CausalLmLoss.Sum(model, batch);
+            if (tokens == 0) return false;
+            var loss = CausalLmLoss.Sum(model, batch, settings.LossChunkPositions);
             sum = loss.Item();
             if (!float.IsFinite(sum)) throw new TrainingDivergedException($"Causal-LM training diverged at step {step}: the loss is {sum}; no update was applied. Try a lower learning rate.") { Step = step };
-            loss.Mul(1f / tokens).Backward();
+            var mean = loss.Mul(1f / tokens);
+            // The method's extra term (AdaLoRA's orthogonality regulariser) joins the loss that is differentiated; the
+            // reported loss stays the task loss.
+            if (hooks?.ExtraLoss(adapter!) is { } extra) mean = mean.Add(extra);
+            mean.Backward();
         }
-        double norm = settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(optimizer.Parameters, max) : 0;
+        norm = settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(optimizer.Parameters, max) : GradientClipping.GradientNorm(optimizer.Parameters);
         if (!double.IsFinite(norm))
         {
             optimizer.ZeroGrad();
             throw new TrainingDivergedException($"Causal-LM training diverged at step {step}: the gradient norm is {norm}; no update was applied.") { Step = step };
         }
         optimizer.Step();
+        // Before ZeroGrad: AdaLoRA's allocator reads the gradients of the step just taken.
+        hooks?.AfterOptimizerStep(adapter!, stepsDone);
         optimizer.ZeroGrad();
-        return sum / tokens;
+        meanLoss = sum / tokens;
+        return true;
     }
 }
 

@@ -21,6 +21,9 @@ internal sealed record CausalLmTrainingSettings
 
     public AdamWStateStorage OptimizerState { get; init; } = AdamWStateStorage.Float32;
 
+    /// <summary>Positions per chunk of the head + loss (<see cref="CausalLmLoss.Sum"/>); 0 = all at once.</summary>
+    public int LossChunkPositions { get; init; }
+
     public void Validate()
     {
         if (Epochs <= 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "MaxEpochs must be positive");
@@ -29,6 +32,7 @@ internal sealed record CausalLmTrainingSettings
         if (!(WarmupRatio >= 0 && WarmupRatio < 1)) throw new ArgumentOutOfRangeException(nameof(WarmupRatio), WarmupRatio, "WarmupRatio must be in [0, 1)");
         if (!(WeightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be ≥ 0");
         if (MaxGradNorm is { } m && !(m > 0)) throw new ArgumentOutOfRangeException(nameof(MaxGradNorm), m, "MaxGradientNorm must be positive (or null to disable clipping)");
+        if (LossChunkPositions < 0) throw new ArgumentOutOfRangeException(nameof(LossChunkPositions), LossChunkPositions, "LossChunkSize must be ≥ 0 (0: no chunking)");
         if (!Enum.IsDefined(OptimizerState)) throw new ArgumentOutOfRangeException(nameof(OptimizerState), OptimizerState, "unknown optimizer state storage");
     }
 }

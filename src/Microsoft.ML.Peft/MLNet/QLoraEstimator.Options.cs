@@ -92,16 +92,14 @@ public sealed partial class QLoraEstimator
         public int ScoringBatchSize { get; set; } = 32;
 
         /// <summary>
-        /// How AdamW keeps its moments. Classification trains through the shared classification loop, whose resumable
-        /// checkpoints store float32 moments, so only <see cref="AdamWStateStorage.Float32"/> is accepted here; the 8-bit
-        /// and paged states are available for causal-LM fine-tuning (<see cref="CausalLmFineTuningEstimator"/>).
-        /// Default Float32.
+        /// How AdamW keeps its moments (<see cref="TextClassificationTrainerOptions.OptimizerState"/>): float32, 8-bit
+        /// blockwise (bitsandbytes' 8-bit AdamW, QLoRA's usual choice) or paged. Default Float32.
         /// </summary>
         public AdamWStateStorage OptimizerState { get; set; } = AdamWStateStorage.Float32;
 
         /// <summary>
-        /// Recompute each decoder block's activations in the backward pass. Not available yet: the models' layer loops
-        /// have no checkpointing hook, so true is refused at Fit. Default false.
+        /// Recompute each decoder block's activations in the backward pass
+        /// (<see cref="TextClassificationTrainerOptions.GradientCheckpointing"/>); the gradients are unchanged. Default false.
         /// </summary>
         public bool GradientCheckpointing { get; set; }
 

@@ -1,4 +1,3 @@
-using Microsoft.ML.Peft.Optim;
 using Microsoft.ML.Peft.QLora;
 
 namespace Microsoft.ML.Peft;
@@ -41,14 +40,10 @@ public sealed partial class QLoraEstimator : IEstimator<LoraTextClassificationTr
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) => inner.GetOutputSchema(inputSchema);
 
     /// <summary>Quantizes the base, attaches LoRA, trains on <paramref name="input"/> and returns the fitted transformer.</summary>
-    /// <exception cref="NotSupportedException">An option this mode cannot honour: 8-bit/paged optimizer state or gradient checkpointing.</exception>
+    /// <exception cref="NotSupportedException">Gradient checkpointing of an encoder base model.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A column is missing or has the wrong type, or the block size is invalid.</exception>
     public LoraTextClassificationTransformer Fit(IDataView input)
     {
-        if (options.OptimizerState != AdamWStateStorage.Float32)
-            throw new NotSupportedException($"QLoraEstimator.Options.OptimizerState = {options.OptimizerState}: classification trains with float32 AdamW states (its resumable checkpoints store them); 8-bit and paged states are available in CausalLmFineTuningEstimator.");
-        if (options.GradientCheckpointing)
-            throw new NotSupportedException("QLoraEstimator.Options.GradientCheckpointing: the models' layer loops have no checkpointing hook yet; leave it false.");
         if (options.QuantizationBlockSize is < 32 or > 4096 || (options.QuantizationBlockSize & (options.QuantizationBlockSize - 1)) != 0)
             throw new ArgumentOutOfRangeException(nameof(input), options.QuantizationBlockSize, "QuantizationBlockSize must be a power of two from 32 to 4096");
         return inner.Fit(input);
@@ -79,5 +74,7 @@ public sealed partial class QLoraEstimator : IEstimator<LoraTextClassificationTr
         Seed = o.Seed,
         ScoringBatchSize = o.ScoringBatchSize,
         Log = o.Log,
+        OptimizerState = o.OptimizerState,
+        GradientCheckpointing = o.GradientCheckpointing,
     };
 }

@@ -1,4 +1,5 @@
 using Microsoft.ML.Peft.Models;
+using Microsoft.ML.Peft.Optim;
 using Microsoft.ML.Peft.Training;
 using Microsoft.ML.Peft.Tuners;
 
@@ -69,6 +70,23 @@ public abstract class TextClassificationTrainerOptions
 
     /// <summary>Global gradient-norm clipping threshold; null disables clipping. Default 1.0.</summary>
     public double? MaxGradientNorm { get; set; } = 1.0;
+
+    /// <summary>
+    /// How AdamW keeps its two moments: float32 (default), 8-bit blockwise quantized as bitsandbytes' 8-bit AdamW
+    /// (about 2 bytes per trainable parameter instead of 8), or either of them paged through a memory-mapped file
+    /// (<see cref="AdamWStateStorage"/>). Resumable checkpoints store the moments as float32 whatever the storage; a
+    /// resumed 8-bit run re-quantizes them to the same codes and continues as the uninterrupted one.
+    /// Default <see cref="AdamWStateStorage.Float32"/>.
+    /// </summary>
+    public AdamWStateStorage OptimizerState { get; set; } = AdamWStateStorage.Float32;
+
+    /// <summary>
+    /// Gradient checkpointing of a decoder base model (Llama family, GPT-2, GPT-NeoX;
+    /// <see cref="Models.DecoderModel.GradientCheckpointing"/>): each block keeps only its input and recomputes its
+    /// activations in backward, replaying its dropout masks, so the weights follow the same trajectory with less
+    /// activation memory and about one more forward pass per step. Encoder models refuse it. Default false.
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
 
     /// <summary>
     /// Tokens per example including special tokens; longer texts are truncated (longest-first for pairs) and

@@ -1,5 +1,7 @@
 using System.Globalization;
 using Microsoft.ML.Data;
+using Microsoft.ML.Peft.Models;
+using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.Training;
 
 namespace Microsoft.ML.Peft;
@@ -67,6 +69,7 @@ internal sealed class TextClassifierTraining
         if (train.SkippedMissingLabel > 0) log?.Invoke($"skipped {train.SkippedMissingLabel} training rows with a missing label");
 
         var backend = Factory.Create(options, numLabels);
+        if (options.GradientCheckpointing) EnableCheckpointing(backend.Module);
         var encoder = new TextEncoder(backend.Tokenizer, options.MaxSequenceLength, backend.UsesTokenTypeIds, backend.PaddingId);
         var trainExamples = Encode(encoder, train, "training");
         var validationExamples = validation is null ? null : Encode(encoder, validation, "validation");
@@ -97,6 +100,18 @@ internal sealed class TextClassifierTraining
         return examples;
     }
 
+    /// <summary>Turns on gradient checkpointing in the decoder backbone(s) of <paramref name="module"/>.</summary>
+    private void EnableCheckpointing(Module module)
+    {
+        var decoders = module.NamedModules().Select(m => m.Module).OfType<DecoderModel>().ToList();
+        if (decoders.Count == 0)
+        {
+            throw new NotSupportedException(
+                $"Options.GradientCheckpointing: the base model '{options.BaseModel}' ({module.GetType().Name}) has no decoder layer loop to checkpoint; checkpointing is available for Llama-family, GPT-2 and GPT-NeoX models. Set it to false.");
+        }
+        foreach (var decoder in decoders) decoder.GradientCheckpointing = true;
+    }
+
     private TrainingSettings Settings()
     {
         var settings = new TrainingSettings
@@ -114,6 +129,7 @@ internal sealed class TextClassifierTraining
             CheckpointFolder = options.CheckpointFolder,
             CheckpointEverySteps = options.CheckpointEverySteps,
             LoraPlusLearningRateRatio = options.LoraPlusLearningRateRatio,
+            OptimizerState = options.OptimizerState,
         };
         settings.Validate();
         return settings;

@@ -44,6 +44,14 @@ public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
     /// <summary>max_position_embeddings (n_positions for GPT-2).</summary>
     public abstract int MaxPositionEmbeddings { get; }
 
+    /// <summary>
+    /// Gradient checkpointing (transformers' <c>gradient_checkpointing_enable</c>): when true and gradients are
+    /// recorded, each decoder block keeps only its input for backward and recomputes its activations there, replaying
+    /// the dropout masks, so the parameter gradients are those of the plain forward (see <see cref="RunBlock"/>).
+    /// Default false.
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
+
     /// <inheritdoc/>
     public PromptGeometry PromptGeometry => new(GetType().Name, HiddenSize, NumLayers, AttentionHeads, KeyValueHeads, HeadDim, MaxPositionEmbeddings, IsDecoder: true);
 
@@ -146,6 +154,22 @@ public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
         var hidden = ForwardCore(inputsEmbeds, step, hiddenStates);
         cache?.Advance(t);
         return hidden;
+    }
+
+    /// <summary>
+    /// Runs one block of the layer loop: plainly, or under <see cref="Checkpointing.Checkpoint"/> when
+    /// <see cref="GradientCheckpointing"/> is on. Every generator the block draws from (<paramref name="dropoutGenerator"/>,
+    /// the model's attention-dropout stream, and those of the <see cref="Dropout"/> modules inside it, e.g. LoRA's) is
+    /// rewound for the recompute, so it draws the same masks. Blocks fed from outside their input are not checkpointed:
+    /// with a <see cref="KvCache"/> (inference) or prefix tuning's key/values, which come from a graph outside the block
+    /// that the nested backward must not walk again.
+    /// </summary>
+    private protected Tensor RunBlock(Module block, Tensor input, DecoderStep step, Generator dropoutGenerator, Func<Tensor, Tensor> forward)
+    {
+        if (!GradientCheckpointing || !Autograd.IsGradEnabled || step.Cache is not null || step.PrefixKeyValues is not null) return forward(input);
+        var generators = block.NamedModules().Select(m => m.Module).OfType<Dropout>().Select(d => d.Generator)
+            .Prepend(dropoutGenerator).Distinct(ReferenceEqualityComparer.Instance).Cast<Generator>().ToArray();
+        return Checkpointing.Checkpoint(forward, input, block.Parameters(), generators);
     }
 
     /// <summary>The architecture's forward from word embeddings [batch, seq, hidden] with masks and positions resolved.</summary>

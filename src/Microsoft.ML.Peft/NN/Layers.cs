@@ -106,6 +106,9 @@ public sealed class Dropout : Module
     /// <summary>Drop probability.</summary>
     public float P { get; }
 
+    /// <summary>The stream the masks are drawn from (gradient checkpointing rewinds it to replay them).</summary>
+    internal Generator Generator => generator;
+
     /// <summary>Applies dropout when training, otherwise returns the input.</summary>
     public Tensor Forward(Tensor input) => input.Dropout(P, generator, IsTraining);
 }

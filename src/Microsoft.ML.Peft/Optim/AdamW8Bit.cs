@@ -112,6 +112,24 @@ public sealed class AdamW8Bit : Optimizer, IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Replaces the moments of <paramref name="parameter"/> (checkpoint resume): stored as this optimizer stores them,
+    /// i.e. re-quantized in the 8-bit modes. Moments read back by <see cref="TryGetState"/> re-quantize to the same
+    /// codes (each block's largest value decodes to exactly its absmax, so the absmax and every code come back), hence
+    /// a resumed run continues as the uninterrupted one.
+    /// </summary>
+    /// <exception cref="ArgumentException">A span's length differs from the parameter's element count.</exception>
+    public void SetState(Tensor parameter, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq, int step)
+    {
+        ArgumentNullException.ThrowIfNull(parameter);
+        if (expAvg.Length != parameter.Count || expAvgSq.Length != parameter.Count)
+            throw new ArgumentException($"optimizer state for {parameter} has {expAvg.Length}/{expAvgSq.Length} values, expected {parameter.Count}");
+        ArgumentOutOfRangeException.ThrowIfNegative(step);
+        var s = states.GetValue(parameter, CreateState);
+        s.Write(expAvg, expAvgSq, signed, unsigned);
+        s.Step = step;
+    }
+
     /// <summary>Deletes the paged state file (if any). The optimizer must not step afterwards.</summary>
     public void Dispose() => paged?.Dispose();
 
@@ -186,6 +204,20 @@ public sealed class AdamW8Bit : Optimizer, IDisposable
         public int Step { get; set; }
 
         public void Keep(byte[] array) => owned.Add(array);
+
+        public unsafe void Write(ReadOnlySpan<float> m, ReadOnlySpan<float> v, BlockwiseDynamicQuantizer signed, BlockwiseDynamicQuantizer unsigned)
+        {
+            int n = m.Length;
+            if (!EightBit)
+            {
+                m.CopyTo(new Span<float>((void*)M, n));
+                v.CopyTo(new Span<float>((void*)V, n));
+                return;
+            }
+            int blocks = BlockwiseDynamicQuantizer.BlockCount(n, signed.BlockSize);
+            signed.Quantize(m, new Span<byte>((void*)M, n), new Span<float>((void*)MAbsmax, blocks));
+            unsigned.Quantize(v, new Span<byte>((void*)V, n), new Span<float>((void*)VAbsmax, blocks));
+        }
 
         public unsafe void Read(Span<float> m, Span<float> v, BlockwiseDynamicQuantizer signed, BlockwiseDynamicQuantizer unsigned)
         {

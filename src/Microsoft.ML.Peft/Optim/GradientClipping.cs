@@ -13,12 +13,7 @@ public static class GradientClipping
     {
         ArgumentNullException.ThrowIfNull(parameters);
         var grads = parameters.Select(p => p.Grad).Where(g => g is not null).Select(g => g!).ToList();
-        double sumSquares = 0;
-        foreach (var g in grads)
-        {
-            foreach (float v in g.AsReadOnlySpan<float>()) sumSquares += (double)v * v;
-        }
-        double total = Math.Sqrt(sumSquares);
+        double total = Norm(grads);
         float coefficient = (float)Math.Min(1.0, maxNorm / (total + 1e-6));
         if (coefficient < 1f)
         {
@@ -29,5 +24,25 @@ public static class GradientClipping
             }
         }
         return total;
+    }
+
+    /// <summary>
+    /// ‖g‖, the L2 norm of all gradients together (accumulated in double, as <see cref="ClipGradNorm"/> measures it),
+    /// without changing them: what a trainer without clipping still needs for its divergence check and its log.
+    /// </summary>
+    public static double GradientNorm(IEnumerable<Tensor> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return Norm(parameters.Select(p => p.Grad).Where(g => g is not null).Select(g => g!));
+    }
+
+    private static double Norm(IEnumerable<Tensor> grads)
+    {
+        double sumSquares = 0;
+        foreach (var g in grads)
+        {
+            foreach (float v in g.AsReadOnlySpan<float>()) sumSquares += (double)v * v;
+        }
+        return Math.Sqrt(sumSquares);
     }
 }

@@ -5,6 +5,12 @@ public abstract class LearningRateSchedule
 {
     /// <summary>The factor at <paramref name="step"/> (0 before the first optimizer step).</summary>
     public abstract double Factor(int step);
+
+    /// <summary>
+    /// Warm-up steps for a warm-up ratio of <paramref name="totalSteps"/>: ⌈ratio·total⌉, as Hugging Face's
+    /// <c>TrainingArguments.get_warmup_steps</c> (shared by the classification and causal-LM trainers).
+    /// </summary>
+    public static int WarmupSteps(double warmupRatio, int totalSteps) => (int)Math.Ceiling(warmupRatio * totalSteps);
 }
 
 /// <summary>Hugging Face get_linear_schedule_with_warmup: 0 → 1 linearly over the warm-up, then linearly down to 0 at the end.</summary>

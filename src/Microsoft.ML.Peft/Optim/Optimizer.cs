@@ -90,6 +90,16 @@ public abstract class Optimizer
         foreach (var p in Parameters) p.ZeroGrad(setToNone);
     }
 
+    /// <summary>
+    /// Clears the gradients and hands their buffers back to the tensor pool instead of keeping them for the next
+    /// backward: what a layer-wise step (<see cref="QLora.LayerwiseUpdates"/>) calls, so the next layer's gradients
+    /// reuse the same memory and only one layer's gradients are resident at a time.
+    /// </summary>
+    public void ReleaseGradients()
+    {
+        foreach (var p in Parameters) p.ReleaseGrad();
+    }
+
     /// <summary>Applies one update to <paramref name="parameter"/> in place.</summary>
     private protected abstract void Update(Tensor parameter, Tensor grad, double learningRate, double weightDecay);
 

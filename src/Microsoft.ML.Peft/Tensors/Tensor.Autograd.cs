@@ -76,6 +76,18 @@ public sealed unsafe partial class Tensor
     }
 
     /// <summary>
+    /// Drops the gradient and returns its cached buffer to the tensor pool (which <see cref="ZeroGrad"/> keeps for the
+    /// next backward): for layer-wise optimizer steps, so that the next layer's gradient of the same size reuses the
+    /// buffer and only one layer's gradients are resident. The next backward rents a buffer again.
+    /// </summary>
+    internal void ReleaseGrad()
+    {
+        grad = null;
+        if (gradBuffer?.Storage is PooledStorage pooled && pooled.OwnerScope is null) pooled.Release();
+        gradBuffer = null;
+    }
+
+    /// <summary>
     /// Lets this tensor's buffer outlive the innermost <see cref="TensorScope"/> that owns it: ownership passes to the
     /// enclosing scope, or to the garbage collector when there is none. Returns this tensor.
     /// </summary>

@@ -70,8 +70,11 @@ internal sealed class TrainingLoop
         int stepsPerEpoch = (batchesPerEpoch + settings.GradientAccumulationSteps - 1) / settings.GradientAccumulationSteps;
         int totalSteps = checked(stepsPerEpoch * settings.Epochs);
         var hooks = adapter is null ? null : AdapterTrainingHooks.Create(adapter, totalSteps, settings.LoraPlusLearningRateRatio);
-        var optimizer = new AdamW(
-            OptimizerGroups.Build(trainable, hooks?.ParameterGroups(adapter!)), settings.LearningRate, weightDecay: settings.WeightDecay);
+        var groups = OptimizerGroups.Build(trainable, hooks?.ParameterGroups(adapter!));
+        Optimizer optimizer = settings.OptimizerState == AdamWStateStorage.Float32
+            ? new AdamW(groups, settings.LearningRate, weightDecay: settings.WeightDecay)
+            : new AdamW8Bit(groups, settings.OptimizerState, settings.LearningRate, weightDecay: settings.WeightDecay);
+        using var pagedFile = optimizer as IDisposable;
         var scheduler = new LearningRateScheduler(optimizer, new LinearWarmupSchedule(settings.WarmupSteps(totalSteps), totalSteps));
 
         clock.Restart();
@@ -200,7 +203,7 @@ internal sealed class TrainingLoop
         {
             tensors["param." + name] = p.ToArray();
             shapes["param." + name] = p.ShapeArray();
-            if (run.Optimizer.GetState(p) is { } s)
+            if (ReadState(run.Optimizer, p) is { } s)
             {
                 tensors["exp_avg." + name] = s.ExpAvg;
                 tensors["exp_avg_sq." + name] = s.ExpAvgSq;
@@ -237,7 +240,7 @@ internal sealed class TrainingLoop
                 throw new InvalidDataException($"checkpoint {checkpoint} lacks a matching 'param.{name}' for {p}");
             using (Autograd.NoGrad()) values.CopyTo(p.AsSpan<float>());
             if (state.AdamSteps.TryGetValue(name, out int step))
-                run.Optimizer.SetState(p, tensors["exp_avg." + name], tensors["exp_avg_sq." + name], step);
+                WriteState(run.Optimizer, p, tensors["exp_avg." + name], tensors["exp_avg_sq." + name], step);
         }
         if (tensors.Keys.Any(k => k.StartsWith("best.", StringComparison.Ordinal)))
             run.Best = run.Trainable.ToDictionary(t => t.Name, t => tensors["best." + t.Name], StringComparer.Ordinal);
@@ -294,6 +297,24 @@ internal sealed class TrainingLoop
         return Math.Sqrt(sum);
     }
 
+    /// <summary>
+    /// A parameter's AdamW moments as float32 (8-bit states dequantized) and its step, or null before its first
+    /// update: what a checkpoint stores, whatever the state storage.
+    /// </summary>
+    private static (float[] ExpAvg, float[] ExpAvgSq, int Step)? ReadState(Optimizer optimizer, Tensor p)
+    {
+        if (optimizer is AdamW adam) return adam.GetState(p) is { } s ? (s.ExpAvg, s.ExpAvgSq, s.Step) : null;
+        float[] m = new float[p.Count], v = new float[p.Count];
+        return ((AdamW8Bit)optimizer).TryGetState(p, m, v, out int step) ? (m, v, step) : null;
+    }
+
+    /// <summary>Restores what <see cref="ReadState"/> saved (re-quantized for 8-bit states).</summary>
+    private static void WriteState(Optimizer optimizer, Tensor p, float[] expAvg, float[] expAvgSq, int step)
+    {
+        if (optimizer is AdamW adam) adam.SetState(p, expAvg, expAvgSq, step);
+        else ((AdamW8Bit)optimizer).SetState(p, expAvg, expAvgSq, step);
+    }
+
     private static Dictionary<string, float[]> Snapshot(IReadOnlyList<(string Name, Tensor Parameter)> trainable) =>
         trainable.ToDictionary(t => t.Name, t => t.Parameter.ToArray(), StringComparer.Ordinal);
 
@@ -306,13 +327,13 @@ internal sealed class TrainingLoop
     }
 
     /// <summary>Everything one call of <see cref="TrainingLoop.Run"/> carries between its phases.</summary>
-    private sealed class RunContext(List<(string Name, Tensor Parameter)> trainable, AdamW optimizer, int totalSteps, CheckpointStore? store, IAdapterTrainingHooks? hooks)
+    private sealed class RunContext(List<(string Name, Tensor Parameter)> trainable, Optimizer optimizer, int totalSteps, CheckpointStore? store, IAdapterTrainingHooks? hooks)
     {
         public IAdapterTrainingHooks? Hooks { get; } = hooks;
 
         public List<(string Name, Tensor Parameter)> Trainable { get; } = trainable;
 
-        public AdamW Optimizer { get; } = optimizer;
+        public Optimizer Optimizer { get; } = optimizer;
 
         public int TotalSteps { get; } = totalSteps;
 

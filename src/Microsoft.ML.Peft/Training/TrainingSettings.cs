@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Microsoft.ML.Peft.Optim;
 
 namespace Microsoft.ML.Peft.Training;
 
@@ -39,6 +40,9 @@ internal sealed record TrainingSettings
     /// <summary>LoRA+ ratio λ (B matrices train at λ × the learning rate), or null for plain groups.</summary>
     public double? LoraPlusLearningRateRatio { get; init; }
 
+    /// <summary>How AdamW keeps its moments: float32 (<see cref="AdamW"/>), or 8-bit / paged (<see cref="AdamW8Bit"/>).</summary>
+    public AdamWStateStorage OptimizerState { get; init; } = AdamWStateStorage.Float32;
+
     public void Validate()
     {
         static void Positive(int value, string name)
@@ -55,16 +59,17 @@ internal sealed record TrainingSettings
         if (MaxGradNorm is { } clip && !(clip > 0)) throw new ArgumentOutOfRangeException(nameof(MaxGradNorm), clip, "MaxGradNorm must be positive (or null for no clipping)");
         if (EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(EarlyStoppingPatience), EarlyStoppingPatience, "EarlyStoppingPatience must be ≥ 0");
         if (CheckpointEverySteps < 0) throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, "CheckpointEverySteps must be ≥ 0");
+        if (!Enum.IsDefined(OptimizerState)) throw new ArgumentOutOfRangeException(nameof(OptimizerState), OptimizerState, "unknown optimizer state storage");
         if (LoraPlusLearningRateRatio is { } ratio && !(ratio > 0 && double.IsFinite(ratio)))
             throw new ArgumentOutOfRangeException(nameof(LoraPlusLearningRateRatio), ratio, "LoraPlusLearningRateRatio must be positive and finite (or null for no LoRA+)");
     }
 
     /// <summary>The settings that shape the trajectory, as text (part of a checkpoint's fingerprint).</summary>
     public string TrajectoryKey() => string.Create(CultureInfo.InvariantCulture,
-        $"epochs={Epochs};batch={BatchSize};lr={LearningRate:R};warmup={WarmupRatio:R};wd={WeightDecay:R};accum={GradientAccumulationSteps};clip={MaxGradNorm?.ToString("R", CultureInfo.InvariantCulture) ?? "none"};seed={Seed};order={BatchOrder};patience={EarlyStoppingPatience}{(LoraPlusLearningRateRatio is { } r ? $";loraplus={r:R}" : "")}");
+        $"epochs={Epochs};batch={BatchSize};lr={LearningRate:R};warmup={WarmupRatio:R};wd={WeightDecay:R};accum={GradientAccumulationSteps};clip={MaxGradNorm?.ToString("R", CultureInfo.InvariantCulture) ?? "none"};seed={Seed};order={BatchOrder};patience={EarlyStoppingPatience}{(LoraPlusLearningRateRatio is { } r ? $";loraplus={r:R}" : "")}{(OptimizerState != AdamWStateStorage.Float32 ? $";optimizer_state={OptimizerState}" : "")}");
 
     /// <summary>Number of warm-up steps for <paramref name="totalSteps"/> (ceil, as Hugging Face's get_warmup_steps).</summary>
-    public int WarmupSteps(int totalSteps) => (int)Math.Ceiling(WarmupRatio * totalSteps);
+    public int WarmupSteps(int totalSteps) => LearningRateSchedule.WarmupSteps(WarmupRatio, totalSteps);
 
     internal static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
 }

@@ -55,6 +55,53 @@ public sealed class CausalLmLossTests
     }
 
     [TestMethod]
+    [DataRow(1)]
+    [DataRow(3)]
+    [DataRow(64)]
+    public void ChunkedHeadAndLoss_EqualsThePlainLoss_AndItsGradients(int chunk)
+    {
+        // LoRA with random B on every linear layer, plus the tied embedding/head table trainable: its gradient gathers
+        // the lookup's and every chunk's head contributions, the case where the order of additions differs most.
+        CausalLmSequence[] sequences =
+        [
+            new([1, 403, 261, 290, 319, 13, 282, 2], [X, X, X, X, X, 13, 282, 2]),
+            new([1, 66, 77, 88], [X, X, 77, 88]),
+        ];
+        var batch = CausalLmBatch.Collate(sequences, [0, 1], paddingId: 0);
+        (float Loss, Dictionary<string, float[]> Grads) Run(int chunkPositions)
+        {
+            var model = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K);
+            Microsoft.ML.Peft.Tuners.PeftModel.Inject(model, new Microsoft.ML.Peft.Lora.LoraConfig
+            {
+                TargetModules = "all-linear", Rank = 4, Alpha = 8, InitLoraWeights = Microsoft.ML.Peft.Lora.LoraInit.Random,
+            }, "default", new Generator(4));
+            model.Decoder.InputEmbeddings.Weight.RequiresGrad = true;
+            model.Eval();
+            float loss;
+            using (TensorScope.Begin())
+            {
+                var sum = CausalLmLoss.Sum(model, batch, chunkPositions);
+                loss = sum.Item();
+                sum.Backward();
+            }
+            return (loss, model.NamedParameters().Where(p => p.Parameter.Grad is not null).ToDictionary(p => p.Name, p => p.Parameter.Grad!.ToArray()));
+        }
+        var plain = Run(0);
+        var chunked = Run(chunk);
+        Assert.AreEqual(plain.Loss, chunked.Loss, 1e-6 * Math.Abs(plain.Loss), "summed loss");
+        CollectionAssert.AreEquivalent(plain.Grads.Keys.ToArray(), chunked.Grads.Keys.ToArray());
+        Assert.IsGreaterThan(70, plain.Grads.Count, "LoRA A and B of 35 layers plus the embedding table");
+        foreach (var (name, grad) in plain.Grads)
+        {
+            // Each position's logit gradient is the same in both; only sums over positions (the head's weight
+            // gradient, the rank-r products) regroup, so the difference is float rounding of those sums.
+            double scale = grad.Max(v => Math.Abs((double)v));
+            Assert.IsGreaterThan(0.0, scale, name);
+            Assert.IsLessThan(1e-5 * scale, grad.Zip(chunked.Grads[name], (a, b) => Math.Abs((double)a - b)).Max(), $"{name} (chunk {chunk})");
+        }
+    }
+
+    [TestMethod]
     public void Evaluate_NothingSupervised_IsAnError()
     {
         var model = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K);

@@ -14,12 +14,14 @@ public sealed class Gpt2Model : DecoderModel
     private readonly ModuleSlot<ModuleList<Gpt2Block>> h;
     private readonly ModuleSlot<LayerNorm> lnF;
     private readonly Gpt2Config config;
+    private readonly Generator dropoutGenerator;
 
     /// <summary>A backbone for <paramref name="config"/> (placeholders until weights are bound).</summary>
     public Gpt2Model(Gpt2Config config, Generator dropoutGenerator)
     {
         ArgumentNullException.ThrowIfNull(config);
         this.config = config;
+        this.dropoutGenerator = dropoutGenerator;
         wte = RegisterModule("wte", Placeholder.Embedding(config.VocabSize, config.NEmbd));
         wpe = RegisterModule("wpe", Placeholder.Embedding(config.NPositions, config.NEmbd));
         drop = RegisterModule("drop", new Dropout((float)config.EmbdPdrop, dropoutGenerator));
@@ -61,7 +63,8 @@ public sealed class Gpt2Model : DecoderModel
         var blocks = h.Module;
         for (int i = 0; i < blocks.Count; i++)
         {
-            x = blocks[i].Forward(x, step);
+            var block = blocks[i];
+            x = RunBlock(block, x, step, dropoutGenerator, hidden => block.Forward(hidden, step));
             hiddenStates?.Add(x);
         }
         return lnF.Module.Forward(x);

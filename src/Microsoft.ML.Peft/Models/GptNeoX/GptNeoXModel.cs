@@ -14,6 +14,7 @@ public sealed class GptNeoXModel : DecoderModel
     private readonly ModuleSlot<ModuleList<GptNeoXLayer>> layers;
     private readonly ModuleSlot<LayerNorm> finalLayerNorm;
     private readonly GptNeoXConfig config;
+    private readonly Generator dropoutGenerator;
 
     /// <summary>A backbone for <paramref name="config"/> (placeholders until weights are bound).</summary>
     public GptNeoXModel(GptNeoXConfig config, Generator dropoutGenerator)
@@ -23,6 +24,7 @@ public sealed class GptNeoXModel : DecoderModel
             throw new ModelConfigException(config.SourcePath ?? "config.json", "rotary_pct",
                 $"head_dim {config.HeadDim} × rotary_pct {config.RotaryPct} = {config.RotaryDims} rotary dimensions; must be even and positive");
         this.config = config;
+        this.dropoutGenerator = dropoutGenerator;
         embedIn = RegisterModule("embed_in", Placeholder.Embedding(config.VocabSize, config.HiddenSize));
         embDropout = RegisterModule("emb_dropout", new Dropout((float)config.HiddenDropout, dropoutGenerator));
         layers = RegisterModule("layers", new ModuleList<GptNeoXLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new GptNeoXLayer(config, i, dropoutGenerator))));
@@ -65,7 +67,8 @@ public sealed class GptNeoXModel : DecoderModel
         var blocks = layers.Module;
         for (int i = 0; i < blocks.Count; i++)
         {
-            x = blocks[i].Forward(x, step, cos, sin);
+            var block = blocks[i];
+            x = RunBlock(block, x, step, dropoutGenerator, h => block.Forward(h, step, cos, sin));
             hiddenStates?.Add(x);
         }
         return finalLayerNorm.Module.Forward(x);

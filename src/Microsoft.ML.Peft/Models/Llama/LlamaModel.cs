@@ -16,12 +16,14 @@ public sealed class LlamaModel : DecoderModel
     private readonly ModuleSlot<ModuleList<LlamaDecoderLayer>> layers;
     private readonly ModuleSlot<RMSNorm> norm;
     private readonly LlamaConfig config;
+    private readonly Generator dropoutGenerator;
 
     /// <summary>A backbone for <paramref name="config"/> (placeholders until weights are bound).</summary>
     public LlamaModel(LlamaConfig config, Generator dropoutGenerator)
     {
         ArgumentNullException.ThrowIfNull(config);
         this.config = config;
+        this.dropoutGenerator = dropoutGenerator;
         embedTokens = RegisterModule("embed_tokens", Placeholder.Embedding(config.VocabSize, config.HiddenSize, config.PadTokenId));
         layers = RegisterModule("layers", new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new LlamaDecoderLayer(config, i, dropoutGenerator))));
         norm = RegisterModule("norm", new RMSNorm(config.HiddenSize, (float)config.RmsNormEps));
@@ -63,7 +65,8 @@ public sealed class LlamaModel : DecoderModel
         var blocks = layers.Module;
         for (int i = 0; i < blocks.Count; i++)
         {
-            x = blocks[i].Forward(x, step, cos, sin);
+            var block = blocks[i];
+            x = RunBlock(block, x, step, dropoutGenerator, h => block.Forward(h, step, cos, sin));
             hiddenStates?.Add(x);
         }
         return norm.Module.Forward(x);
