@@ -15,9 +15,10 @@ namespace Microsoft.ML.Peft.Models;
 /// those n leading positions; key/value prefixes are treated as n cached positions, so the real tokens get positions
 /// n.. and every query sees the whole prefix (causal masking is bottom-right aligned).
 /// </remarks>
-public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
+public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel, IResidualStreamHost
 {
     private ModuleSlot<Module>? promptSlot;
+    private ModuleSlot<Module>? interventionSlot;
 
     /// <summary>Width of the hidden states.</summary>
     public abstract int HiddenSize { get; }
@@ -52,6 +53,20 @@ public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
         ArgumentNullException.ThrowIfNull(module);
         if (promptSlot is null) promptSlot = RegisterModule("prompt_encoder", module);
         else ReplaceModule("prompt_encoder", module);
+    }
+
+    /// <inheritdoc/>
+    public int NumBlocks => NumLayers;
+
+    /// <inheritdoc/>
+    public IResidualStreamHook? ResidualStreamHook => interventionSlot?.Module as IResidualStreamHook;
+
+    /// <inheritdoc/>
+    public void SetResidualStreamModule(Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        if (interventionSlot is null) interventionSlot = RegisterModule("interventions", module);
+        else ReplaceModule("interventions", module);
     }
 
     /// <inheritdoc/>
@@ -115,9 +130,13 @@ public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
             inputsEmbeds = PromptPlumbing.PrependPrompt(prompt!.InputPrompt(), inputsEmbeds);
             t += virtualTokens;
         }
+        var hook = ResidualStreamHook;
+        var residual = ResidualStreamContext.For(hook, attentionMask, b, t, past, promptActive: virtualTokens + prefix > 0);
         attentionMask = PromptPlumbing.PrependOnes(attentionMask, virtualTokens + prefix);
         var step = new DecoderStep
         {
+            Hook = hook,
+            Residual = residual,
             Positions = Positions(positionIds, b, t, past + prefix, out int limit),
             PositionLimit = limit,
             KeyMask = AttentionHelpers.AdditiveKeyMask(attentionMask),
@@ -173,6 +192,15 @@ internal sealed class DecoderStep
 
     /// <summary>Prefix tuning's keys/values [2·layers, kvHeads, n, headDim] (see <see cref="IPromptSource.PrefixKeyValues"/>), or null.</summary>
     public Tensor? PrefixKeyValues { get; init; }
+
+    /// <summary>The residual-stream hook (ReFT) and its per-forward context, or null.</summary>
+    public IResidualStreamHook? Hook { get; init; }
+
+    /// <summary>Which positions are real tokens, for <see cref="Hook"/>.</summary>
+    public ResidualStreamContext? Residual { get; init; }
+
+    /// <summary>Block <paramref name="layer"/>'s output as the next block sees it: edited by the hook, if any.</summary>
+    public Tensor AfterBlock(int layer, Tensor hidden) => Hook is null ? hidden : Hook.AfterBlock(layer, hidden, Residual!);
 
     /// <summary>
     /// Keys/values to attend over: the new ones, or everything cached for <paramref name="layer"/> once they are

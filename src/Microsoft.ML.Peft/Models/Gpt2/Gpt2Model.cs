@@ -61,7 +61,7 @@ public sealed class Gpt2Model : DecoderModel
         var blocks = h.Module;
         for (int i = 0; i < blocks.Count; i++)
         {
-            x = blocks[i].Forward(x, step);
+            x = step.AfterBlock(i, blocks[i].Forward(x, step));
             hiddenStates?.Add(x);
         }
         return lnF.Module.Forward(x);

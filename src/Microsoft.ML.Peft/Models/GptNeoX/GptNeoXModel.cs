@@ -65,7 +65,7 @@ public sealed class GptNeoXModel : DecoderModel
         var blocks = layers.Module;
         for (int i = 0; i < blocks.Count; i++)
         {
-            x = blocks[i].Forward(x, step, cos, sin);
+            x = step.AfterBlock(i, blocks[i].Forward(x, step, cos, sin));
             hiddenStates?.Add(x);
         }
         return finalLayerNorm.Module.Forward(x);

@@ -63,7 +63,7 @@ public sealed class LlamaModel : DecoderModel
         var blocks = layers.Module;
         for (int i = 0; i < blocks.Count; i++)
         {
-            x = blocks[i].Forward(x, step, cos, sin);
+            x = step.AfterBlock(i, blocks[i].Forward(x, step, cos, sin));
             hiddenStates?.Add(x);
         }
         return norm.Module.Forward(x);
