@@ -106,7 +106,7 @@ public sealed class ReftModelTests
             1, 0, 0, 0, 0, 0, 0,
             0, 0, 0, 0, 0, 0, 0,
             0, 0, 0, 0, 0, 0, 0,
-        }, first.ToArray().Select(v => (int)v).ToArray());
+        }, first.AsReadOnlySpan<int>().ToArray());
         CollectionAssert.AreEqual(new[]
         {
             0, 0, 0, 0, 0, 1, 1,
@@ -184,6 +184,7 @@ public sealed class ReftModelTests
         var model = Llama();
         model.Eval();
         var peft = PeftModel.Inject(model, new ReftConfig { Layers = [0, 1], LowRankDimension = 3, Positions = "f2+l1", Dropout = 0.1 }, generator: new Generator(21));
+        model.Eval(); // the new intervention modules start in training mode (as torch modules do): no dropout when scoring
         float[] expected;
         using (Autograd.NoGrad()) expected = model.Decoder.Forward(ids, mask).ToArray();
         string dir = Path.Combine(Path.GetTempPath(), $"peft-reft-{Guid.NewGuid():N}");
@@ -197,6 +198,7 @@ public sealed class ReftModelTests
             var fresh = Llama();
             fresh.Eval();
             var loaded = PeftModel.FromPretrained(fresh, dir, generator: new Generator(99));
+            fresh.Eval();
             Assert.IsInstanceOfType<ReftConfig>(loaded.ActiveConfig);
             foreach (var (key, tensor) in loaded.GetAdapterStateDict()) CollectionAssert.AreEqual(saved[key].ToArray(), tensor.ToArray(), key);
             using (Autograd.NoGrad()) CollectionAssert.AreEqual(expected, fresh.Decoder.Forward(ids, mask).ToArray());
