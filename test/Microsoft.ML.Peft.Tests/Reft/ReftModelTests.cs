@@ -1,3 +1,4 @@
+using Microsoft.ML.Peft.Generation;
 using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.Reft;
 using Microsoft.ML.Peft.Tensors;
@@ -218,5 +219,25 @@ public sealed class ReftModelTests
         peft.SetAdapter("prompt");
         var e = Assert.ThrowsExactly<NotSupportedException>(() => model.Decoder.Forward(Ids([5, 6], 1, 2)));
         StringAssert.Contains(e.Message, "prompt-learning");
+    }
+
+    [TestMethod]
+    public void Generation_EditsThePromptOnly_AndLeftPaddedBatchesMatchSinglePrompts()
+    {
+        var model = Llama();
+        PeftModel.Inject(model, new ReftConfig { Layers = [0, 1], LowRankDimension = 3, Positions = "f1+l1" }, generator: new Generator(5));
+        model.Eval();
+        int[][] prompts = [[5, 17, 42, 9, 33], [7, 21, 11]];
+        // The batch is left padded by Generate; each row's first new token must be the argmax of its own unpadded,
+        // uncached forward (the edits land on the same real tokens). Later steps continue from the cache unedited.
+        var results = model.Generate(prompts, new GenerationOptions { MaxNewTokens = 3 });
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            Assert.AreEqual(3, results[i].TokenIds.Count, $"prompt {i}");
+            float[] logits;
+            using (Autograd.NoGrad()) logits = model.Forward(Ids(prompts[i], 1, prompts[i].Length)).ToArray();
+            var last = logits[^128..];
+            Assert.AreEqual(Array.IndexOf(last, last.Max()), results[i].TokenIds[0], $"prompt {i}: first generated token");
+        }
     }
 }
