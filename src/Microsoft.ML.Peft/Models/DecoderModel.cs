@@ -19,9 +19,10 @@ namespace Microsoft.ML.Peft.Models;
 /// <see cref="KvCache.PromptLength"/>; later forwards attend to it there. The caller's attention mask never covers
 /// the prompt.
 /// </remarks>
-public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
+public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel, IResidualStreamHost
 {
     private ModuleSlot<Module>? promptSlot;
+    private ModuleSlot<Module>? interventionSlot;
 
     /// <summary>Width of the hidden states.</summary>
     public abstract int HiddenSize { get; }
@@ -64,6 +65,20 @@ public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
         ArgumentNullException.ThrowIfNull(module);
         if (promptSlot is null) promptSlot = RegisterModule("prompt_encoder", module);
         else ReplaceModule("prompt_encoder", module);
+    }
+
+    /// <inheritdoc/>
+    public int NumBlocks => NumLayers;
+
+    /// <inheritdoc/>
+    public IResidualStreamHook? ResidualStreamHook => interventionSlot?.Module as IResidualStreamHook;
+
+    /// <inheritdoc/>
+    public void SetResidualStreamModule(Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        if (interventionSlot is null) interventionSlot = RegisterModule("interventions", module);
+        else ReplaceModule("interventions", module);
     }
 
     /// <inheritdoc/>
@@ -142,9 +157,13 @@ public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel
                 past = prefix;
             }
         }
+        var hook = ResidualStreamHook;
+        var residual = ResidualStreamContext.For(hook, attentionMask, b, t, past, promptActive: virtualTokens + prefix > 0);
         attentionMask = PromptPlumbing.PrependOnes(attentionMask, virtualTokens + prefix);
         var step = new DecoderStep
         {
+            Hook = hook,
+            Residual = residual,
             Positions = Positions(positionIds, b, t, cache is null ? prefix : past, out int limit),
             PositionLimit = limit,
             KeyMask = AttentionHelpers.AdditiveKeyMask(attentionMask),
@@ -216,6 +235,15 @@ internal sealed class DecoderStep
 
     /// <summary>Prefix tuning's keys/values [2·layers, kvHeads, n, headDim] (see <see cref="IPromptSource.PrefixKeyValues"/>), or null.</summary>
     public Tensor? PrefixKeyValues { get; init; }
+
+    /// <summary>The residual-stream hook (ReFT) and its per-forward context, or null.</summary>
+    public IResidualStreamHook? Hook { get; init; }
+
+    /// <summary>Which positions are real tokens, for <see cref="Hook"/>.</summary>
+    public ResidualStreamContext? Residual { get; init; }
+
+    /// <summary>Block <paramref name="layer"/>'s output as the next block sees it: edited by the hook, if any.</summary>
+    public Tensor AfterBlock(int layer, Tensor hidden) => Hook is null ? hidden : Hook.AfterBlock(layer, hidden, Residual!);
 
     /// <summary>
     /// Keys/values to attend over: the new ones, or everything cached for <paramref name="layer"/> once they are

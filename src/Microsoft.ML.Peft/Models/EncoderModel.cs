@@ -11,9 +11,10 @@ namespace Microsoft.ML.Peft.Models;
 /// every position in both directions and count as past positions (BERT's real tokens get positions n.., as
 /// transformers' past_key_values_length gives them).
 /// </remarks>
-public abstract class EncoderModel : Module, IPromptHost, IInputEmbeddingsModel
+public abstract class EncoderModel : Module, IPromptHost, IInputEmbeddingsModel, IResidualStreamHost
 {
     private ModuleSlot<Module>? promptSlot;
+    private ModuleSlot<Module>? interventionSlot;
 
     /// <inheritdoc/>
     public abstract PromptGeometry PromptGeometry { get; }
@@ -28,6 +29,29 @@ public abstract class EncoderModel : Module, IPromptHost, IInputEmbeddingsModel
         if (promptSlot is null) promptSlot = RegisterModule("prompt_encoder", module);
         else ReplaceModule("prompt_encoder", module);
     }
+
+    /// <inheritdoc/>
+    public int NumBlocks => PromptGeometry.Layers;
+
+    /// <inheritdoc/>
+    public IResidualStreamHook? ResidualStreamHook => interventionSlot?.Module as IResidualStreamHook;
+
+    /// <inheritdoc/>
+    public void SetResidualStreamModule(Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        if (interventionSlot is null) interventionSlot = RegisterModule("interventions", module);
+        else ReplaceModule("interventions", module);
+    }
+
+    /// <summary>The residual-stream context of one forward over [batch, seq] tokens (null without a hook).</summary>
+    private protected ResidualStreamContext? BeginResidualStream(Tensor? attentionMask, int batch, int seq) =>
+        ResidualStreamContext.For(ResidualStreamHook, attentionMask, batch, seq, 0,
+            promptActive: PromptSource is { } prompt && prompt.InputPromptLength + prompt.PrefixLength > 0);
+
+    /// <summary>Block <paramref name="layer"/>'s output as the next block sees it: edited by the hook, if any.</summary>
+    private protected Tensor AfterBlock(int layer, Tensor hidden, ResidualStreamContext? context) =>
+        context is null ? hidden : ResidualStreamHook!.AfterBlock(layer, hidden, context);
 
     /// <inheritdoc/>
     public abstract Tensor InputEmbeddingWeight { get; }

@@ -147,6 +147,7 @@ public abstract class PeftConfig
             "FAR" => new Selective.FarConfig(),
             "PAFI" => new Selective.PafiConfig(),
             "DIFF_PRUNING" => new Selective.DiffPruningConfig(),
+            "REFT" => new Reft.ReftConfig(),
             _ => Selective.SelectiveConfig.ForPeftType(peftType)
                 ?? throw new PeftConfigException($"{source}: peft_type '{peftType}' is not supported (supported: LORA, IA3, PROMPT_TUNING, PREFIX_TUNING, P_TUNING, ADAPTION_PROMPT, ADALORA, VERA, LOHA, LOKR, BOTTLENECK_ADAPTER, ADAPTER_FUSION, FAR, PAFI, DIFF_PRUNING, BITFIT, LAYERNORM_TUNING, HEAD_ONLY, LAST_N_LAYERS, FULL_FINETUNING)"),
         };

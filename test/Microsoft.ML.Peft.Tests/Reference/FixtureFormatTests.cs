@@ -43,6 +43,8 @@ public sealed class FixtureFormatTests
         yield return "prompts/expected.safetensors";
         // build/reference/adapters_reference.py: bottleneck adapter and AdapterFusion outputs and gradients.
         yield return "adapters/adapters.safetensors";
+        // build/reference/reft_reference.py: LoReFT and DiReFT on tiny Llama, outputs and gradients.
+        yield return "reft/reft.safetensors";
     }
 
     [TestMethod]
@@ -102,9 +104,9 @@ public sealed class FixtureFormatTests
             described++;
         }
 
-        // The layer, stories260K, adapters and per-architecture expected-output files carry a JSON tensor table; the
+        // The layer, stories260K, adapters, ReFT and per-architecture expected-output files carry a JSON tensor table; the
         // checkpoints (model.safetensors), the decoders' token-classification expectations and the trainer fixture do not.
-        Assert.AreEqual(5 + Architectures.Length, described, "tensor tables found");
+        Assert.AreEqual(6 + Architectures.Length, described, "tensor tables found");
     }
 
     [TestMethod]

@@ -93,10 +93,11 @@ public sealed class DistilBertModel : EncoderModel
     {
         hiddenStates?.Add(x);
         var keyMask = AttentionHelpers.AdditiveKeyMask(attentionMask);
+        var residual = BeginResidualStream(attentionMask, x.Size(0), x.Size(1));
         var layers = transformer.Module.Layers;
         for (int i = 0; i < layers.Count; i++)
         {
-            x = layers[i].Forward(x, keyMask, prefixKeyValues, i);
+            x = AfterBlock(i, layers[i].Forward(x, keyMask, prefixKeyValues, i), residual);
             hiddenStates?.Add(x);
         }
         return x;

@@ -64,7 +64,7 @@ public sealed class Gpt2Model : DecoderModel
         for (int i = 0; i < blocks.Count; i++)
         {
             var block = blocks[i];
-            x = RunBlock(block, x, step, dropoutGenerator, hidden => block.Forward(hidden, step));
+            x = step.AfterBlock(i, RunBlock(block, x, step, dropoutGenerator, hidden => block.Forward(hidden, step)));
             hiddenStates?.Add(x);
         }
         return lnF.Module.Forward(x);

@@ -66,7 +66,7 @@ public sealed class LlamaModel : DecoderModel
         for (int i = 0; i < blocks.Count; i++)
         {
             var block = blocks[i];
-            x = RunBlock(block, x, step, dropoutGenerator, h => block.Forward(h, step, cos, sin));
+            x = step.AfterBlock(i, RunBlock(block, x, step, dropoutGenerator, h => block.Forward(h, step, cos, sin)));
             hiddenStates?.Add(x);
         }
         return norm.Module.Forward(x);
