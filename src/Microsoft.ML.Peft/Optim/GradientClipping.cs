@@ -12,13 +12,9 @@ public static class GradientClipping
     public static double ClipGradNorm(IEnumerable<Tensor> parameters, double maxNorm)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        var grads = parameters.Select(p => p.Grad).Where(g => g is not null).Select(g => g!).ToList();
-        double sumSquares = 0;
-        foreach (var g in grads)
-        {
-            foreach (float v in g.AsReadOnlySpan<float>()) sumSquares += (double)v * v;
-        }
-        double total = Math.Sqrt(sumSquares);
+        var withGradients = parameters.Where(p => p.Grad is not null).ToList();
+        double total = GlobalNorm(withGradients);
+        var grads = withGradients.Select(p => p.Grad!);
         float coefficient = (float)Math.Min(1.0, maxNorm / (total + 1e-6));
         if (coefficient < 1f)
         {
@@ -29,5 +25,21 @@ public static class GradientClipping
             }
         }
         return total;
+    }
+
+    /// <summary>
+    /// The L2 norm of all gradients of <paramref name="parameters"/> together, squares summed in double in parameter
+    /// order (parameters without a gradient are skipped); the norm <see cref="ClipGradNorm"/> clips by.
+    /// </summary>
+    public static double GlobalNorm(IEnumerable<Tensor> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        double sumSquares = 0;
+        foreach (var p in parameters)
+        {
+            if (p.Grad is not { } g) continue;
+            foreach (float v in g.AsReadOnlySpan<float>()) sumSquares += (double)v * v;
+        }
+        return Math.Sqrt(sumSquares);
     }
 }

@@ -93,7 +93,7 @@ internal sealed class TrainingLoop
                 int groupRows = 0;
                 for (int b = state.NextBatch; b < groupEnd; b++) groupRows += plan[b].Length;
                 double lossSum = 0;
-                for (int b = state.NextBatch; b < groupEnd; b++) lossSum += MicroStep(run, train, plan[b], groupRows);
+                for (int b = state.NextBatch; b < groupEnd; b++) lossSum += MicroStep(run, train, plan[b], groupRows, addsExtraLoss: b == groupEnd - 1);
                 OptimizerStep(run, scheduler, groupEnd, lossSum, groupRows, endsEpoch: groupEnd == plan.Length);
             }
             EndEpoch(run, validation);
@@ -103,8 +103,13 @@ internal sealed class TrainingLoop
         return state;
     }
 
-    /// <summary>Forward and backward of one micro-batch; returns Σ loss over its rows.</summary>
-    private double MicroStep(RunContext run, IReadOnlyList<ClassificationExample> train, int[] rows, int groupRows)
+    /// <summary>
+    /// Forward and backward of one micro-batch; returns Σ loss over its rows. The method's extra term (a function of the
+    /// adapter weights only, unchanged within an accumulation group) joins the backward of one micro-batch per optimizer
+    /// step, <paramref name="addsExtraLoss"/>, with weight 1: the step's gradient is ∇(mean task loss over the group's
+    /// rows + extra), as when PEFT adds it to every forward's loss and the trainer divides each by the group's share.
+    /// </summary>
+    private double MicroStep(RunContext run, IReadOnlyList<ClassificationExample> train, int[] rows, int groupRows, bool addsExtraLoss)
     {
         using var scope = TensorScope.Begin();
         var batch = TokenBatch.Collate(train, rows, paddingId);
@@ -115,17 +120,17 @@ internal sealed class TrainingLoop
         float value = loss.Item();
         if (!float.IsFinite(value))
             throw Diverged(run, $"the training loss is {value}");
-        // The method's extra term joins every micro-batch's loss before the share weighting, as PEFT adds it to every
-        // forward's loss; the reported loss stays the task loss.
-        if (run.Hooks?.ExtraLoss(adapter!) is { } extra) loss = loss.Add(extra);
-        (rows.Length == groupRows ? loss : loss.Mul((float)rows.Length / groupRows)).Backward();
+        // The reported loss stays the task loss.
+        var weighted = rows.Length == groupRows ? loss : loss.Mul((float)rows.Length / groupRows);
+        if (addsExtraLoss && run.Hooks?.ExtraLoss(adapter!) is { } extra) weighted = weighted.Add(extra);
+        weighted.Backward();
         return (double)value * rows.Length;
     }
 
     private void OptimizerStep(RunContext run, LearningRateScheduler scheduler, int groupEnd, double lossSum, int groupRows, bool endsEpoch)
     {
         var parameters = run.Optimizer.Parameters;
-        double norm = settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(parameters, max) : GradientNorm(parameters);
+        double norm = settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(parameters, max) : GradientClipping.GlobalNorm(parameters);
         if (!double.IsFinite(norm))
         {
             run.Optimizer.ZeroGrad();
@@ -281,17 +286,6 @@ internal sealed class TrainingLoop
                 throw new ArgumentException($"{what} row {i} has class {examples[i].Label}, outside 0..{model.NumLabels - 1}");
             if (examples[i].Length == 0) throw new ArgumentException($"{what} row {i} has no tokens");
         }
-    }
-
-    private static double GradientNorm(IEnumerable<Tensor> parameters)
-    {
-        double sum = 0;
-        foreach (var p in parameters)
-        {
-            if (p.Grad is not { } g) continue;
-            foreach (float v in g.AsReadOnlySpan<float>()) sum += (double)v * v;
-        }
-        return Math.Sqrt(sum);
     }
 
     private static Dictionary<string, float[]> Snapshot(IReadOnlyList<(string Name, Tensor Parameter)> trainable) =>
