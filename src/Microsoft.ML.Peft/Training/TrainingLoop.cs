@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.Peft.AdapterTraining;
+using Microsoft.ML.Peft.Ensembles;
 using Microsoft.ML.Peft.Optim;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tuners;
@@ -30,6 +31,7 @@ internal sealed class TrainingLoop
     private readonly IProgress<TrainingProgress>? progress;
     private readonly Action<string>? log;
     private readonly PeftModel? adapter;
+    private readonly ParticleSet? particles;
     private readonly Stopwatch clock = new();
 
     /// <param name="model">The classifier to train.</param>
@@ -39,8 +41,13 @@ internal sealed class TrainingLoop
     /// <param name="log">Receives log lines.</param>
     /// <param name="adapter">The PEFT model wrapping <paramref name="model"/>'s module, whose method's training hooks
     /// the loop runs; null for a plain model (then <see cref="TrainingSettings.LoraPlusLearningRateRatio"/> must be null).</param>
-    public TrainingLoop(ISequenceClassifier model, TrainingSettings settings, int paddingId, IProgress<TrainingProgress>? progress = null, Action<string>? log = null, PeftModel? adapter = null)
+    /// <param name="particles">Adapters of <paramref name="adapter"/> trained together (SVGD, deep ensembles): every
+    /// micro-batch runs once per particle, each particle's gradient is clipped alone and, for SVGD, turned into its
+    /// Stein direction; validation scores their mean prediction. Null: the active adapter alone.</param>
+    public TrainingLoop(ISequenceClassifier model, TrainingSettings settings, int paddingId, IProgress<TrainingProgress>? progress = null, Action<string>? log = null, PeftModel? adapter = null,
+        ParticleSet? particles = null)
     {
+        this.particles = particles;
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(settings);
         this.adapter = adapter;
@@ -60,16 +67,18 @@ internal sealed class TrainingLoop
         if (validation is not null) CheckExamples(validation, "validation");
         if (settings.EarlyStoppingPatience > 0 && validation is null)
             throw new ArgumentException("EarlyStoppingPatience needs a validation set", nameof(validation));
+        particles?.Activate(0);
         var trainable = model.Module.NamedParameters().Where(p => p.Parameter.RequiresGrad).ToList();
         if (trainable.Count == 0) throw new InvalidOperationException("the model has no trainable parameters");
 
-        if (settings.LoraPlusLearningRateRatio is not null && adapter is null)
-            throw new ArgumentException("LoraPlusLearningRateRatio needs a model with a PEFT adapter", nameof(settings));
+        if (settings.LoraPlusLearningRateRatio is not null && (adapter is null || particles is not null))
+            throw new ArgumentException("LoraPlusLearningRateRatio needs a model with one PEFT adapter (not particles)", nameof(settings));
 
         int batchesPerEpoch = BatchPlanner.BatchesPerEpoch(train.Count, settings.BatchSize);
         int stepsPerEpoch = (batchesPerEpoch + settings.GradientAccumulationSteps - 1) / settings.GradientAccumulationSteps;
         int totalSteps = checked(stepsPerEpoch * settings.Epochs);
-        var hooks = adapter is null ? null : AdapterTrainingHooks.Create(adapter, totalSteps, settings.LoraPlusLearningRateRatio);
+        // Particles are plain LoRA adapters: no method hooks, one group per decay rule over all of them.
+        var hooks = adapter is null || particles is not null ? null : AdapterTrainingHooks.Create(adapter, totalSteps, settings.LoraPlusLearningRateRatio);
         var optimizer = new AdamW(
             OptimizerGroups.Build(trainable, hooks?.ParameterGroups(adapter!)), settings.LearningRate, weightDecay: settings.WeightDecay);
         var scheduler = new LearningRateScheduler(optimizer, new LinearWarmupSchedule(settings.WarmupSteps(totalSteps), totalSteps));
@@ -111,6 +120,19 @@ internal sealed class TrainingLoop
     /// </summary>
     private double MicroStep(RunContext run, IReadOnlyList<ClassificationExample> train, int[] rows, int groupRows, bool addsExtraLoss)
     {
+        if (particles is null) return MicroStepOnce(run, train, rows, groupRows, addsExtraLoss);
+        double sum = 0;
+        for (int i = 0; i < particles.Count; i++)
+        {
+            particles.Activate(i);
+            sum += MicroStepOnce(run, train, rows, groupRows, addsExtraLoss);
+        }
+        particles.Activate(0);
+        return particles.Count == 1 ? sum : sum / particles.Count;   // the particles' mean loss
+    }
+
+    private double MicroStepOnce(RunContext run, IReadOnlyList<ClassificationExample> train, int[] rows, int groupRows, bool addsExtraLoss)
+    {
         using var scope = TensorScope.Begin();
         var batch = TokenBatch.Collate(train, rows, paddingId);
         var labels = new int[rows.Length];
@@ -130,7 +152,8 @@ internal sealed class TrainingLoop
     private void OptimizerStep(RunContext run, LearningRateScheduler scheduler, int groupEnd, double lossSum, int groupRows, bool endsEpoch)
     {
         var parameters = run.Optimizer.Parameters;
-        double norm = settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(parameters, max) : GradientClipping.GlobalNorm(parameters);
+        double norm = particles is not null ? particles.PrepareStep(parameters, settings.MaxGradNorm)
+            : settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(parameters, max) : GradientClipping.GlobalNorm(parameters);
         if (!double.IsFinite(norm))
         {
             run.Optimizer.ZeroGrad();
@@ -163,7 +186,7 @@ internal sealed class TrainingLoop
         var record = new EpochRecord { Epoch = state.Epoch, TrainLoss = state.EpochRows == 0 ? double.NaN : state.EpochLossSum / state.EpochRows };
         if (validation is not null)
         {
-            var (loss, accuracy) = ClassifierInference.Evaluate(model, validation, paddingId, settings.BatchSize);
+            var (loss, accuracy) = ClassifierInference.Evaluate(particles?.MeanPrediction(model) ?? model, validation, paddingId, settings.BatchSize);
             record.ValidationLoss = loss;
             record.ValidationAccuracy = accuracy;
             if (state.BestValidationLoss is not { } best || loss < best)
