@@ -124,6 +124,7 @@ internal sealed class TextClassifierTraining
             CheckpointFolder = options.CheckpointFolder,
             CheckpointEverySteps = options.CheckpointEverySteps,
             LoraPlusLearningRateRatio = options.LoraPlusLearningRateRatio,
+            GaLore = options.GaLore,
         };
         settings.Validate();
         return settings;

@@ -79,8 +79,11 @@ internal sealed class TrainingLoop
         int totalSteps = checked(stepsPerEpoch * settings.Epochs);
         // Particles are plain LoRA adapters: no method hooks, one group per decay rule over all of them.
         var hooks = adapter is null || particles is not null ? null : AdapterTrainingHooks.Create(adapter, totalSteps, settings.LoraPlusLearningRateRatio);
-        var optimizer = new AdamW(
-            OptimizerGroups.Build(trainable, hooks?.ParameterGroups(adapter!)), settings.LearningRate, weightDecay: settings.WeightDecay);
+        var groups = OptimizerGroups.Build(trainable, hooks?.ParameterGroups(adapter!));
+        // GaLore keeps the same groups (decay rule, LoRA+ scales, clipping order) and projects the linear weights among them.
+        Optimizer optimizer = settings.GaLore is { } galore
+            ? new GaLore.GaLoreAdamW(groups, GaLore.GaLoreAdamW.ProjectedWeights(model.Module), galore, settings.LearningRate, weightDecay: settings.WeightDecay)
+            : new AdamW(groups, settings.LearningRate, weightDecay: settings.WeightDecay);
         var scheduler = new LearningRateScheduler(optimizer, new LinearWarmupSchedule(settings.WarmupSteps(totalSteps), totalSteps));
 
         clock.Restart();
@@ -228,7 +231,7 @@ internal sealed class TrainingLoop
         {
             tensors["param." + name] = p.ToArray();
             shapes["param." + name] = p.ShapeArray();
-            if (run.Optimizer.GetState(p) is { } s)
+            if (run.Adam.GetState(p) is { } s)
             {
                 tensors["exp_avg." + name] = s.ExpAvg;
                 tensors["exp_avg_sq." + name] = s.ExpAvgSq;
@@ -265,7 +268,7 @@ internal sealed class TrainingLoop
                 throw new InvalidDataException($"checkpoint {checkpoint} lacks a matching 'param.{name}' for {p}");
             using (Autograd.NoGrad()) values.CopyTo(p.AsSpan<float>());
             if (state.AdamSteps.TryGetValue(name, out int step))
-                run.Optimizer.SetState(p, tensors["exp_avg." + name], tensors["exp_avg_sq." + name], step);
+                run.Adam.SetState(p, tensors["exp_avg." + name], tensors["exp_avg_sq." + name], step);
         }
         if (tensors.Keys.Any(k => k.StartsWith("best.", StringComparison.Ordinal)))
             run.Best = run.Trainable.ToDictionary(t => t.Name, t => tensors["best." + t.Name], StringComparer.Ordinal);
@@ -323,13 +326,16 @@ internal sealed class TrainingLoop
     }
 
     /// <summary>Everything one call of <see cref="TrainingLoop.Run"/> carries between its phases.</summary>
-    private sealed class RunContext(List<(string Name, Tensor Parameter)> trainable, AdamW optimizer, int totalSteps, CheckpointStore? store, IAdapterTrainingHooks? hooks)
+    private sealed class RunContext(List<(string Name, Tensor Parameter)> trainable, Optimizer optimizer, int totalSteps, CheckpointStore? store, IAdapterTrainingHooks? hooks)
     {
         public IAdapterTrainingHooks? Hooks { get; } = hooks;
 
         public List<(string Name, Tensor Parameter)> Trainable { get; } = trainable;
 
-        public AdamW Optimizer { get; } = optimizer;
+        public Optimizer Optimizer { get; } = optimizer;
+
+        /// <summary>The optimizer as AdamW, whose state checkpoints hold (settings reject checkpoints with GaLore).</summary>
+        public AdamW Adam => Optimizer as AdamW ?? throw new InvalidOperationException("checkpoints need the AdamW optimizer");
 
         public int TotalSteps { get; } = totalSteps;
 

@@ -39,6 +39,9 @@ internal sealed record TrainingSettings
     /// <summary>LoRA+ ratio λ (B matrices train at λ × the learning rate), or null for plain groups.</summary>
     public double? LoraPlusLearningRateRatio { get; init; }
 
+    /// <summary>GaLore for the trainable linear weights (the rest AdamW), or null for AdamW everywhere.</summary>
+    public GaLore.GaLoreOptions? GaLore { get; init; }
+
     public void Validate()
     {
         static void Positive(int value, string name)
@@ -57,11 +60,16 @@ internal sealed record TrainingSettings
         if (CheckpointEverySteps < 0) throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, "CheckpointEverySteps must be ≥ 0");
         if (LoraPlusLearningRateRatio is { } ratio && !(ratio > 0 && double.IsFinite(ratio)))
             throw new ArgumentOutOfRangeException(nameof(LoraPlusLearningRateRatio), ratio, "LoraPlusLearningRateRatio must be positive and finite (or null for no LoRA+)");
+        if (GaLore is { } galore)
+        {
+            galore.Validate();
+            if (CheckpointFolder is not null) throw new ArgumentException("GaLore cannot be combined with CheckpointFolder: its projected optimizer state is not checkpointed", nameof(GaLore));
+        }
     }
 
     /// <summary>The settings that shape the trajectory, as text (part of a checkpoint's fingerprint).</summary>
     public string TrajectoryKey() => string.Create(CultureInfo.InvariantCulture,
-        $"epochs={Epochs};batch={BatchSize};lr={LearningRate:R};warmup={WarmupRatio:R};wd={WeightDecay:R};accum={GradientAccumulationSteps};clip={MaxGradNorm?.ToString("R", CultureInfo.InvariantCulture) ?? "none"};seed={Seed};order={BatchOrder};patience={EarlyStoppingPatience}{(LoraPlusLearningRateRatio is { } r ? $";loraplus={r:R}" : "")}");
+        $"epochs={Epochs};batch={BatchSize};lr={LearningRate:R};warmup={WarmupRatio:R};wd={WeightDecay:R};accum={GradientAccumulationSteps};clip={MaxGradNorm?.ToString("R", CultureInfo.InvariantCulture) ?? "none"};seed={Seed};order={BatchOrder};patience={EarlyStoppingPatience}{(LoraPlusLearningRateRatio is { } r ? $";loraplus={r:R}" : "")}{(GaLore is { } g ? $";galore={g.Rank},{g.UpdateProjectionGap},{g.Scale:R},{g.Svd},{g.EightBitState},{g.Seed}" : "")}");
 
     /// <summary>Number of warm-up steps for <paramref name="totalSteps"/> (ceil, as Hugging Face's get_warmup_steps).</summary>
     public int WarmupSteps(int totalSteps) => (int)Math.Ceiling(WarmupRatio * totalSteps);
