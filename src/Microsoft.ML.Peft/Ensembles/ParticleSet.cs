@@ -42,6 +42,13 @@ internal sealed class ParticleSet
                 throw new InvalidOperationException($"particle '{names[i]}' has {parameters[i].Length} trainable tensors but '{names[0]}' has {parameters[0].Length}");
         }
         members = parameters.Select(ps => new HashSet<Tensor>(ps, ReferenceEqualityComparer.Instance)).ToArray();
+        // Each particle must own its tensors: a shared one (LoRA bias "all"/"lora_only" trains the base's biases for
+        // every adapter) would get n different directions in one gradient.
+        for (int i = 1; i < names.Count; i++)
+        {
+            if (parameters[i].FirstOrDefault(members[0].Contains) is { } shared)
+                throw new ArgumentException($"particles '{names[0]}' and '{names[i]}' share the trainable tensor {shared}; particles need adapters that train only their own tensors (LoRA bias \"none\")", nameof(names));
+        }
         int size = parameters[0].Sum(p => p.Count);
         theta = names.Select(_ => new double[size]).ToArray();
         gradients = names.Select(_ => new double[size]).ToArray();
