@@ -12,8 +12,10 @@ namespace Microsoft.ML.Peft.Training;
 /// gradient accumulation, AdamW (decay on matrices only), linear warm-up then linear decay, global-norm clipping,
 /// validation and early stopping each epoch, and resumable checkpoints. When the model carries a PEFT adapter, the
 /// method's training hooks (<see cref="AdapterTrainingHooks"/>) are wired in: their parameter groups (LoRA+), their
-/// extra loss on every micro-batch (AdaLoRA's orthogonality regulariser) and their callback after every optimizer step
-/// (AdaLoRA's rank allocation).
+/// extra loss once per optimizer step (AdaLoRA's orthogonality regulariser) and their callback after every optimizer step
+/// (AdaLoRA's rank allocation). Optionally GaLore replaces AdamW for the linear weights
+/// (<see cref="TrainingSettings.GaLore"/>), and several adapters train together as SVGD particles or deep-ensemble
+/// members (<see cref="ParticleSet"/>).
 /// </summary>
 /// <remarks>
 /// Determinism: the batch plan is a function of (seed, epoch), the optimizer and schedule are deterministic and the
@@ -47,10 +49,10 @@ internal sealed class TrainingLoop
     public TrainingLoop(ISequenceClassifier model, TrainingSettings settings, int paddingId, IProgress<TrainingProgress>? progress = null, Action<string>? log = null, PeftModel? adapter = null,
         ParticleSet? particles = null)
     {
-        this.particles = particles;
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(settings);
         this.adapter = adapter;
+        this.particles = particles;
         this.model = model;
         this.settings = settings;
         this.paddingId = paddingId;
