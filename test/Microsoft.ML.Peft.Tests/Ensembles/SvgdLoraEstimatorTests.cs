@@ -60,7 +60,13 @@ public sealed class SvgdLoraEstimatorTests
         var train = Sst2.LoadBinary(ml, Sst2.Train, 64);
         var dev = Sst2.LoadBinary(ml, Sst2.Dev, 24);
         var lora = ml.BinaryClassification.Trainers.LoraTextClassification(LoraOptions()).Fit(train);
-        var svgd = ml.BinaryClassification.Trainers.SvgdLoraTextClassification(Options(EnsembleMethod.Svgd, 1)).Fit(train);
+        var estimator = ml.BinaryClassification.Trainers.SvgdLoraTextClassification(Options(EnsembleMethod.Svgd, 1));
+        var shape = estimator.GetOutputSchema(PipelineTests.SchemaShapeOf(ml, train));
+        foreach (string column in new[] { "Score", "Probability", "PredictedLabel", "PredictiveEntropy", "MutualInformation" })
+            Assert.IsTrue(shape.Any(c => c.Name == column), $"the estimator announces {column}");
+        var svgd = estimator.Fit(train);
+        foreach (string column in new[] { "PredictiveEntropy", "MutualInformation" })
+            Assert.AreEqual(NumberDataViewType.Single, svgd.GetOutputSchema(train.Schema)[column].Type);
         Assert.AreEqual(1, svgd.MemberCount);
         AssertSameWeights(AdapterWeights(lora), AdapterWeights(svgd.Classifier), "adapter and head");
         CollectionAssert.AreEqual(lora.TrainingHistory.Select(h => h.TrainLoss).ToArray(), svgd.TrainingHistory.Select(h => h.TrainLoss).ToArray());
