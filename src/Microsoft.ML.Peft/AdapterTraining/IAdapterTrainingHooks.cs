@@ -19,8 +19,9 @@ namespace Microsoft.ML.Peft.AdapterTraining;
 /// hooks.AfterOptimizerStep(peft, stepIndex);                                       // before ZeroGrad: it reads gradients
 /// optimizer.ZeroGrad();
 /// </code>
-/// With gradient accumulation, add <see cref="ExtraLoss"/> to every micro-batch's (scaled) loss, as PEFT adds it to
-/// every forward's loss.
+/// With gradient accumulation, add <see cref="ExtraLoss"/> once per optimizer step with weight 1 (it depends on the
+/// adapter weights only); PEFT adds it to every forward's loss and the trainer divides each by the group size, which
+/// gives the same gradient at k times the cost.
 /// </remarks>
 public interface IAdapterTrainingHooks
 {

@@ -38,17 +38,32 @@ public sealed class GaLoreAdamW : Optimizer
     /// </summary>
     public GaLoreAdamW(IEnumerable<Tensor> projectedParameters, IEnumerable<Tensor> otherParameters, GaLoreOptions? options = null,
         double learningRate = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0.01)
-        : base(MakeGroups(projectedParameters, otherParameters), learningRate, weightDecay)
+        : this(MakeGroups(projectedParameters, otherParameters), projectedParameters, options, learningRate, beta1, beta2, eps, weightDecay)
     {
+    }
+
+    /// <summary>
+    /// GaLore over the members of <paramref name="groups"/> listed in <paramref name="projectedParameters"/> (2-D
+    /// weights, [out, in]) and plain AdamW over the rest, each group with its own weight decay and learning-rate
+    /// scale (e.g. a trainer's "decay on matrices only" groups).
+    /// </summary>
+    /// <exception cref="ArgumentException">A projected parameter is not a matrix or is in no group.</exception>
+    public GaLoreAdamW(IEnumerable<ParameterGroup> groups, IEnumerable<Tensor> projectedParameters, GaLoreOptions? options = null,
+        double learningRate = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0.01)
+        : base(groups, learningRate, weightDecay)
+    {
+        ArgumentNullException.ThrowIfNull(projectedParameters);
         Options = options ?? new GaLoreOptions();
         Options.Validate();
         if (beta1 is < 0 or >= 1 || beta2 is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(beta1), "betas must be in [0, 1)");
         Beta1 = beta1;
         Beta2 = beta2;
         Eps = eps;
-        foreach (var p in Groups[0].Parameters)
+        var all = new HashSet<Tensor>(Parameters, ReferenceEqualityComparer.Instance);
+        foreach (var p in projectedParameters)
         {
             if (p.Rank != 2) throw new ArgumentException($"GaLore projects matrices only; parameter {p} has rank {p.Rank}", nameof(projectedParameters));
+            if (!all.Contains(p)) throw new ArgumentException($"the projected parameter {p} is in none of the optimizer's groups", nameof(projectedParameters));
             projected.Add(p);
         }
     }
@@ -80,6 +95,20 @@ public sealed class GaLoreAdamW : Optimizer
         double learningRate = 1e-3, double weightDecay = 0.01)
     {
         ArgumentNullException.ThrowIfNull(model);
+        var selected = ProjectedWeights(model, targetNameParts);
+        var linearWeights = new HashSet<Tensor>(selected, ReferenceEqualityComparer.Instance);
+        var trainable = model.Parameters(trainableOnly: true).ToList();
+        return new GaLoreAdamW(selected, trainable.Where(p => !linearWeights.Contains(p)), options, learningRate, weightDecay: weightDecay);
+    }
+
+    /// <summary>
+    /// The weights <see cref="ForModel"/> projects: every trainable 2-D weight of a linear layer whose dotted name
+    /// contains one of <paramref name="targetNameParts"/> (default: all linear layers), in parameter order.
+    /// </summary>
+    /// <exception cref="ArgumentException">No trainable linear weight matches (the message lists the linear layers).</exception>
+    public static IReadOnlyList<Tensor> ProjectedWeights(Module model, IReadOnlyList<string>? targetNameParts = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
         var linearWeights = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         foreach (var (name, module) in model.NamedModules())
         {
@@ -90,11 +119,10 @@ public sealed class GaLoreAdamW : Optimizer
                 if (parameterName == "weight" && parameter.Rank == 2) linearWeights.Add(parameter);
             }
         }
-        var trainable = model.Parameters(trainableOnly: true).ToList();
-        var selected = trainable.Where(linearWeights.Contains).ToList();
+        var selected = model.Parameters(trainableOnly: true).Where(linearWeights.Contains).ToList();
         if (selected.Count == 0)
             throw new ArgumentException($"GaLore found no trainable linear weight to project{(targetNameParts is null ? "" : $" among modules named like [{string.Join(", ", targetNameParts)}]")}; available linear layers: {string.Join(", ", model.NamedModules().Where(m => m.Module is LinearLayer).Select(m => m.Name))}", nameof(targetNameParts));
-        return new GaLoreAdamW(selected, trainable.Where(p => !linearWeights.Contains(p)), options, learningRate, weightDecay: weightDecay);
+        return selected;
     }
 
     /// <summary>The projector currently used for <paramref name="parameter"/>, or null before its first step or when it is not projected.</summary>

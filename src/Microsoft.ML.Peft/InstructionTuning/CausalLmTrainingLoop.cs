@@ -93,7 +93,7 @@ internal sealed class CausalLmTrainingLoop(CausalLanguageModel model, CausalLmTr
             if (hooks?.ExtraLoss(adapter!) is { } extra) mean = mean.Add(extra);
             mean.Backward();
         }
-        norm = settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(optimizer.Parameters, max) : GradientClipping.GradientNorm(optimizer.Parameters);
+        norm = settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(optimizer.Parameters, max) : GradientClipping.GlobalNorm(optimizer.Parameters);
         if (!double.IsFinite(norm))
         {
             optimizer.ZeroGrad();

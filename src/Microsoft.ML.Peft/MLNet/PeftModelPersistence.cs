@@ -55,6 +55,13 @@ public static class PeftModelPersistence
                         foreach (string file in AdapterFiles) zip.CreateEntryFromFile(Path.Combine(folder, file), prefix + file, CompressionLevel.Fastest);
                         manifest.Stages.Add(new StageEntry { Kind = StageEntry.ClassifierKind, Entry = prefix });
                     }
+                    else if (stages[i] is [EnsembleTextClassificationTransformer ensemble])
+                    {
+                        string folder = Path.Combine(scratch, i.ToString("D3", System.Globalization.CultureInfo.InvariantCulture));
+                        ensemble.SaveEnsemble(folder);
+                        foreach (string file in EnsembleFiles.Files(folder)) zip.CreateEntryFromFile(Path.Combine(folder, file), prefix + file, CompressionLevel.Fastest);
+                        manifest.Stages.Add(new StageEntry { Kind = StageEntry.EnsembleKind, Entry = prefix });
+                    }
                     else if (stages[i] is [LaplaceCalibratorTransformer laplace])
                     {
                         // The posterior goes next to its classifier's adapter; loading binds it to the last classifier before it.
@@ -139,6 +146,11 @@ public static class PeftModelPersistence
                 transformers.AddRange(Flatten(mlContext.Model.Load(stream, out _)));
                 continue;
             }
+            if (stage.Kind == StageEntry.EnsembleKind)
+            {
+                transformers.Add(LoadEnsemble(zip, stage.Entry, path, baseModel, factory, log));
+                continue;
+            }
             if (stage.Kind is not (StageEntry.ClassifierKind or StageEntry.LegacyLoraKind or StageEntry.LaplaceKind)) throw new InvalidDataException($"{path}: unknown stage kind '{stage.Kind}'");
             bool isClassifier = stage.Kind != StageEntry.LaplaceKind;
             string folder = Directory.CreateTempSubdirectory("peft-load-").FullName;
@@ -166,6 +178,29 @@ public static class PeftModelPersistence
         return new TransformerChain<ITransformer>(transformers.ToArray());
     }
 
+    /// <summary>Extracts every entry under <paramref name="prefix"/> (member adapters sit in sub-folders) and loads the ensemble.</summary>
+    private static EnsembleTextClassificationTransformer LoadEnsemble(ZipArchive zip, string prefix, string path, string? baseModel, ITextClassifierFactory factory, Action<string>? log)
+    {
+        string folder = Directory.CreateTempSubdirectory("peft-load-").FullName;
+        try
+        {
+            foreach (var entry in zip.Entries.Where(e => e.FullName.StartsWith(prefix, StringComparison.Ordinal) && !e.FullName.EndsWith('/')))
+            {
+                string target = Path.Combine(folder, entry.FullName[prefix.Length..]);
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                using var source = entry.Open();
+                using var file = File.Create(target);
+                source.CopyTo(file);
+            }
+            if (!File.Exists(Path.Combine(folder, EnsembleFiles.FileName))) throw new InvalidDataException($"{path}: the ensemble stage '{prefix}' has no {EnsembleFiles.FileName}");
+            return EnsembleFiles.Load(folder, factory, baseModel, log);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     /// <summary>The leaf transformers of a (possibly nested) chain, in order.</summary>
     private static IEnumerable<ITransformer> Flatten(ITransformer model) =>
         model is IEnumerable<ITransformer> chain ? chain.SelectMany(Flatten) : [model];
@@ -176,8 +211,8 @@ public static class PeftModelPersistence
         var stages = new List<List<ITransformer>>();
         foreach (var t in transformers)
         {
-            if (t is PeftTextClassificationTransformer or LaplaceCalibratorTransformer || stages.Count == 0
-                || stages[^1] is [PeftTextClassificationTransformer] or [LaplaceCalibratorTransformer]) stages.Add([t]);
+            if (t is PeftTextClassificationTransformer or LaplaceCalibratorTransformer or EnsembleTextClassificationTransformer || stages.Count == 0
+                || stages[^1] is [PeftTextClassificationTransformer] or [LaplaceCalibratorTransformer] or [EnsembleTextClassificationTransformer]) stages.Add([t]);
             else stages[^1].Add(t);
         }
         return stages;
@@ -251,6 +286,8 @@ public static class PeftModelPersistence
         public const string LegacyLoraKind = "lora_text_classifier";
 
         public const string LaplaceKind = "laplace_calibrator";
+
+        public const string EnsembleKind = "peft_ensemble";
 
         public string Kind { get; set; } = "";
 

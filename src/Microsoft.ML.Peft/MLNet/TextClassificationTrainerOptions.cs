@@ -68,6 +68,16 @@ public abstract class TextClassificationTrainerOptions
     /// </summary>
     public double? LoraPlusLearningRateRatio { get; set; }
 
+    /// <summary>
+    /// GaLore (Zhao et al. 2024) instead of AdamW, meant for full fine-tuning (<c>SelectiveConfig.Full()</c>): every
+    /// trainable 2-D weight of a linear layer gets <see cref="GaLore.GaLoreAdamW"/> (Adam state in a rank-r projection of
+    /// its gradient, refreshed every <see cref="GaLore.GaLoreOptions.UpdateProjectionGap"/> steps, optionally 8-bit),
+    /// everything else plain AdamW; learning rate, schedule, weight-decay rule and clipping are unchanged. With a rank
+    /// at least the weights' short side and scale 1 it is plain AdamW bit for bit. Cannot be combined with
+    /// <see cref="CheckpointFolder"/> (GaLore's state is not checkpointed). Default null (AdamW).
+    /// </summary>
+    public GaLore.GaLoreOptions? GaLore { get; set; }
+
     /// <summary>Global gradient-norm clipping threshold; null disables clipping. Default 1.0.</summary>
     public double? MaxGradientNorm { get; set; } = 1.0;
 

@@ -17,8 +17,13 @@ internal sealed class TextClassifierTraining
     private readonly TextClassificationTrainerOptions options;
     private readonly TextClassificationColumns columns;
 
-    public TextClassifierTraining(TextClassificationTrainerOptions options, ClassificationKind kind, ITextClassifierFactory? factory)
+    /// <param name="options">The trainer's options.</param>
+    /// <param name="kind">Binary or multiclass.</param>
+    /// <param name="factory">Builds the classifier (tests substitute their own).</param>
+    /// <param name="ensemble">For an ensemble trainer: adds its members around the training loop; null otherwise.</param>
+    public TextClassifierTraining(TextClassificationTrainerOptions options, ClassificationKind kind, ITextClassifierFactory? factory, EnsembleTraining? ensemble = null)
     {
+        Ensemble = ensemble;
         ArgumentNullException.ThrowIfNull(options);
         this.options = options;
         columns = TextClassificationColumns.From(options, kind);
@@ -28,6 +33,8 @@ internal sealed class TextClassifierTraining
     public ClassificationKind Kind => columns.Kind;
 
     public ITextClassifierFactory Factory { get; }
+
+    public EnsembleTraining? Ensemble { get; }
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
@@ -74,7 +81,12 @@ internal sealed class TextClassifierTraining
         var trainExamples = Encode(encoder, train, "training");
         var validationExamples = validation is null ? null : Encode(encoder, validation, "validation");
 
-        var state = new TrainingLoop(backend, settings, backend.PaddingId, options.Progress, log, (backend as PeftTextClassifier)?.Peft).Run(trainExamples, validationExamples);
+        var peft = (backend as PeftTextClassifier)?.Peft;
+        var particles = Ensemble is null ? null
+            : Ensemble.Prepare(peft ?? throw new InvalidOperationException("an ensemble needs a classifier with a PEFT adapter"), trainExamples.Count);
+        var progress = Ensemble is null ? options.Progress : Ensemble.WrapProgress(options.Progress);
+        var state = new TrainingLoop(backend, settings, backend.PaddingId, progress, log, peft, particles).Run(trainExamples, validationExamples);
+        Ensemble?.Finish();
         backend.Module.Eval();
         // Soft prompts: the trained encoder (MLP, LSTM, prefix projection) is replaced by its table, as PEFT saves it.
         PromptTuning.PromptEncoderLayer.UseLookupTables(backend.Module);
@@ -130,6 +142,7 @@ internal sealed class TextClassifierTraining
             CheckpointEverySteps = options.CheckpointEverySteps,
             LoraPlusLearningRateRatio = options.LoraPlusLearningRateRatio,
             OptimizerState = options.OptimizerState,
+            GaLore = options.GaLore,
         };
         settings.Validate();
         return settings;

@@ -12,8 +12,9 @@ public static class GradientClipping
     public static double ClipGradNorm(IEnumerable<Tensor> parameters, double maxNorm)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        var grads = parameters.Select(p => p.Grad).Where(g => g is not null).Select(g => g!).ToList();
-        double total = Norm(grads);
+        var withGradients = parameters.Where(p => p.Grad is not null).ToList();
+        double total = GlobalNorm(withGradients);
+        var grads = withGradients.Select(p => p.Grad!);
         float coefficient = (float)Math.Min(1.0, maxNorm / (total + 1e-6));
         if (coefficient < 1f)
         {
@@ -27,20 +28,16 @@ public static class GradientClipping
     }
 
     /// <summary>
-    /// ‖g‖, the L2 norm of all gradients together (accumulated in double, as <see cref="ClipGradNorm"/> measures it),
-    /// without changing them: what a trainer without clipping still needs for its divergence check and its log.
+    /// The L2 norm of all gradients of <paramref name="parameters"/> together, squares summed in double in parameter
+    /// order (parameters without a gradient are skipped); the norm <see cref="ClipGradNorm"/> clips by.
     /// </summary>
-    public static double GradientNorm(IEnumerable<Tensor> parameters)
+    public static double GlobalNorm(IEnumerable<Tensor> parameters)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        return Norm(parameters.Select(p => p.Grad).Where(g => g is not null).Select(g => g!));
-    }
-
-    private static double Norm(IEnumerable<Tensor> grads)
-    {
         double sumSquares = 0;
-        foreach (var g in grads)
+        foreach (var p in parameters)
         {
+            if (p.Grad is not { } g) continue;
             foreach (float v in g.AsReadOnlySpan<float>()) sumSquares += (double)v * v;
         }
         return Math.Sqrt(sumSquares);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.Peft.AdapterTraining;
+using Microsoft.ML.Peft.Ensembles;
 using Microsoft.ML.Peft.Optim;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tuners;
@@ -11,8 +12,10 @@ namespace Microsoft.ML.Peft.Training;
 /// gradient accumulation, AdamW (decay on matrices only), linear warm-up then linear decay, global-norm clipping,
 /// validation and early stopping each epoch, and resumable checkpoints. When the model carries a PEFT adapter, the
 /// method's training hooks (<see cref="AdapterTrainingHooks"/>) are wired in: their parameter groups (LoRA+), their
-/// extra loss on every micro-batch (AdaLoRA's orthogonality regulariser) and their callback after every optimizer step
-/// (AdaLoRA's rank allocation).
+/// extra loss once per optimizer step (AdaLoRA's orthogonality regulariser) and their callback after every optimizer step
+/// (AdaLoRA's rank allocation). Optionally GaLore replaces AdamW for the linear weights
+/// (<see cref="TrainingSettings.GaLore"/>), and several adapters train together as SVGD particles or deep-ensemble
+/// members (<see cref="ParticleSet"/>).
 /// </summary>
 /// <remarks>
 /// Determinism: the batch plan is a function of (seed, epoch), the optimizer and schedule are deterministic and the
@@ -30,6 +33,7 @@ internal sealed class TrainingLoop
     private readonly IProgress<TrainingProgress>? progress;
     private readonly Action<string>? log;
     private readonly PeftModel? adapter;
+    private readonly ParticleSet? particles;
     private readonly Stopwatch clock = new();
 
     /// <param name="model">The classifier to train.</param>
@@ -39,11 +43,16 @@ internal sealed class TrainingLoop
     /// <param name="log">Receives log lines.</param>
     /// <param name="adapter">The PEFT model wrapping <paramref name="model"/>'s module, whose method's training hooks
     /// the loop runs; null for a plain model (then <see cref="TrainingSettings.LoraPlusLearningRateRatio"/> must be null).</param>
-    public TrainingLoop(ISequenceClassifier model, TrainingSettings settings, int paddingId, IProgress<TrainingProgress>? progress = null, Action<string>? log = null, PeftModel? adapter = null)
+    /// <param name="particles">Adapters of <paramref name="adapter"/> trained together (SVGD, deep ensembles): every
+    /// micro-batch runs once per particle, each particle's gradient is clipped alone and, for SVGD, turned into its
+    /// Stein direction; validation scores their mean prediction. Null: the active adapter alone.</param>
+    public TrainingLoop(ISequenceClassifier model, TrainingSettings settings, int paddingId, IProgress<TrainingProgress>? progress = null, Action<string>? log = null, PeftModel? adapter = null,
+        ParticleSet? particles = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(settings);
         this.adapter = adapter;
+        this.particles = particles;
         this.model = model;
         this.settings = settings;
         this.paddingId = paddingId;
@@ -60,20 +69,25 @@ internal sealed class TrainingLoop
         if (validation is not null) CheckExamples(validation, "validation");
         if (settings.EarlyStoppingPatience > 0 && validation is null)
             throw new ArgumentException("EarlyStoppingPatience needs a validation set", nameof(validation));
+        particles?.Activate(0);
         var trainable = model.Module.NamedParameters().Where(p => p.Parameter.RequiresGrad).ToList();
         if (trainable.Count == 0) throw new InvalidOperationException("the model has no trainable parameters");
 
-        if (settings.LoraPlusLearningRateRatio is not null && adapter is null)
-            throw new ArgumentException("LoraPlusLearningRateRatio needs a model with a PEFT adapter", nameof(settings));
+        if (settings.LoraPlusLearningRateRatio is not null && (adapter is null || particles is not null))
+            throw new ArgumentException("LoraPlusLearningRateRatio needs a model with one PEFT adapter (not particles)", nameof(settings));
 
         int batchesPerEpoch = BatchPlanner.BatchesPerEpoch(train.Count, settings.BatchSize);
         int stepsPerEpoch = (batchesPerEpoch + settings.GradientAccumulationSteps - 1) / settings.GradientAccumulationSteps;
         int totalSteps = checked(stepsPerEpoch * settings.Epochs);
-        var hooks = adapter is null ? null : AdapterTrainingHooks.Create(adapter, totalSteps, settings.LoraPlusLearningRateRatio);
+        // Particles are plain LoRA adapters: no method hooks, one group per decay rule over all of them.
+        var hooks = adapter is null || particles is not null ? null : AdapterTrainingHooks.Create(adapter, totalSteps, settings.LoraPlusLearningRateRatio);
         var groups = OptimizerGroups.Build(trainable, hooks?.ParameterGroups(adapter!));
-        Optimizer optimizer = settings.OptimizerState == AdamWStateStorage.Float32
-            ? new AdamW(groups, settings.LearningRate, weightDecay: settings.WeightDecay)
-            : new AdamW8Bit(groups, settings.OptimizerState, settings.LearningRate, weightDecay: settings.WeightDecay);
+        // GaLore keeps the same groups (decay rule, LoRA+ scales, clipping order) and projects the linear weights among them.
+        Optimizer optimizer = settings.GaLore is { } galore
+            ? new GaLore.GaLoreAdamW(groups, GaLore.GaLoreAdamW.ProjectedWeights(model.Module), galore, settings.LearningRate, weightDecay: settings.WeightDecay)
+            : settings.OptimizerState == AdamWStateStorage.Float32
+                ? new AdamW(groups, settings.LearningRate, weightDecay: settings.WeightDecay)
+                : new AdamW8Bit(groups, settings.OptimizerState, settings.LearningRate, weightDecay: settings.WeightDecay);
         using var pagedFile = optimizer as IDisposable;
         var scheduler = new LearningRateScheduler(optimizer, new LinearWarmupSchedule(settings.WarmupSteps(totalSteps), totalSteps));
 
@@ -96,7 +110,7 @@ internal sealed class TrainingLoop
                 int groupRows = 0;
                 for (int b = state.NextBatch; b < groupEnd; b++) groupRows += plan[b].Length;
                 double lossSum = 0;
-                for (int b = state.NextBatch; b < groupEnd; b++) lossSum += MicroStep(run, train, plan[b], groupRows);
+                for (int b = state.NextBatch; b < groupEnd; b++) lossSum += MicroStep(run, train, plan[b], groupRows, addsExtraLoss: b == groupEnd - 1);
                 OptimizerStep(run, scheduler, groupEnd, lossSum, groupRows, endsEpoch: groupEnd == plan.Length);
             }
             EndEpoch(run, validation);
@@ -106,8 +120,26 @@ internal sealed class TrainingLoop
         return state;
     }
 
-    /// <summary>Forward and backward of one micro-batch; returns Σ loss over its rows.</summary>
-    private double MicroStep(RunContext run, IReadOnlyList<ClassificationExample> train, int[] rows, int groupRows)
+    /// <summary>
+    /// Forward and backward of one micro-batch; returns Σ loss over its rows. The method's extra term (a function of the
+    /// adapter weights only, unchanged within an accumulation group) joins the backward of one micro-batch per optimizer
+    /// step, <paramref name="addsExtraLoss"/>, with weight 1: the step's gradient is ∇(mean task loss over the group's
+    /// rows + extra), as when PEFT adds it to every forward's loss and the trainer divides each by the group's share.
+    /// </summary>
+    private double MicroStep(RunContext run, IReadOnlyList<ClassificationExample> train, int[] rows, int groupRows, bool addsExtraLoss)
+    {
+        if (particles is null) return MicroStepOnce(run, train, rows, groupRows, addsExtraLoss);
+        double sum = 0;
+        for (int i = 0; i < particles.Count; i++)
+        {
+            particles.Activate(i);
+            sum += MicroStepOnce(run, train, rows, groupRows, addsExtraLoss);
+        }
+        particles.Activate(0);
+        return particles.Count == 1 ? sum : sum / particles.Count;   // the particles' mean loss
+    }
+
+    private double MicroStepOnce(RunContext run, IReadOnlyList<ClassificationExample> train, int[] rows, int groupRows, bool addsExtraLoss)
     {
         using var scope = TensorScope.Begin();
         var batch = TokenBatch.Collate(train, rows, paddingId);
@@ -118,17 +150,18 @@ internal sealed class TrainingLoop
         float value = loss.Item();
         if (!float.IsFinite(value))
             throw Diverged(run, $"the training loss is {value}");
-        // The method's extra term joins every micro-batch's loss before the share weighting, as PEFT adds it to every
-        // forward's loss; the reported loss stays the task loss.
-        if (run.Hooks?.ExtraLoss(adapter!) is { } extra) loss = loss.Add(extra);
-        (rows.Length == groupRows ? loss : loss.Mul((float)rows.Length / groupRows)).Backward();
+        // The reported loss stays the task loss.
+        var weighted = rows.Length == groupRows ? loss : loss.Mul((float)rows.Length / groupRows);
+        if (addsExtraLoss && run.Hooks?.ExtraLoss(adapter!) is { } extra) weighted = weighted.Add(extra);
+        weighted.Backward();
         return (double)value * rows.Length;
     }
 
     private void OptimizerStep(RunContext run, LearningRateScheduler scheduler, int groupEnd, double lossSum, int groupRows, bool endsEpoch)
     {
         var parameters = run.Optimizer.Parameters;
-        double norm = settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(parameters, max) : GradientNorm(parameters);
+        double norm = particles is not null ? particles.PrepareStep(parameters, settings.MaxGradNorm)
+            : settings.MaxGradNorm is { } max ? GradientClipping.ClipGradNorm(parameters, max) : GradientClipping.GlobalNorm(parameters);
         if (!double.IsFinite(norm))
         {
             run.Optimizer.ZeroGrad();
@@ -161,7 +194,7 @@ internal sealed class TrainingLoop
         var record = new EpochRecord { Epoch = state.Epoch, TrainLoss = state.EpochRows == 0 ? double.NaN : state.EpochLossSum / state.EpochRows };
         if (validation is not null)
         {
-            var (loss, accuracy) = ClassifierInference.Evaluate(model, validation, paddingId, settings.BatchSize);
+            var (loss, accuracy) = ClassifierInference.Evaluate(particles?.MeanPrediction(model) ?? model, validation, paddingId, settings.BatchSize);
             record.ValidationLoss = loss;
             record.ValidationAccuracy = accuracy;
             if (state.BestValidationLoss is not { } best || loss < best)
@@ -284,17 +317,6 @@ internal sealed class TrainingLoop
                 throw new ArgumentException($"{what} row {i} has class {examples[i].Label}, outside 0..{model.NumLabels - 1}");
             if (examples[i].Length == 0) throw new ArgumentException($"{what} row {i} has no tokens");
         }
-    }
-
-    private static double GradientNorm(IEnumerable<Tensor> parameters)
-    {
-        double sum = 0;
-        foreach (var p in parameters)
-        {
-            if (p.Grad is not { } g) continue;
-            foreach (float v in g.AsReadOnlySpan<float>()) sum += (double)v * v;
-        }
-        return Math.Sqrt(sum);
     }
 
     /// <summary>

@@ -43,6 +43,9 @@ internal sealed record TrainingSettings
     /// <summary>How AdamW keeps its moments: float32 (<see cref="AdamW"/>), or 8-bit / paged (<see cref="AdamW8Bit"/>).</summary>
     public AdamWStateStorage OptimizerState { get; init; } = AdamWStateStorage.Float32;
 
+    /// <summary>GaLore for the trainable linear weights (the rest AdamW), or null for AdamW everywhere.</summary>
+    public GaLore.GaLoreOptions? GaLore { get; init; }
+
     public void Validate()
     {
         static void Positive(int value, string name)
@@ -62,11 +65,17 @@ internal sealed record TrainingSettings
         if (!Enum.IsDefined(OptimizerState)) throw new ArgumentOutOfRangeException(nameof(OptimizerState), OptimizerState, "unknown optimizer state storage");
         if (LoraPlusLearningRateRatio is { } ratio && !(ratio > 0 && double.IsFinite(ratio)))
             throw new ArgumentOutOfRangeException(nameof(LoraPlusLearningRateRatio), ratio, "LoraPlusLearningRateRatio must be positive and finite (or null for no LoRA+)");
+        if (GaLore is { } galore)
+        {
+            galore.Validate();
+            if (CheckpointFolder is not null) throw new ArgumentException("GaLore cannot be combined with CheckpointFolder: its projected optimizer state is not checkpointed", nameof(GaLore));
+            if (OptimizerState != AdamWStateStorage.Float32) throw new ArgumentException($"GaLore keeps its own optimizer state: set GaLoreOptions.EightBitState instead of OptimizerState = {OptimizerState}", nameof(GaLore));
+        }
     }
 
     /// <summary>The settings that shape the trajectory, as text (part of a checkpoint's fingerprint).</summary>
     public string TrajectoryKey() => string.Create(CultureInfo.InvariantCulture,
-        $"epochs={Epochs};batch={BatchSize};lr={LearningRate:R};warmup={WarmupRatio:R};wd={WeightDecay:R};accum={GradientAccumulationSteps};clip={MaxGradNorm?.ToString("R", CultureInfo.InvariantCulture) ?? "none"};seed={Seed};order={BatchOrder};patience={EarlyStoppingPatience}{(LoraPlusLearningRateRatio is { } r ? $";loraplus={r:R}" : "")}{(OptimizerState != AdamWStateStorage.Float32 ? $";optimizer_state={OptimizerState}" : "")}");
+        $"epochs={Epochs};batch={BatchSize};lr={LearningRate:R};warmup={WarmupRatio:R};wd={WeightDecay:R};accum={GradientAccumulationSteps};clip={MaxGradNorm?.ToString("R", CultureInfo.InvariantCulture) ?? "none"};seed={Seed};order={BatchOrder};patience={EarlyStoppingPatience}{(LoraPlusLearningRateRatio is { } r ? $";loraplus={r:R}" : "")}{(GaLore is { } g ? $";galore={g.Rank},{g.UpdateProjectionGap},{g.Scale:R},{g.Svd},{g.EightBitState},{g.Seed}" : "")}{(OptimizerState != AdamWStateStorage.Float32 ? $";optimizer_state={OptimizerState}" : "")}");
 
     /// <summary>Number of warm-up steps for <paramref name="totalSteps"/> (ceil, as Hugging Face's get_warmup_steps).</summary>
     public int WarmupSteps(int totalSteps) => LearningRateSchedule.WarmupSteps(WarmupRatio, totalSteps);

@@ -202,6 +202,18 @@ public abstract class PeftConfig
     /// </summary>
     internal virtual string SavedKey(string layerPath, string suffix) => PeftModel.KeyPrefix + layerPath + "." + suffix;
 
+    /// <summary>
+    /// Tensors of adapter <paramref name="adapterName"/> that belong to no single layer, under the keys PEFT saves them
+    /// with (VeRA's shared projections "base_model.vera_A" / "base_model.vera_B"). Empty by default.
+    /// </summary>
+    internal virtual IEnumerable<(string Key, Tensor Tensor)> SharedAdapterTensors(PeftModel model, string adapterName) => [];
+
+    /// <summary>
+    /// Whether a file may lack <paramref name="key"/> of the adapter's state dict (the tensor then keeps its
+    /// initialisation: VeRA projections regenerated from their key, as files written without them expect). False by default.
+    /// </summary>
+    internal virtual bool MayBeMissingOnLoad(string key) => false;
+
     /// <summary>The prefix of saved modules_to_save and extra trainable tensors (PEFT's attribute path to the model).</summary>
     internal virtual string ModulesKeyPrefix => PeftModel.KeyPrefix;
 

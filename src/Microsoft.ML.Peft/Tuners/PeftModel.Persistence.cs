@@ -33,6 +33,7 @@ public sealed partial class PeftModel
         }
         foreach (var name in config.ExtraTrainableParameterNames(Model)) result.TryAdd(config.ModulesKeyPrefix + name, Model.GetParameter(name));
         foreach (var (name, tensor) in modulesToSave.AdapterTensors(adapterName)) result.TryAdd(config.ModulesKeyPrefix + name, tensor);
+        foreach (var (key, tensor) in config.SharedAdapterTensors(this, adapterName)) result.Add(key, tensor);
         return result;
     }
 
@@ -128,7 +129,7 @@ public sealed partial class PeftModel
         var problems = new List<string>();
         foreach (var name in file.Names.Where(n => !expected.ContainsKey(n)))
             problems.Add($"unexpected key '{name}'{Hint(name)}");
-        foreach (var name in expected.Keys.Where(k => !file.Contains(k)))
+        foreach (var name in expected.Keys.Where(k => !file.Contains(k) && config?.MayBeMissingOnLoad(k) != true))
             problems.Add($"missing key '{name}'");
         foreach (var (name, tensor) in expected)
         {
@@ -145,7 +146,10 @@ public sealed partial class PeftModel
 
         using (Autograd.NoGrad())
         {
-            foreach (var (name, tensor) in expected) file.GetTensor(name).CopyToFloat32(tensor.AsSpan<float>());
+            foreach (var (name, tensor) in expected)
+            {
+                if (file.Contains(name)) file.GetTensor(name).CopyToFloat32(tensor.AsSpan<float>());
+            }
         }
     }
 

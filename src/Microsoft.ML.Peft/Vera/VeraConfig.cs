@@ -15,10 +15,11 @@ namespace Microsoft.ML.Peft.Vera;
 /// layers_to_transform, layers_pattern, modules_to_save.</para>
 /// <para>The shared A [r, in_max] and B [out_max, r] (in_max/out_max: the largest dimensions over the targeted layers,
 /// as PEFT's _find_dim) are drawn as PEFT's _kaiming_init, U(±√(6/fan_in)), A first then B, from this library's
-/// <see cref="Generator"/> seeded with projection_prng_key. The draws therefore differ from torch's generator: an adapter
-/// is reproduced exactly from its key by this library, not by PEFT. save_projection is kept in the config, but the
-/// projections are not yet written to adapter_model.safetensors (PEFT's "base_model.vera_A"/"base_model.vera_B" keys sit
-/// outside the per-layer key space PeftModel saves; see the Vera README), so loading always regenerates them.</para>
+/// <see cref="Generator"/> seeded with projection_prng_key. The draws therefore differ from torch's generator, which is
+/// why save_projection (PEFT's default) writes them as PEFT does — "base_model.vera_A" [r, in_max] and
+/// "base_model.vera_B" [out_max, r] in adapter_model.safetensors — and loading takes them from the file when present
+/// (adapters trained by PEFT load exactly), else regenerates them from the key (files without them: save_projection
+/// false, or this library's first VeRA layout).</para>
 /// </remarks>
 public sealed class VeraConfig : PeftConfig
 {
@@ -147,6 +148,30 @@ public sealed class VeraConfig : PeftConfig
         }
         return targeted.Select(t => t.Name).ToList();
     }
+
+    /// <summary>PEFT's key of the shared A projection (adapter name removed, as PEFT saves every key).</summary>
+    public const string ProjectionAKey = "base_model.vera_A";
+
+    /// <summary>PEFT's key of the shared B projection.</summary>
+    public const string ProjectionBKey = "base_model.vera_B";
+
+    /// <summary>
+    /// With save_projection, PEFT's "base_model.vera_A" [r, in_max] and "base_model.vera_B" [out_max, r]: the full shared
+    /// tensors (each layer slices them), saved once per adapter. Loading writes a file's projections into them, so
+    /// adapters trained by PEFT (torch's generator) load exactly.
+    /// </summary>
+    internal override IEnumerable<(string Key, Tensor Tensor)> SharedAdapterTensors(PeftModel model, string adapterName)
+    {
+        if (!SaveProjection) yield break;
+        var layer = model.TunerLayers().Select(t => t.Layer).OfType<VeraLinear>().FirstOrDefault(l => l.AdapterNames.Contains(adapterName));
+        if (layer is null) yield break;
+        var (a, b) = layer.SharedProjections(adapterName);
+        yield return (ProjectionAKey, a);
+        yield return (ProjectionBKey, b);
+    }
+
+    /// <summary>Files written before the projections were saved (this library's first VeRA layout) lack them: regenerated from the key.</summary>
+    internal override bool MayBeMissingOnLoad(string key) => key is ProjectionAKey or ProjectionBKey;
 
     private static ModuleSelector? ReadSelector(ConfigFields fields, string key) => fields.StringOrList(key) switch
     {
