@@ -143,7 +143,7 @@ public sealed partial class LaplaceCalibrator : IEstimator<LaplaceCalibratorTran
         {
             int end = Math.Min(ids.Length, start + options.BatchSize);
             var batch = TokenBatch.Collate(ids[start..end], types?[start..end], paddingId);
-            yield return new LaplaceBatch(TokenBatchTensor.Pack(batch), texts.Labels.GetRange(start, end - start).ToArray());
+            yield return new LaplaceBatch(TokenBatchTensor.Pack(batch), texts.Labels.GetRange(start, end - start).ToArray()) { PositionMask = batch.AttentionMask };
         }
     }
 

@@ -57,7 +57,7 @@ internal sealed class LaplaceCalibratorPredictor
                 var packed = TokenBatchTensor.Pack(batch);
                 if (binary)
                 {
-                    var variances = Posterior.DirectionalVariance(packed, MarginDirection, out var means);
+                    var variances = Posterior.DirectionalVariance(packed, MarginDirection, out var means, batch.AttentionMask);
                     for (int i = 0; i < n; i++) result[start + i] = BinaryRow(means[2 * i + 1] - means[2 * i], Math.Max(0, variances[i]));
                 }
                 else

@@ -40,7 +40,7 @@ internal sealed class FisherCollector
             throw new ArgumentException($"Laplace-LoRA: batch input {batch.Input.ShapeString} has {size} examples but {batch.Labels.Length} labels");
         // The seed is ∂(Σ_n ℓ_n)/∂logits = softmax − onehot(label) per row: each row is its own example's gradient,
         // since examples do not interact in the forward.
-        probes.Run(logitsFunction, batch.Input, size, (logits, b, c) => Seed(logits, b, c, batch.Labels), out _);
+        probes.Run(logitsFunction, batch.Input, size, (logits, b, c) => Seed(logits, b, c, batch.Labels), out _, batch.PositionMask);
         for (int k = 0; k < matrices.Count; k++)
         {
             var m = matrices[k];

@@ -59,7 +59,15 @@ public sealed record LaplaceLoraOptions
 /// <summary>One batch: model input and the true class of each example (needed for the MAP log-likelihood).</summary>
 /// <param name="Input">Whatever the logits function takes, e.g. [B, features] or token ids [B, T].</param>
 /// <param name="Labels">B class indices.</param>
-public sealed record LaplaceBatch(Tensor Input, int[] Labels);
+public sealed record LaplaceBatch(Tensor Input, int[] Labels)
+{
+    /// <summary>
+    /// Padding mask of a token batch, B×T row-major (1 = real token, 0 = padding), or null when nothing is padded. A LoRA
+    /// matrix applied at T positions per example then gathers its K-FAC rows from the real tokens only, so the factors do
+    /// not depend on how examples are batched and padded.
+    /// </summary>
+    public int[]? PositionMask { get; init; }
+}
 
 /// <summary>Linearised predictive of a batch: logit means (B×C, the MAP logits) and covariances (B×C×C).</summary>
 /// <param name="BatchSize">B.</param>
