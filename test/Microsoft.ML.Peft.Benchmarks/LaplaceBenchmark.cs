@@ -59,10 +59,19 @@ internal sealed class LaplaceBenchmark : IBenchmark
             ValidationSet = ml.Data.LoadFromEnumerable(validation), BatchSize = 32, Seed = seed,
         };
         clock.Lap();
+        LaplacePhaseTimer.Clock = ThreadCpuClock.IsAvailable ? ThreadCpuClock.Now : null;
+        LaplacePhaseTimer.Reset();
         var laplace = new LaplaceCalibrator(lora, calibratorOptions).Fit(lora.Transform(trainView));
         var (fitSeconds, fitCpu) = clock.Lap();
+        string fitPhases = Phases();
+        LaplacePhaseTimer.Reset();
         var laplaceDev = ml.Data.CreateEnumerable<Prediction>(laplace.Transform(ml.Data.LoadFromEnumerable(dev)), false).ToList();
         var (predictSeconds, predictCpu) = clock.Lap();
+        string predictPhases = Phases();
+        LaplacePhaseTimer.Clock = null;
+        // A second plain forward over dev right after the predict, so the two compared passes share the machine's load.
+        Margins(ml, lora.Transform(ml.Data.LoadFromEnumerable(dev)));
+        var (forwardSeconds2, forwardCpu2) = clock.Lap();
 
         Console.WriteLine("| method | accuracy | ECE (15 bins) | NLL | Brier |");
         Console.WriteLine("| --- | ---: | ---: | ---: | ---: |");
@@ -85,12 +94,24 @@ internal sealed class LaplaceBenchmark : IBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"cost (wall / process CPU): training {trainSeconds:F1} / {trainCpu:F1} s ({epochSeconds:F1} / {epochCpu:F1} s per epoch); " +
             $"Laplace fit {fitSeconds:F1} / {fitCpu:F1} s = {fitSeconds / epochSeconds:F2} / {fitCpu / epochCpu:F2} epochs; " +
-            $"dev forward {forwardSeconds:F2} / {forwardCpu:F2} s, Laplace predict {predictSeconds:F2} / {predictCpu:F2} s = {predictSeconds / forwardSeconds:F2}x / {predictCpu / forwardCpu:F2}x"));
+            $"dev forward {forwardSeconds:F2} / {forwardCpu:F2} s (again after the predict: {forwardSeconds2:F2} / {forwardCpu2:F2} s), " +
+            $"Laplace predict {predictSeconds:F2} / {predictCpu:F2} s = {predictSeconds / forwardSeconds:F2}x / {predictCpu / forwardCpu:F2}x " +
+            $"(vs the forward after: {predictSeconds / forwardSeconds2:F2}x / {predictCpu / forwardCpu2:F2}x)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"threads: {Environment.ProcessorCount} (set DOTNET_PROCESSOR_COUNT=1 for single-threaded kernels, so the main thread's CPU clock sees all the work)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"thread CPU: training {clock.ThreadTotals[0]:F2} s ({clock.ThreadTotals[0] / epochs:F2} s per epoch), Laplace fit {clock.ThreadTotals[3]:F2} s = {clock.ThreadTotals[3] / (clock.ThreadTotals[0] / epochs):F2} epochs; " +
+            $"dev forward {clock.ThreadTotals[1]:F2} / {clock.ThreadTotals[5]:F2} s (before / after), Laplace predict {clock.ThreadTotals[4]:F2} s = {clock.ThreadTotals[4] / clock.ThreadTotals[1]:F2}x / {clock.ThreadTotals[4] / clock.ThreadTotals[5]:F2}x"));
+        Console.WriteLine($"fit phases (thread CPU s): {fitPhases}");
+        Console.WriteLine($"predict phases (thread CPU s): {predictPhases}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"posterior: " +
             $"log evidence {laplace.LogMarginalLikelihood:F2}, {laplace.ParameterCount} parameters in {laplace.BlockNames.Count} blocks; mean dev logit variance {laplaceDev.Average(r => r.LogitVariance):G3}"));
         return 0;
     }
+
+    private static string Phases() => string.Join(", ", Enum.GetValues<LaplacePhase>()
+        .Select(p => string.Create(CultureInfo.InvariantCulture, $"{p} {LaplacePhaseTimer.Seconds(p):F3}")));
 
     private static LaplaceCalibrator.Options Variant(LaplaceCalibrator.Options o, string variant) => new()
     {
@@ -191,11 +212,18 @@ internal sealed class LaplaceBenchmark : IBenchmark
     {
         private readonly Stopwatch wall = Stopwatch.StartNew();
         private TimeSpan cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        private double thread = ThreadCpuClock.IsAvailable ? ThreadCpuClock.Now() : 0;
+
+        /// <summary>The calling thread's CPU seconds of each lap, in lap order.</summary>
+        public List<double> ThreadTotals { get; } = [];
 
         public (double Wall, double Cpu) Lap()
         {
             var nowCpu = Process.GetCurrentProcess().TotalProcessorTime;
             var result = (wall.Elapsed.TotalSeconds, (nowCpu - cpu).TotalSeconds);
+            double nowThread = ThreadCpuClock.IsAvailable ? ThreadCpuClock.Now() : 0;
+            ThreadTotals.Add(nowThread - thread);
+            thread = nowThread;
             wall.Restart();
             cpu = nowCpu;
             return result;

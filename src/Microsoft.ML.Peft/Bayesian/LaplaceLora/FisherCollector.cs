@@ -16,6 +16,7 @@ internal sealed class FisherCollector
     private readonly KroneckerFactorAccumulator[] inputFactors, outputFactors;
     private readonly double[][] diagonals;
     private readonly bool diagonal;
+    private readonly double[]?[] batchInputGrams;   // this batch's input XᵀX per matrix, shared by matrices with identical inputs
 
     public FisherCollector(List<ProbedMatrix> matrices, LaplaceLoraOptions options)
     {
@@ -26,6 +27,7 @@ internal sealed class FisherCollector
         inputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.Width, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' input factor A")).ToArray();
         outputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.Out, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' output-gradient factor G")).ToArray();
         diagonals = matrices.Select(m => diagonal ? new double[m.Out * m.Width] : []).ToArray();
+        batchInputGrams = new double[matrices.Count][];
     }
 
     public int Examples { get; private set; }
@@ -41,6 +43,8 @@ internal sealed class FisherCollector
         // The seed is ∂(Σ_n ℓ_n)/∂logits = softmax − onehot(label) per row: each row is its own example's gradient,
         // since examples do not interact in the forward.
         probes.Run(logitsFunction, batch.Input, size, (logits, b, c) => Seed(logits, b, c, batch.Labels), out _, batch.PositionMask);
+        using var timing = LaplacePhaseTimer.Measure(LaplacePhase.Factors);
+        Array.Clear(batchInputGrams);
         for (int k = 0; k < matrices.Count; k++)
         {
             var m = matrices[k];
@@ -60,11 +64,45 @@ internal sealed class FisherCollector
             }
             else
             {
-                inputFactors[k].AddRows(m.Inputs, m.Rows);
-                outputFactors[k].AddRows(m.OutputGradients, m.Rows);
+                AddToFactor(inputFactors[k], m.Inputs, m.Rows, SharedInputGram(k));
+                AddToFactor(outputFactors[k], m.OutputGradients, m.Rows, null);
             }
         }
         Examples += size;
+    }
+
+    /// <summary>
+    /// Exact factors take the batch's XᵀX from one GEMM (<paramref name="shared"/> when another matrix already computed
+    /// it for the same rows); low-rank factors fold the rows themselves.
+    /// </summary>
+    private static void AddToFactor(KroneckerFactorAccumulator factor, float[] rows, int rowCount, double[]? shared)
+    {
+        if (factor.IsLowRank)
+        {
+            factor.AddRows(rows, rowCount);
+            return;
+        }
+        var gram = shared ?? GramOf(rows, rowCount, factor.Size);
+        factor.AddGram(gram, rowCount);
+    }
+
+    private static double[] GramOf(float[] rows, int rowCount, int width) => KroneckerFactorAccumulator.SinglePrecisionGram(rows, rowCount, width);
+
+    /// <summary>
+    /// The input Gram of matrix <paramref name="k"/> when an earlier matrix saw exactly the same input rows in this batch
+    /// (q_proj's and v_proj's lora_A read the same normalised hidden states): computed once, used by both. Null otherwise.
+    /// </summary>
+    private double[]? SharedInputGram(int k)
+    {
+        var m = matrices[k];
+        if (inputFactors[k].IsLowRank) return null;
+        for (int j = 0; j < k; j++)
+        {
+            var other = matrices[j];
+            if (other.Width == m.Width && other.Rows == m.Rows && other.Inputs.AsSpan().SequenceEqual(m.Inputs))
+                return batchInputGrams[j] ??= GramOf(other.Inputs, other.Rows, other.Width);
+        }
+        return batchInputGrams[k] = GramOf(m.Inputs, m.Rows, m.Width);
     }
 
     private float[] Seed(float[] logits, int batch, int classes, int[] labels)
@@ -102,6 +140,7 @@ internal sealed class FisherCollector
     public ILaplacePosteriorBlock[] BuildBlocks(CurvatureKind kind, double temperature)
     {
         if (Examples == 0) throw new ArgumentException("Laplace-LoRA: no training batches were given");
+        using var timing = LaplacePhaseTimer.Measure(LaplacePhase.Eigen);
         double dataCount = Examples / temperature;
         var blocks = new ILaplacePosteriorBlock[matrices.Count];
         for (int k = 0; k < matrices.Count; k++)

@@ -37,13 +37,25 @@ public sealed partial class LaplaceLora
         var logits = probes.Run(logitsFunction, input, batch, (_, b, classes) => RepeatRows(seedRow, b, classes), out int classes, positionMask);
         if (classes != Classes) throw new ArgumentException($"Laplace-LoRA: the logits function returned {classes} classes; the posterior was fitted with {Classes}");
         means = Array.ConvertAll(logits, v => (double)v);
+        using var timing = LaplacePhaseTimer.Measure(LaplacePhase.Variance);
         var variances = new double[batch];
         for (int k = 0; k < blocks.Length; k++)
         {
+            if (blocks[k] is KfacLaplaceLayer { IsFullRank: true } kfac)
+            {
+                // Hot path: float Jacobian row by one GEMM, projected by two more (no allocation per example).
+                var row = new float[kfac.ParameterCount];
+                for (int n = 0; n < batch; n++)
+                {
+                    posteriorMatrices[k].ExampleGradient(n, row.AsSpan());
+                    variances[n] += kfac.JacobianVariance(row);
+                }
+                continue;
+            }
             var jacobian = new double[blocks[k].ParameterCount];
             for (int n = 0; n < batch; n++)
             {
-                posteriorMatrices[k].ExampleGradient(n, jacobian);
+                posteriorMatrices[k].ExampleGradient(n, jacobian.AsSpan());
                 variances[n] += blocks[k].ProjectedCovariance(jacobian, 1)[0];
             }
         }

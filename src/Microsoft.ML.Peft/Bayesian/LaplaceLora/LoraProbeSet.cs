@@ -87,14 +87,18 @@ internal sealed class LoraProbeSet : IDisposable
         foreach (var m in Matrices) { m.Clear(); m.Recording = true; }
         try
         {
-            var logits = logitsFunction(input);
+            Tensor logits;
+            using (LaplacePhaseTimer.Measure(LaplacePhase.Forward)) logits = logitsFunction(input);
             if (logits.Rank != 2 || logits.Size(0) != expectedBatch)
                 throw new ArgumentException($"Laplace-LoRA: the logits function returned {logits.ShapeString}; expected [batch = {expectedBatch}, classes]");
             classes = logits.Size(1);
             var values = logits.ToArray();
             var seed = makeSeed(values, expectedBatch, classes);
-            logits.Backward(Tensor.From(seed, expectedBatch, classes));
-            foreach (var m in Matrices) m.Capture(expectedBatch, positionMask);
+            using (LaplacePhaseTimer.Measure(LaplacePhase.Backward)) logits.Backward(Tensor.From(seed, expectedBatch, classes));
+            using (LaplacePhaseTimer.Measure(LaplacePhase.Capture))
+            {
+                foreach (var m in Matrices) m.Capture(expectedBatch, positionMask);
+            }
             return values;
         }
         finally

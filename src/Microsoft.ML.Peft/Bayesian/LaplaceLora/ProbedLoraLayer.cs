@@ -174,6 +174,22 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
     }
 
     /// <summary>
+    /// <see cref="ExampleGradient"/> in single precision by one GEMM Gᵀ·X over the example's captured rows (the
+    /// predictive's hot path; float is ample for a variance).
+    /// </summary>
+    public void ExampleGradient(int n, Span<float> destination)
+    {
+        int start = ExampleRowStart[n], count = ExampleRowStart[n + 1] - start;
+        if (count == 0)
+        {
+            destination.Clear();
+            return;
+        }
+        Kernels.Gemm.Sgemm(true, false, Out, Width, count, 1f, OutputGradients.AsSpan(start * Out, count * Out), Out,
+            Inputs.AsSpan(start * Width, count * Width), Width, 0f, destination, Width);
+    }
+
+    /// <summary>
     /// Gradient of example n's seeded loss wrt [W | b] (out×Width, row-major): Σ_t g_t x_tᵀ over the example's positions.
     /// Examples do not interact in the forward, so row n of the batch's output gradient is example n's own gradient.
     /// </summary>
