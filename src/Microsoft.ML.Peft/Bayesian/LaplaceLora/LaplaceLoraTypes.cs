@@ -23,6 +23,14 @@ public enum FisherKind
 
     /// <summary>The true labels (empirical Fisher).</summary>
     Empirical,
+
+    /// <summary>
+    /// The exact Fisher (= GGN for softmax cross-entropy), the expectation the sampled Fisher estimates, with no sampling
+    /// noise: per example Jᵀ(diag p − p pᵀ)J = Σ_c p_c (e_c − p)(e_c − p)ᵀ pulled back through the network. Two classes
+    /// need ONE backward pass, since diag p − p pᵀ = p₀p₁·d dᵀ with d = (−1, 1): the seed √(p₀p₁)·d per row. C &gt; 2
+    /// classes take C backward passes (seeds √p_c·(e_c − p)).
+    /// </summary>
+    Exact,
 }
 
 /// <summary>Settings of <see cref="LaplaceLora.Fit"/>.</summary>
