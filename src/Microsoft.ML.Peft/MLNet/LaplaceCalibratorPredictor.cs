@@ -78,11 +78,15 @@ internal sealed class LaplaceCalibratorPredictor
         return result;
     }
 
+    /// <summary>Whether fit and predict batch rows by length (default); off keeps the data order (for cost comparisons).</summary>
+    internal static bool SortByLength { get; set; } = true;
+
     /// <summary>Row indices ordered by token count (stable), so batches of neighbours carry little padding.</summary>
     internal static int[] ByLength(int[][] ids)
     {
         var order = new int[ids.Length];
         for (int i = 0; i < order.Length; i++) order[i] = i;
+        if (!SortByLength) return order;
         var lengths = Array.ConvertAll(ids, r => r.Length);
         Array.Sort(lengths, order);   // not stable by itself: ties are re-sorted by index below
         for (int start = 0; start < order.Length;)
