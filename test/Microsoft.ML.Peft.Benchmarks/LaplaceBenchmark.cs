@@ -29,7 +29,7 @@ internal sealed class LaplaceBenchmark : IBenchmark
         string data = a.Get("--data", "sst2");
         int trainRows = a.Int("--train", 500), epochs = a.Int("--epochs", 4), validationRows = a.Int("--validation", 500), devRows = a.Int("--dev", 1000), seed = a.Int("--seed", 1);
         var ml = new MLContext(seed);
-        LaplaceCalibratorPredictor.SortByLength = !a.Has("--data-order");
+        LaplaceCalibratorPredictor.SortByLength = a.Has("--length-sorted");
         var (train, validation, dev) = Load(data, trainRows, validationRows, devRows, seed);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"laplace data={data} train={train.Count} validation={validation.Count} dev={dev.Count} epochs={epochs} seed={seed}"));
 

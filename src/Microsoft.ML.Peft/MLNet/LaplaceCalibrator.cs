@@ -141,9 +141,8 @@ public sealed partial class LaplaceCalibrator : IEstimator<LaplaceCalibratorTran
         backend.Model.ClassifierHeadNames.Where(name => backend.Peft.Model.NamedModules().Any(m => m.Name == name && m.Module is Linear { Weight.DType: DType.Float32 })).ToArray();
 
     /// <summary>
-    /// Batches of rows sorted by token count (stable): the curvature and evidence are sums over examples, and with the
-    /// padding mask they do not depend on the batching, so grouping similar lengths only removes padded positions from
-    /// the forward and backward passes (on SST-2 most of a randomly batched pass is padding).
+    /// Batches of rows in data order (sorted by token count when <see cref="LaplaceCalibratorPredictor.SortByLength"/>):
+    /// the curvature and evidence are sums over examples and, with the padding mask, do not depend on the batching.
     /// </summary>
     private IEnumerable<LaplaceBatch> Batches(TextEncoder encoder, LabeledTexts texts, int paddingId)
     {
