@@ -8,8 +8,8 @@ namespace Microsoft.ML.Peft.Benchmarks;
 
 /// <summary>
 /// <c>laplace [--data sst2|mr|subj] [--train N] [--epochs E] [--validation V] [--dev D] [--seed S] [--lr L]
-/// [--curvature kfac|diagonal|lastlayer] [--fisher sampled|empirical] [--tuning evidence|validation|fixed]
-/// [--lambda X] [--layerwise] [--temperature T] [--predictive probit|mc] [--also layerwise,validation,empirical,diagonal,lastlayer,mc]</c>: quality and cost of Laplace-LoRA on a
+/// [--curvature kfac|diagonal|lastlayer] [--fisher sampled|empirical|exact] [--tuning evidence|validation|fixed]
+/// [--lambda X] [--layerwise] [--temperature T] [--predictive probit|mc] [--also layerwise,validation,empirical,exact,exact-validation,diagonal,lastlayer,mc]</c>: quality and cost of Laplace-LoRA on a
 /// binary text task. stories260K + LoRA (r 8, alpha 16, q_proj/v_proj, head as modules_to_save) is trained on N rows
 /// for E epochs; on the dev set it prints accuracy, ECE (15 equal-width bins), NLL (nats) and Brier score of the MAP
 /// model, of temperature scaling (T fitted on V held-out rows, disjoint from training) and of the LaplaceCalibrator;
@@ -29,6 +29,7 @@ internal sealed class LaplaceBenchmark : IBenchmark
         string data = a.Get("--data", "sst2");
         int trainRows = a.Int("--train", 500), epochs = a.Int("--epochs", 4), validationRows = a.Int("--validation", 500), devRows = a.Int("--dev", 1000), seed = a.Int("--seed", 1);
         var ml = new MLContext(seed);
+        LaplaceCalibratorPredictor.SortByLength = a.Has("--length-sorted");
         var (train, validation, dev) = Load(data, trainRows, validationRows, devRows, seed);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"laplace data={data} train={train.Count} validation={validation.Count} dev={dev.Count} epochs={epochs} seed={seed}"));
 
@@ -52,17 +53,31 @@ internal sealed class LaplaceBenchmark : IBenchmark
         var calibratorOptions = new LaplaceCalibrator.Options
         {
             Curvature = a.Get("--curvature", "kfac") switch { "diagonal" => CurvatureKind.Diagonal, "lastlayer" => CurvatureKind.LastLayer, _ => CurvatureKind.Kfac },
-            Fisher = a.Get("--fisher", "sampled") == "empirical" ? FisherKind.Empirical : FisherKind.Sampled,
+            Fisher = a.Get("--fisher", "sampled") switch { "empirical" => FisherKind.Empirical, "exact" => FisherKind.Exact, _ => FisherKind.Sampled },
             PriorPrecisionTuning = a.Get("--tuning", "evidence") switch { "validation" => LaplacePriorPrecisionTuning.Validation, "fixed" => LaplacePriorPrecisionTuning.Fixed, _ => LaplacePriorPrecisionTuning.Evidence },
             PriorPrecision = a.Double("--lambda", 1), PriorPrecisionStructure = a.Has("--layerwise") ? PriorPrecisionStructure.Layerwise : PriorPrecisionStructure.Scalar,
             Temperature = a.Double("--temperature", 1), Predictive = a.Get("--predictive", "probit") == "mc" ? LaplacePredictiveKind.MonteCarlo : LaplacePredictiveKind.Probit,
             ValidationSet = ml.Data.LoadFromEnumerable(validation), BatchSize = 32, Seed = seed,
         };
         clock.Lap();
+        LaplacePhaseTimer.Clock = ThreadCpuClock.IsAvailable ? ThreadCpuClock.Now : null;
+        LaplacePhaseTimer.Reset();
         var laplace = new LaplaceCalibrator(lora, calibratorOptions).Fit(lora.Transform(trainView));
         var (fitSeconds, fitCpu) = clock.Lap();
+        string fitPhases = Phases();
+        LaplacePhaseTimer.Reset();
         var laplaceDev = ml.Data.CreateEnumerable<Prediction>(laplace.Transform(ml.Data.LoadFromEnumerable(dev)), false).ToList();
         var (predictSeconds, predictCpu) = clock.Lap();
+        string predictPhases = Phases();
+        LaplacePhaseTimer.Clock = null;
+        // A second plain forward over dev right after the predict, so the two compared passes share the machine's load.
+        Margins(ml, lora.Transform(ml.Data.LoadFromEnumerable(dev)));
+        var (forwardSeconds2, forwardCpu2) = clock.Lap();
+        // And one more training epoch (same recipe, a fresh adapter) right after the fit, for an epoch measured under the
+        // same load as the fit: on a shared machine the load changes within minutes.
+        loraOptions.MaxEpochs = 1;
+        ml.BinaryClassification.Trainers.LoraTextClassification(loraOptions).Fit(trainView);
+        clock.Lap();
 
         Console.WriteLine("| method | accuracy | ECE (15 bins) | NLL | Brier |");
         Console.WriteLine("| --- | ---: | ---: | ---: | ---: |");
@@ -85,18 +100,32 @@ internal sealed class LaplaceBenchmark : IBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"cost (wall / process CPU): training {trainSeconds:F1} / {trainCpu:F1} s ({epochSeconds:F1} / {epochCpu:F1} s per epoch); " +
             $"Laplace fit {fitSeconds:F1} / {fitCpu:F1} s = {fitSeconds / epochSeconds:F2} / {fitCpu / epochCpu:F2} epochs; " +
-            $"dev forward {forwardSeconds:F2} / {forwardCpu:F2} s, Laplace predict {predictSeconds:F2} / {predictCpu:F2} s = {predictSeconds / forwardSeconds:F2}x / {predictCpu / forwardCpu:F2}x"));
+            $"dev forward {forwardSeconds:F2} / {forwardCpu:F2} s (again after the predict: {forwardSeconds2:F2} / {forwardCpu2:F2} s), " +
+            $"Laplace predict {predictSeconds:F2} / {predictCpu:F2} s = {predictSeconds / forwardSeconds:F2}x / {predictCpu / forwardCpu:F2}x " +
+            $"(vs the forward after: {predictSeconds / forwardSeconds2:F2}x / {predictCpu / forwardCpu2:F2}x)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"threads: {Environment.ProcessorCount} (set DOTNET_PROCESSOR_COUNT=1 for single-threaded kernels, so the main thread's CPU clock sees all the work)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"thread CPU: training {clock.ThreadTotals[0]:F2} s ({clock.ThreadTotals[0] / epochs:F2} s per epoch), Laplace fit {clock.ThreadTotals[3]:F2} s = {clock.ThreadTotals[3] / (clock.ThreadTotals[0] / epochs):F2} epochs; " +
+            $"dev forward {clock.ThreadTotals[1]:F2} / {clock.ThreadTotals[5]:F2} s (before / after), Laplace predict {clock.ThreadTotals[4]:F2} s = {clock.ThreadTotals[4] / clock.ThreadTotals[1]:F2}x / {clock.ThreadTotals[4] / clock.ThreadTotals[5]:F2}x"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"thread CPU, adjacent: one training epoch after the predict {clock.ThreadTotals[6]:F2} s; Laplace fit / that epoch = {clock.ThreadTotals[3] / clock.ThreadTotals[6]:F2}"));
+        Console.WriteLine($"fit phases (thread CPU s): {fitPhases}");
+        Console.WriteLine($"predict phases (thread CPU s): {predictPhases}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"posterior: " +
             $"log evidence {laplace.LogMarginalLikelihood:F2}, {laplace.ParameterCount} parameters in {laplace.BlockNames.Count} blocks; mean dev logit variance {laplaceDev.Average(r => r.LogitVariance):G3}"));
         return 0;
     }
 
+    private static string Phases() => string.Join(", ", Enum.GetValues<LaplacePhase>()
+        .Select(p => string.Create(CultureInfo.InvariantCulture, $"{p} {LaplacePhaseTimer.Seconds(p):F3}")));
+
     private static LaplaceCalibrator.Options Variant(LaplaceCalibrator.Options o, string variant) => new()
     {
         Curvature = variant switch { "diagonal" => CurvatureKind.Diagonal, "lastlayer" => CurvatureKind.LastLayer, _ => o.Curvature },
-        Fisher = variant == "empirical" ? FisherKind.Empirical : o.Fisher,
-        PriorPrecisionTuning = variant == "validation" ? LaplacePriorPrecisionTuning.Validation : o.PriorPrecisionTuning,
+        Fisher = variant switch { "empirical" => FisherKind.Empirical, "exact" or "exact-validation" => FisherKind.Exact, _ => o.Fisher },
+        PriorPrecisionTuning = variant is "validation" or "exact-validation" ? LaplacePriorPrecisionTuning.Validation : o.PriorPrecisionTuning,
         PriorPrecisionStructure = variant == "layerwise" ? PriorPrecisionStructure.Layerwise : o.PriorPrecisionStructure,
         PriorPrecision = o.PriorPrecision, Temperature = o.Temperature, Predictive = variant == "mc" ? LaplacePredictiveKind.MonteCarlo : o.Predictive,
         ValidationSet = o.ValidationSet, BatchSize = o.BatchSize, Seed = o.Seed,
@@ -191,11 +220,18 @@ internal sealed class LaplaceBenchmark : IBenchmark
     {
         private readonly Stopwatch wall = Stopwatch.StartNew();
         private TimeSpan cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        private double thread = ThreadCpuClock.IsAvailable ? ThreadCpuClock.Now() : 0;
+
+        /// <summary>The calling thread's CPU seconds of each lap, in lap order.</summary>
+        public List<double> ThreadTotals { get; } = [];
 
         public (double Wall, double Cpu) Lap()
         {
             var nowCpu = Process.GetCurrentProcess().TotalProcessorTime;
             var result = (wall.Elapsed.TotalSeconds, (nowCpu - cpu).TotalSeconds);
+            double nowThread = ThreadCpuClock.IsAvailable ? ThreadCpuClock.Now() : 0;
+            ThreadTotals.Add(nowThread - thread);
+            thread = nowThread;
             wall.Restart();
             cpu = nowCpu;
             return result;

@@ -33,7 +33,7 @@ public sealed partial class LaplaceCalibrator
         /// <summary>Curvature structure: K-FAC per LoRA matrix (default, Laplace-LoRA), diagonal, or the last matrix only.</summary>
         public CurvatureKind Curvature { get; set; } = CurvatureKind.Kfac;
 
-        /// <summary>Fisher with labels sampled from the model (default) or the empirical Fisher (true labels).</summary>
+        /// <summary>Fisher with labels sampled from the model (default), the empirical Fisher (true labels) or the exact Fisher (GGN; binary: same cost).</summary>
         public FisherKind Fisher { get; set; } = FisherKind.Sampled;
 
         /// <summary>How λ is chosen (default: evidence).</summary>

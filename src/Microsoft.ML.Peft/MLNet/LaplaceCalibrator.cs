@@ -79,7 +79,8 @@ public sealed partial class LaplaceCalibrator : IEstimator<LaplaceCalibratorTran
             throw new ArgumentException($"LaplaceCalibrator: a {Describe(k)} calibrator cannot calibrate a {Describe(lora.Columns.Kind)} classifier", nameof(input));
         var backend = PeftBackend(lora);
         var columns = lora.Columns with { Label = options.LabelColumnName };
-        var train = ReadLabeled(input, columns, lora, "the calibration data");
+        LabeledTexts train;
+        using (LaplacePhaseTimer.Measure(LaplacePhase.ReadData)) train = ReadLabeled(input, columns, lora, "the calibration data");
         var validation = options.PriorPrecisionTuning == LaplacePriorPrecisionTuning.Validation ? ReadLabeled(options.ValidationSet!, columns, lora, "the validation set") : null;
 
         var laplaceOptions = new LaplaceLoraOptions
@@ -97,14 +98,17 @@ public sealed partial class LaplaceCalibrator : IEstimator<LaplaceCalibratorTran
             try
             {
                 double curvatureSeconds = clock.Elapsed.TotalSeconds;
-                switch (options.PriorPrecisionTuning)
+                using (LaplacePhaseTimer.Measure(LaplacePhase.PriorTuning))
                 {
-                    case LaplacePriorPrecisionTuning.Evidence:
-                        posterior.OptimizePriorPrecision(new PriorPrecisionOptions { Structure = options.PriorPrecisionStructure, InitialPriorPrecision = options.PriorPrecision });
-                        break;
-                    case LaplacePriorPrecisionTuning.Validation:
-                        posterior.TunePriorPrecisionByValidation(Batches(encoder, validation!, backend.PaddingId));
-                        break;
+                    switch (options.PriorPrecisionTuning)
+                    {
+                        case LaplacePriorPrecisionTuning.Evidence:
+                            posterior.OptimizePriorPrecision(new PriorPrecisionOptions { Structure = options.PriorPrecisionStructure, InitialPriorPrecision = options.PriorPrecision });
+                            break;
+                        case LaplacePriorPrecisionTuning.Validation:
+                            posterior.TunePriorPrecisionByValidation(Batches(encoder, validation!, backend.PaddingId));
+                            break;
+                    }
                 }
                 options.Log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                     $"Laplace ({options.Curvature}, {options.Fisher} Fisher): {posterior.Blocks.Count} blocks, {posterior.Blocks.Sum(b => (long)b.ParameterCount)} parameters, " +
@@ -136,14 +140,27 @@ public sealed partial class LaplaceCalibrator : IEstimator<LaplaceCalibratorTran
     private static string[] HeadModules(PeftTextClassifier backend) =>
         backend.Model.ClassifierHeadNames.Where(name => backend.Peft.Model.NamedModules().Any(m => m.Name == name && m.Module is Linear { Weight.DType: DType.Float32 })).ToArray();
 
+    /// <summary>
+    /// Batches of rows in data order (sorted by token count when <see cref="LaplaceCalibratorPredictor.SortByLength"/>):
+    /// the curvature and evidence are sums over examples and, with the padding mask, do not depend on the batching.
+    /// </summary>
     private IEnumerable<LaplaceBatch> Batches(TextEncoder encoder, LabeledTexts texts, int paddingId)
     {
-        var (ids, types) = LaplaceCalibratorPredictor.Encode(encoder, texts.Sentence1, texts.Sentence2);
+        int[][] ids;
+        int[]?[]? types;
+        int[] order;
+        using (LaplacePhaseTimer.Measure(LaplacePhase.Encode))
+        {
+            (ids, types) = LaplaceCalibratorPredictor.Encode(encoder, texts.Sentence1, texts.Sentence2);
+            order = LaplaceCalibratorPredictor.ByLength(ids);
+        }
         for (int start = 0; start < ids.Length; start += options.BatchSize)
         {
-            int end = Math.Min(ids.Length, start + options.BatchSize);
-            var batch = TokenBatch.Collate(ids[start..end], types?[start..end], paddingId);
-            yield return new LaplaceBatch(TokenBatchTensor.Pack(batch), texts.Labels.GetRange(start, end - start).ToArray());
+            var rows = order.AsSpan(start, Math.Min(options.BatchSize, ids.Length - start)).ToArray();
+            TokenBatch batch;
+            using (LaplacePhaseTimer.Measure(LaplacePhase.Encode))
+                batch = TokenBatch.Collate(rows.Select(i => ids[i]).ToArray(), types is null ? null : rows.Select(i => types[i]).ToArray(), paddingId);
+            yield return new LaplaceBatch(TokenBatchTensor.Pack(batch), rows.Select(i => texts.Labels[i]).ToArray()) { PositionMask = batch.AttentionMask };
         }
     }
 

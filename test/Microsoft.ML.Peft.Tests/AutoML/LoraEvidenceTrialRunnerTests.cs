@@ -146,25 +146,60 @@ public sealed class LoraEvidenceTrialRunnerTests
         }
     }
 
+    /// <summary>
+    /// A fixed λ from the Laplace search space reaches the evidence, and the runner's Laplace validation figures (probit
+    /// accuracy and mean NLL on the dev rows) equal LaplaceLora driven directly on the trial's model: fitted one unpadded
+    /// training example per batch with the same exact Fisher and λ, then predicting each dev row alone.
+    /// </summary>
     [TestMethod]
-    public void LaplaceSearchSpace_FixesThePriorPrecisionPerTrial()
+    public void LaplaceSearchSpace_FixesThePriorPrecisionPerTrial_ValidationFiguresMatchDirectPrediction()
     {
         var ml = new MLContext(seed: 2);
         var monitor = new Collector();
         var prior = new SearchSpace<LaplacePriorParameters> { ["TunePriorPrecision"] = new ChoiceOption(false), ["PriorPrecision"] = new ChoiceOption(0.5) };
+        var train = Sst2.Load(ml, Sst2.Train, 32);
+        var dev = Sst2.Load(ml, Sst2.Dev, 16);
         ml.Auto().CreateExperiment()
             .SetPipeline(Pipeline(ml, Template(), 2))
             .AddSearchSpace(LoraEvidenceTrialRunner.PriorSearchSpaceKey, prior)
-            .SetDataset(Sst2.Load(ml, Sst2.Train, 32), Sst2.Load(ml, Sst2.Dev, 16))
-            .SetTrialRunner(services => new LoraEvidenceTrialRunner(services, new LoraEvidenceOptions { LaplaceValidation = true }))
+            .SetDataset(train, dev)
+            .SetTrialRunner(services => new LoraEvidenceTrialRunner(services,
+                new LoraEvidenceOptions { LaplaceValidation = true, Laplace = new LaplaceLoraOptions { Fisher = FisherKind.Exact } }))
             .SetMaxModelToExplore(1)
             .SetMonitor(monitor)
             .Run();
-        var e = monitor.Completed.Single().Evidence;
+        var trial = monitor.Completed.Single();
+        var e = trial.Evidence;
         Assert.IsFalse(e.PriorPrecisionTuned);
         Assert.AreEqual(0.5, e.PriorPrecision);
-        Assert.IsTrue(e.LaplaceValidationLogLoss is > 0 && double.IsFinite(e.LaplaceValidationLogLoss.Value));
-        Assert.IsTrue(e.LaplaceValidationAccuracy is >= 0 and <= 1);
+
+        var chain = (TransformerChain<ITransformer>)trial.Model!;
+        var lora = chain.OfType<LoraTextClassificationTransformer>().Single();
+        var backend = (PeftTextClassifier)lora.Scorer.Backend;
+        List<(int[] Ids, int Label)> Examples(IDataView data) => ml.Data.CreateEnumerable<KeyedRow>(chain.First().Transform(data), reuseRowObject: false)
+            .Select(r => (lora.Scorer.Encoder.Encode(r.Sentence1, null, out _).Ids, (int)r.Label - 1)).ToList();
+        Tensor Logits(Tensor ids)
+        {
+            var tokens = ids.ToInt32Array();
+            return backend.Model.Forward(tokens, Enumerable.Repeat(1, tokens.Length).ToArray(), null, 1, tokens.Length);
+        }
+        var devRows = Examples(dev);
+        int correct = 0;
+        double nll = 0;
+        using (var direct = LaplaceLora.Fit(backend.Peft, Logits, Examples(train).Select(x => new LaplaceBatch(Tensor.FromInt32(x.Ids, 1, x.Ids.Length), [x.Label])).ToList(),
+            new LaplaceLoraOptions { Fisher = FisherKind.Exact, HeadModules = ["score"], PriorPrecision = 0.5 }))
+        {
+            Assert.AreEqual(direct.LogMarginalLikelihood(), e.LogMarginalLikelihood, 1e-5 * Math.Abs(e.LogMarginalLikelihood));
+            foreach (var (ids, label) in devRows)
+            {
+                var p = direct.PredictProbit(Tensor.FromInt32(ids, 1, ids.Length));
+                nll -= Math.Log(p[label]);
+                if ((p[1] > p[0] ? 1 : 0) == label) correct++;
+            }
+        }
+        TestContext.WriteLine($"Laplace dev accuracy {e.LaplaceValidationAccuracy} (direct {correct / 16.0}), NLL {e.LaplaceValidationLogLoss:R} (direct {nll / 16:R})");
+        Assert.AreEqual(correct / 16.0, e.LaplaceValidationAccuracy!.Value, 1e-12);
+        Assert.AreEqual(nll / 16, e.LaplaceValidationLogLoss!.Value, 1e-5);
     }
 
     [TestMethod]

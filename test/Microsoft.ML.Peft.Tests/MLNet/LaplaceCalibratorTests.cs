@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.Peft.Bayesian;
+using Microsoft.ML.Peft.Tensors;
 
 namespace Microsoft.ML.Peft.Tests.MLNet;
 
@@ -187,6 +188,53 @@ public sealed class LaplaceCalibratorTests
         weight.AsSpan<float>()[0] = float.NaN;
         var nan = Assert.ThrowsExactly<InvalidOperationException>(() => new LaplaceCalibrator(lora).Fit(train));
         StringAssert.Contains(nan.Message, name[..name.IndexOf(".lora_A", StringComparison.Ordinal)]);
+    }
+
+    /// <summary>
+    /// The calibrator's posterior against LaplaceLora driven directly on the same model and rows, one unpadded example
+    /// per batch straight from the token ids (the calibrator batches 16 length-sorted, padded rows with the mask): the
+    /// exact Fisher makes both deterministic, so data count, MAP log-likelihood, evidence-tuned λ and the log evidence
+    /// must agree to float rounding — for the scalar and the layer-wise prior.
+    /// </summary>
+    [TestMethod]
+    public void Binary_PriorPrecisionAndEvidence_EqualDirectLaplaceLoraFit()
+    {
+        var ml = new MLContext();
+        var train = Sst2.LoadBinary(ml, Sst2.Train, 40);
+        var options = Options();
+        options.MaxEpochs = 1;
+        var lora = ml.BinaryClassification.Trainers.LoraTextClassification(options).Fit(train);
+        var backend = (PeftTextClassifier)lora.Scorer.Backend;
+        var rows = ml.Data.CreateEnumerable<Sst2BinaryRow>(train, false)
+            .Select(r => (Ids: lora.Scorer.Encoder.Encode(r.Sentence1, null, out _).Ids, Label: r.Label ? 1 : 0)).ToList();
+        Tensor Logits(Tensor ids)
+        {
+            var tokens = ids.ToInt32Array();
+            return backend.Model.Forward(tokens, Enumerable.Repeat(1, tokens.Length).ToArray(), null, 1, tokens.Length);
+        }
+
+        foreach (var structure in new[] { PriorPrecisionStructure.Scalar, PriorPrecisionStructure.Layerwise })
+        {
+            var calibrated = new LaplaceCalibrator(lora, new LaplaceCalibrator.Options { Fisher = FisherKind.Exact, BatchSize = 16, PriorPrecisionStructure = structure })
+                .Fit(lora.Transform(train));
+            double[] lambdas;
+            double evidence, logLikelihood;
+            lock (lora.Scorer.Gate)
+            {
+                using var direct = LaplaceLora.Fit(backend.Peft, Logits, rows.Select(r => new LaplaceBatch(Tensor.FromInt32(r.Ids, 1, r.Ids.Length), [r.Label])).ToList(),
+                    new LaplaceLoraOptions { Fisher = FisherKind.Exact, HeadModules = ["score"] });
+                lambdas = direct.OptimizePriorPrecision(new PriorPrecisionOptions { Structure = structure });
+                evidence = direct.LogMarginalLikelihood();
+                logLikelihood = direct.TrainLogLikelihood;
+                CollectionAssert.AreEqual(direct.Blocks.Select(b => b.Name).ToArray(), calibrated.BlockNames.ToArray());
+            }
+            Assert.AreEqual(40, calibrated.DataCount);
+            Assert.AreEqual(logLikelihood, calibrated.Posterior.TrainLogLikelihood, 1e-5 * Math.Abs(logLikelihood), structure.ToString());
+            Assert.HasCount(lambdas.Length, calibrated.PriorPrecisions);
+            for (int b = 0; b < lambdas.Length; b++)
+                Assert.AreEqual(lambdas[b], calibrated.PriorPrecisions[b], 1e-4 * lambdas[b], $"{structure} λ of block {b}");
+            Assert.AreEqual(evidence, calibrated.LogMarginalLikelihood, 1e-5 * Math.Abs(evidence), $"{structure} log evidence");
+        }
     }
 
     [TestMethod]

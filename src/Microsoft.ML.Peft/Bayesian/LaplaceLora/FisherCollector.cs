@@ -16,6 +16,7 @@ internal sealed class FisherCollector
     private readonly KroneckerFactorAccumulator[] inputFactors, outputFactors;
     private readonly double[][] diagonals;
     private readonly bool diagonal;
+    private readonly double[]?[] batchInputGrams;   // this batch's input XᵀX per matrix, shared by matrices with identical inputs
 
     public FisherCollector(List<ProbedMatrix> matrices, LaplaceLoraOptions options)
     {
@@ -26,6 +27,7 @@ internal sealed class FisherCollector
         inputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.Width, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' input factor A")).ToArray();
         outputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.Out, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' output-gradient factor G")).ToArray();
         diagonals = matrices.Select(m => diagonal ? new double[m.Out * m.Width] : []).ToArray();
+        batchInputGrams = new double[matrices.Count][];
     }
 
     public int Examples { get; private set; }
@@ -40,7 +42,29 @@ internal sealed class FisherCollector
             throw new ArgumentException($"Laplace-LoRA: batch input {batch.Input.ShapeString} has {size} examples but {batch.Labels.Length} labels");
         // The seed is ∂(Σ_n ℓ_n)/∂logits = softmax − onehot(label) per row: each row is its own example's gradient,
         // since examples do not interact in the forward.
-        probes.Run(logitsFunction, batch.Input, size, (logits, b, c) => Seed(logits, b, c, batch.Labels), out _);
+        probes.Run(logitsFunction, batch.Input, size, (logits, b, c) => Seed(logits, b, c, batch.Labels), out int classes, batch.PositionMask);
+        Accumulate(size);
+        // The exact Fisher of C > 2 classes: one more backward per further class c (seed √p_c·(e_c − p)); their output
+        // gradients add to G, their (identical) inputs are not counted again in A.
+        for (int c = 1; fisher == FisherKind.Exact && classes > 2 && c < classes; c++)
+        {
+            int column = c;
+            probes.Run(logitsFunction, batch.Input, size, (logits, b, k) => ExactSeed(logits, b, k, column), out _, batch.PositionMask);
+            using var timing = LaplacePhaseTimer.Measure(LaplacePhase.Factors);
+            for (int k = 0; k < matrices.Count; k++)
+            {
+                RequireFinite(matrices[k].OutputGradients, matrices[k].Name, "output gradients", Examples);
+                if (diagonal) AddSquaredGradients(k, size);
+                else AddToFactor(outputFactors[k], matrices[k].OutputGradients, matrices[k].Rows, null);
+            }
+        }
+        Examples += size;
+    }
+
+    private void Accumulate(int size)
+    {
+        using var timing = LaplacePhaseTimer.Measure(LaplacePhase.Factors);
+        Array.Clear(batchInputGrams);
         for (int k = 0; k < matrices.Count; k++)
         {
             var m = matrices[k];
@@ -48,23 +72,83 @@ internal sealed class FisherCollector
             // diverged weights) makes the curvature of this matrix non-finite.
             RequireFinite(m.Inputs, m.Name, "input activations", Examples);
             RequireFinite(m.OutputGradients, m.Name, "output gradients", Examples);
-            if (diagonal)
-            {
-                var gradient = new double[m.Out * m.Width];
-                for (int n = 0; n < size; n++)
-                {
-                    m.ExampleGradient(n, gradient);
-                    var sum = diagonals[k];
-                    for (int i = 0; i < gradient.Length; i++) sum[i] += gradient[i] * gradient[i];
-                }
-            }
+            if (diagonal) AddSquaredGradients(k, size);
             else
             {
-                inputFactors[k].AddRows(m.Inputs, m.Rows);
-                outputFactors[k].AddRows(m.OutputGradients, m.Rows);
+                AddToFactor(inputFactors[k], m.Inputs, m.Rows, SharedInputGram(k));
+                AddToFactor(outputFactors[k], m.OutputGradients, m.Rows, null);
             }
         }
-        Examples += size;
+    }
+
+    private void AddSquaredGradients(int k, int size)
+    {
+        var m = matrices[k];
+        var gradient = new double[m.Out * m.Width];
+        var sum = diagonals[k];
+        for (int n = 0; n < size; n++)
+        {
+            m.ExampleGradient(n, gradient);
+            for (int i = 0; i < gradient.Length; i++) sum[i] += gradient[i] * gradient[i];
+        }
+    }
+
+    /// <summary>Seed √p_c·(e_c − p) per row: Σ_c of their outer products is diag p − p pᵀ, the exact Fisher at the logits.</summary>
+    private static float[] ExactSeed(float[] logits, int batch, int classes, int column)
+    {
+        var seed = new float[batch * classes];
+        var p = new double[classes];
+        for (int n = 0; n < batch; n++)
+        {
+            Softmax(logits.AsSpan(n * classes, classes), p);
+            double root = Math.Sqrt(p[column]);
+            for (int c = 0; c < classes; c++) seed[n * classes + c] = (float)(root * ((c == column ? 1 : 0) - p[c]));
+        }
+        return seed;
+    }
+
+    private static double Softmax(ReadOnlySpan<float> logits, Span<double> p)
+    {
+        double max = double.NegativeInfinity;
+        foreach (float v in logits) max = Math.Max(max, v);
+        double total = 0;
+        for (int c = 0; c < logits.Length; c++) total += p[c] = Math.Exp(logits[c] - max);
+        for (int c = 0; c < logits.Length; c++) p[c] /= total;
+        return max + Math.Log(total);   // log Σ exp
+    }
+
+    /// <summary>
+    /// Exact factors take the batch's XᵀX from one GEMM (<paramref name="shared"/> when another matrix already computed
+    /// it for the same rows); low-rank factors fold the rows themselves.
+    /// </summary>
+    private static void AddToFactor(KroneckerFactorAccumulator factor, float[] rows, int rowCount, double[]? shared)
+    {
+        if (factor.IsLowRank)
+        {
+            factor.AddRows(rows, rowCount);
+            return;
+        }
+        var gram = shared ?? GramOf(rows, rowCount, factor.Size);
+        factor.AddGram(gram, rowCount);
+    }
+
+    private static double[] GramOf(float[] rows, int rowCount, int width) => KroneckerFactorAccumulator.SinglePrecisionGram(rows, rowCount, width);
+
+    /// <summary>
+    /// The input Gram of matrix <paramref name="k"/> when an earlier matrix saw exactly the same input rows in this batch
+    /// (q_proj's and v_proj's lora_A read the same normalised hidden states): computed once, used by both. Null otherwise.
+    /// </summary>
+    private double[]? SharedInputGram(int k)
+    {
+        var m = matrices[k];
+        if (inputFactors[k].IsLowRank) return null;
+        for (int j = 0; j < k; j++)
+        {
+            var other = matrices[j];
+            if (other.Width == m.Width && other.Rows == m.Rows && other.Inputs.AsSpan().SequenceEqual(m.Inputs))
+                return batchInputGrams[j] ??= GramOf(other.Inputs, other.Rows, other.Width);
+        }
+        return batchInputGrams[k] = GramOf(m.Inputs, m.Rows, m.Width);
     }
 
     private float[] Seed(float[] logits, int batch, int classes, int[] labels)
@@ -76,12 +160,23 @@ internal sealed class FisherCollector
         for (int n = 0; n < batch; n++)
         {
             int label = LaplaceLora.CheckLabel(labels[n], classes, Examples + n);
-            double max = double.NegativeInfinity;
-            for (int c = 0; c < classes; c++) max = Math.Max(max, logits[n * classes + c]);
-            double total = 0;
-            for (int c = 0; c < classes; c++) total += p[c] = Math.Exp(logits[n * classes + c] - max);
-            for (int c = 0; c < classes; c++) p[c] /= total;
-            LogLikelihood += logits[n * classes + label] - max - Math.Log(total);
+            double logNormalizer = Softmax(logits.AsSpan(n * classes, classes), p);
+            LogLikelihood += logits[n * classes + label] - logNormalizer;
+            if (fisher == FisherKind.Exact)
+            {
+                if (classes == 2)
+                {
+                    double root = Math.Sqrt(p[0] * p[1]);   // diag p − p pᵀ = p₀p₁·d dᵀ, d = (−1, 1)
+                    seed[n * 2] = (float)-root;
+                    seed[n * 2 + 1] = (float)root;
+                }
+                else
+                {
+                    double root = Math.Sqrt(p[0]);           // first of the C seeds √p_c·(e_c − p); Add runs the others
+                    for (int c = 0; c < classes; c++) seed[n * classes + c] = (float)(root * ((c == 0 ? 1 : 0) - p[c]));
+                }
+                continue;
+            }
             int target = fisher == FisherKind.Empirical ? label : SampleClass(p);
             for (int c = 0; c < classes; c++) seed[n * classes + c] = (float)(p[c] - (c == target ? 1 : 0));
         }
@@ -102,6 +197,7 @@ internal sealed class FisherCollector
     public ILaplacePosteriorBlock[] BuildBlocks(CurvatureKind kind, double temperature)
     {
         if (Examples == 0) throw new ArgumentException("Laplace-LoRA: no training batches were given");
+        using var timing = LaplacePhaseTimer.Measure(LaplacePhase.Eigen);
         double dataCount = Examples / temperature;
         var blocks = new ILaplacePosteriorBlock[matrices.Count];
         for (int k = 0; k < matrices.Count; k++)

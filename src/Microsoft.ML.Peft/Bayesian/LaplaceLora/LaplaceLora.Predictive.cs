@@ -26,7 +26,7 @@ public sealed partial class LaplaceLora
     /// MAP logits (B×C, in <paramref name="means"/>) and Var(u) = Σ_l (dᵀJ_l) Σ_l (dᵀJ_l)ᵀ per example, from ONE forward
     /// and ONE backward pass seeded with d in every row (the full covariance needs C of each).
     /// </summary>
-    internal double[] DirectionalVariance(Tensor input, ReadOnlySpan<double> direction, out double[] means)
+    internal double[] DirectionalVariance(Tensor input, ReadOnlySpan<double> direction, out double[] means, int[]? positionMask = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         int batch = input.Rank > 0 ? input.Size(0) : 0;
@@ -34,16 +34,28 @@ public sealed partial class LaplaceLora
         if (direction.Length != Classes) throw new ArgumentException($"Laplace-LoRA: a direction of {direction.Length} values for {Classes} classes", nameof(direction));
         var seedRow = new float[Classes];
         for (int c = 0; c < Classes; c++) seedRow[c] = (float)direction[c];
-        var logits = probes.Run(logitsFunction, input, batch, (_, b, classes) => RepeatRows(seedRow, b, classes), out int classes);
+        var logits = probes.Run(logitsFunction, input, batch, (_, b, classes) => RepeatRows(seedRow, b, classes), out int classes, positionMask);
         if (classes != Classes) throw new ArgumentException($"Laplace-LoRA: the logits function returned {classes} classes; the posterior was fitted with {Classes}");
         means = Array.ConvertAll(logits, v => (double)v);
+        using var timing = LaplacePhaseTimer.Measure(LaplacePhase.Variance);
         var variances = new double[batch];
         for (int k = 0; k < blocks.Length; k++)
         {
+            if (blocks[k] is KfacLaplaceLayer { IsFullRank: true } kfac)
+            {
+                // Hot path: float Jacobian row by one GEMM, projected by two more (no allocation per example).
+                var row = new float[kfac.ParameterCount];
+                for (int n = 0; n < batch; n++)
+                {
+                    posteriorMatrices[k].ExampleGradient(n, row.AsSpan());
+                    variances[n] += kfac.JacobianVariance(row);
+                }
+                continue;
+            }
             var jacobian = new double[blocks[k].ParameterCount];
             for (int n = 0; n < batch; n++)
             {
-                posteriorMatrices[k].ExampleGradient(n, jacobian);
+                posteriorMatrices[k].ExampleGradient(n, jacobian.AsSpan());
                 variances[n] += blocks[k].ProjectedCovariance(jacobian, 1)[0];
             }
         }

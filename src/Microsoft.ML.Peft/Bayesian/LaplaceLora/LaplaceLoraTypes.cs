@@ -23,6 +23,14 @@ public enum FisherKind
 
     /// <summary>The true labels (empirical Fisher).</summary>
     Empirical,
+
+    /// <summary>
+    /// The exact Fisher (= GGN for softmax cross-entropy), the expectation the sampled Fisher estimates, with no sampling
+    /// noise: per example Jᵀ(diag p − p pᵀ)J = Σ_c p_c (e_c − p)(e_c − p)ᵀ pulled back through the network. Two classes
+    /// need ONE backward pass, since diag p − p pᵀ = p₀p₁·d dᵀ with d = (−1, 1): the seed √(p₀p₁)·d per row. C &gt; 2
+    /// classes take C backward passes (seeds √p_c·(e_c − p)).
+    /// </summary>
+    Exact,
 }
 
 /// <summary>Settings of <see cref="LaplaceLora.Fit"/>.</summary>
@@ -59,7 +67,15 @@ public sealed record LaplaceLoraOptions
 /// <summary>One batch: model input and the true class of each example (needed for the MAP log-likelihood).</summary>
 /// <param name="Input">Whatever the logits function takes, e.g. [B, features] or token ids [B, T].</param>
 /// <param name="Labels">B class indices.</param>
-public sealed record LaplaceBatch(Tensor Input, int[] Labels);
+public sealed record LaplaceBatch(Tensor Input, int[] Labels)
+{
+    /// <summary>
+    /// Padding mask of a token batch, B×T row-major (1 = real token, 0 = padding), or null when nothing is padded. A LoRA
+    /// matrix applied at T positions per example then gathers its K-FAC rows from the real tokens only, so the factors do
+    /// not depend on how examples are batched and padded.
+    /// </summary>
+    public int[]? PositionMask { get; init; }
+}
 
 /// <summary>Linearised predictive of a batch: logit means (B×C, the MAP logits) and covariances (B×C×C).</summary>
 /// <param name="BatchSize">B.</param>

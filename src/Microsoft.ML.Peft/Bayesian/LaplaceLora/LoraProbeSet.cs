@@ -74,23 +74,31 @@ internal sealed class LoraProbeSet : IDisposable
     /// <summary>
     /// Forward <paramref name="input"/> through <paramref name="logitsFunction"/> (must give [B, C]), then backward with
     /// the seed ∂L/∂logits from <paramref name="makeSeed"/> (given the float logits, B, C); afterwards every matrix
-    /// holds its inputs and output gradients (see <see cref="ProbedMatrix.Capture"/>). Returns the logits (B×C).
+    /// holds its inputs and output gradients (see <see cref="ProbedMatrix.Capture"/>), without the padding positions of
+    /// <paramref name="positionMask"/> (B×T, 1 = real token; null = none). Returns the logits (B×C).
     /// </summary>
-    public float[] Run(Func<Tensor, Tensor> logitsFunction, Tensor input, int expectedBatch, Func<float[], int, int, float[]> makeSeed, out int classes)
+    public float[] Run(Func<Tensor, Tensor> logitsFunction, Tensor input, int expectedBatch, Func<float[], int, int, float[]> makeSeed, out int classes,
+        int[]? positionMask = null)
     {
         if (!IsAttached) throw new InvalidOperationException("Laplace-LoRA: the probed layers are detached from the model (attach them first)");
+        if (positionMask is not null && (positionMask.Length == 0 || positionMask.Length % expectedBatch != 0))
+            throw new ArgumentException($"Laplace-LoRA: the position mask has {positionMask.Length} values, not batch ({expectedBatch}) × positions", nameof(positionMask));
         using var scope = TensorScope.Begin();
         foreach (var m in Matrices) { m.Clear(); m.Recording = true; }
         try
         {
-            var logits = logitsFunction(input);
+            Tensor logits;
+            using (LaplacePhaseTimer.Measure(LaplacePhase.Forward)) logits = logitsFunction(input);
             if (logits.Rank != 2 || logits.Size(0) != expectedBatch)
                 throw new ArgumentException($"Laplace-LoRA: the logits function returned {logits.ShapeString}; expected [batch = {expectedBatch}, classes]");
             classes = logits.Size(1);
             var values = logits.ToArray();
             var seed = makeSeed(values, expectedBatch, classes);
-            logits.Backward(Tensor.From(seed, expectedBatch, classes));
-            foreach (var m in Matrices) m.Capture(expectedBatch);
+            using (LaplacePhaseTimer.Measure(LaplacePhase.Backward)) logits.Backward(Tensor.From(seed, expectedBatch, classes));
+            using (LaplacePhaseTimer.Measure(LaplacePhase.Capture))
+            {
+                foreach (var m in Matrices) m.Capture(expectedBatch, positionMask);
+            }
             return values;
         }
         finally

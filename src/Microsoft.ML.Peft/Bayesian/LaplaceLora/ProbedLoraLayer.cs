@@ -99,11 +99,16 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
         Bias?.CopyFrom_(Tensor.From(b, Out));
     }
 
-    /// <summary>Captured input rows (rows×Width, trailing 1 with a bias) and output-gradient rows (rows×out); rows = B·T.</summary>
+    /// <summary>
+    /// Captured input rows (rows×Width, trailing 1 with a bias) and output-gradient rows (rows×out), example by example:
+    /// example n owns rows [<see cref="ExampleRowStart"/>[n], ExampleRowStart[n + 1]). Padding positions are left out.
+    /// </summary>
     public float[] Inputs { get; private set; } = [];
     public float[] OutputGradients { get; private set; } = [];
     public int Rows { get; private set; }
-    public int RowsPerExample { get; private set; }
+
+    /// <summary>First captured row of each example, plus the total (batch + 1 entries).</summary>
+    public int[] ExampleRowStart { get; private set; } = [0];
 
     public Tensor Apply(Tensor x)
     {
@@ -117,38 +122,71 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
 
     public void Clear() => records.Clear();
 
-    /// <summary>Copies the recorded tensors out of the scope (several calls in one forward are concatenated per example).</summary>
-    public void Capture(int batch)
+    /// <summary>
+    /// Copies the recorded tensors out of the scope (several calls in one forward are concatenated per example).
+    /// <paramref name="positionMask"/> (batch×T, 1 = real token, 0 = padding; null = no padding): a call that sees T
+    /// positions per example keeps only the real ones, so padding never enters the K-FAC factors or the row counts (a
+    /// padded position's activation is not data, and its output gradient is zero for a model that masks it). Calls with
+    /// another number of positions per example (a pooled head: one) are kept whole.
+    /// </summary>
+    public void Capture(int batch, ReadOnlySpan<int> positionMask = default)
     {
         if (records.Count == 0) throw new InvalidOperationException($"Laplace-LoRA: '{Name}' was not used by the forward pass; the logits function must run the PEFT model");
-        int perExample = 0;
+        int maskLength = positionMask.IsEmpty ? 0 : positionMask.Length / batch;
+        var start = new int[batch + 1];
         foreach (var (input, _) in records)
         {
             if (input.Size(0) != batch) throw new InvalidOperationException($"Laplace-LoRA: '{Name}' saw input {input.ShapeString}, whose first axis is not the batch ({batch})");
-            perExample += input.Count / (batch * In);
+            int t = input.Count / (batch * In);
+            for (int n = 0; n < batch; n++) start[n + 1] += t == maskLength ? CountReal(positionMask.Slice(n * t, t)) : t;
         }
-        RowsPerExample = perExample;
-        Rows = batch * perExample;
+        for (int n = 0; n < batch; n++) start[n + 1] += start[n];
+        ExampleRowStart = start;
+        Rows = start[batch];
         Inputs = new float[Rows * Width];
         OutputGradients = new float[Rows * Out];
-        int offset = 0;   // rows already taken per example from earlier calls
+        var next = (int[])start.Clone();   // next free row of each example
         foreach (var (input, probe) in records)
         {
             int t = input.Count / (batch * In);
+            bool masked = t == maskLength;
             var x = input.ToArray();
             var g = probe.Grad?.ToArray() ?? new float[probe.Count];   // no gradient: this output did not reach the logits
             for (int n = 0; n < batch; n++)
             {
-                int dest = n * perExample + offset;
                 for (int r = 0; r < t; r++)
                 {
-                    Array.Copy(x, (n * t + r) * In, Inputs, (dest + r) * Width, In);
-                    if (Bias is not null) Inputs[(dest + r) * Width + In] = 1;
+                    if (masked && positionMask[n * t + r] == 0) continue;
+                    int dest = next[n]++;
+                    Array.Copy(x, (n * t + r) * In, Inputs, dest * Width, In);
+                    if (Bias is not null) Inputs[dest * Width + In] = 1;
+                    Array.Copy(g, (n * t + r) * Out, OutputGradients, dest * Out, Out);
                 }
-                Array.Copy(g, n * t * Out, OutputGradients, dest * Out, t * Out);
             }
-            offset += t;
         }
+    }
+
+    private static int CountReal(ReadOnlySpan<int> mask)
+    {
+        int count = 0;
+        foreach (int m in mask) if (m != 0) count++;
+        return count;
+    }
+
+    /// <summary>
+    /// <see cref="ExampleGradient"/> in single precision by one GEMM Gᵀ·X over the example's captured rows (the
+    /// predictive's hot path; float is ample for a variance).
+    /// </summary>
+    public void ExampleGradient(int n, Span<float> destination)
+    {
+        int start = ExampleRowStart[n], count = ExampleRowStart[n + 1] - start;
+        if (count == 0)
+        {
+            destination.Clear();
+            return;
+        }
+        Kernels.Gemm.Sgemm(true, false, Out, Width, count, 1f, OutputGradients.AsSpan(start * Out, count * Out), Out,
+            Inputs.AsSpan(start * Width, count * Width), Width, 0f, destination, Width);
     }
 
     /// <summary>
@@ -158,9 +196,8 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
     public void ExampleGradient(int n, Span<double> destination)
     {
         destination.Clear();
-        for (int t = 0; t < RowsPerExample; t++)
+        for (int row = ExampleRowStart[n]; row < ExampleRowStart[n + 1]; row++)
         {
-            int row = n * RowsPerExample + t;
             ReadOnlySpan<float> x = Inputs.AsSpan(row * Width, Width);
             ReadOnlySpan<float> g = OutputGradients.AsSpan(row * Out, Out);
             for (int o = 0; o < Out; o++)

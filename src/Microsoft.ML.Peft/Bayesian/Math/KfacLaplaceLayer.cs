@@ -166,6 +166,46 @@ public sealed class KfacLaplaceLayer : ILaplacePosteriorBlock
         return result;
     }
 
+    /// <summary>Whether both factors keep their full eigenbasis (no low-rank truncation).</summary>
+    internal bool IsFullRank => _kg == OutputSize && _ka == InputSize;
+
+    private float[]? _gRowsF, _aRowsF, _scratchM, _scratchC;
+    private double[]? _inverse;          // 1/(h + λ) for _inverseLambda
+    private double _inverseLambda = double.NaN;
+
+    /// <summary>
+    /// vec(J)ᵀ·Σ·vec(J) for one Jacobian row J (out×in, float) of a full-rank layer, the hot path of the binary
+    /// predictive: C = U_g·J·U_aᵀ by two small single-precision GEMMs, then Σ_ij C_ij²/(h_ij + λ), which has no
+    /// cancellation (unlike ‖J‖²/λ + Σ C²·δ, needed only when a factor is low rank). Reuses scratch buffers: not
+    /// thread safe (the predictor serialises calls).
+    /// </summary>
+    internal double JacobianVariance(ReadOnlySpan<float> jacobian)
+    {
+        if (!IsFullRank) throw new InvalidOperationException($"K-FAC layer '{Name}' has a low-rank factor; use ProjectedCovariance");
+        if (jacobian.Length != ParameterCount)
+            throw new ArgumentException($"Jacobian for K-FAC layer '{Name}' has {jacobian.Length} values, expected {ParameterCount}.", nameof(jacobian));
+        _gRowsF ??= Array.ConvertAll(_gRows, v => (float)v);
+        _aRowsF ??= Array.ConvertAll(_aRows, v => (float)v);
+        _scratchM ??= new float[OutputSize * _ka];
+        _scratchC ??= new float[_kg * _ka];
+        var inverse = _inverse ??= new double[_curvature.Length];
+        if (_inverseLambda != _priorPrecision)
+        {
+            for (int q = 0; q < _curvature.Length; q++) inverse[q] = 1 / (_curvature[q] + _priorPrecision);
+            _inverseLambda = _priorPrecision;
+        }
+        // M = J·U_aᵀ (out×k_a), C = U_g·M (k_g×k_a).
+        Kernels.Gemm.Sgemm(false, true, OutputSize, _ka, InputSize, 1f, jacobian, InputSize, _aRowsF, InputSize, 0f, _scratchM, _ka);
+        Kernels.Gemm.Sgemm(false, false, _kg, _ka, OutputSize, 1f, _gRowsF, OutputSize, _scratchM, _ka, 0f, _scratchC, _ka);
+        double variance = 0;
+        for (int q = 0; q < _scratchC.Length; q++)
+        {
+            double c = _scratchC[q];
+            variance += c * c * inverse[q];
+        }
+        return variance;
+    }
+
     /// <summary>
     /// Covariance (out×out) of the layer output f = W·x for an input x (length in; include the trailing 1 when the
     /// layer has a bias column): Cov = ‖x‖²/λ·I + U_gᵀ·diag(c)·U_g with c_i = Σ_j x̃_j²·(1/(h_ij + λ) − 1/λ), x̃ = U_a·x.

@@ -56,7 +56,14 @@ public sealed class KroneckerFactorEigenbasis
 
     /// <summary>Eigendecomposition of a dense symmetric PSD factor (lower triangle read).</summary>
     /// <exception cref="ArgumentException">Wrong length, non-finite element, or a clearly negative eigenvalue (named).</exception>
-    public static KroneckerFactorEigenbasis FromSymmetricMatrix(ReadOnlySpan<double> factor, int size, string factorName = "factor")
+    public static KroneckerFactorEigenbasis FromSymmetricMatrix(ReadOnlySpan<double> factor, int size, string factorName = "factor") =>
+        FromSymmetricMatrix(factor, size, factorName, NegativeTolerance);
+
+    /// <summary>
+    /// As <see cref="FromSymmetricMatrix(ReadOnlySpan{double}, int, string)"/>, with eigenvalues down to −tolerance × the
+    /// largest counted as rounding (set to 0): a factor summed in single precision needs ~1e-6 instead of 1e-10.
+    /// </summary>
+    internal static KroneckerFactorEigenbasis FromSymmetricMatrix(ReadOnlySpan<double> factor, int size, string factorName, double negativeTolerance)
     {
         var eig = SymmetricEigenDecomposition.Compute(factor, size, factorName);
         var values = new double[size];
@@ -67,7 +74,7 @@ public sealed class KroneckerFactorEigenbasis
             values[j] = eig.Values[source];
             for (int i = 0; i < size; i++) rows[j * size + i] = eig.Vectors[i * size + source];
         }
-        return Checked(size, values, rows, factorName);
+        return Checked(size, values, rows, factorName, negativeTolerance);
     }
 
     /// <summary>
@@ -113,13 +120,13 @@ public sealed class KroneckerFactorEigenbasis
         return f;
     }
 
-    private static KroneckerFactorEigenbasis Checked(int size, double[] values, double[] rows, string name)
+    private static KroneckerFactorEigenbasis Checked(int size, double[] values, double[] rows, string name, double negativeTolerance = NegativeTolerance)
     {
         double largest = 0;
         foreach (double v in values) largest = Math.Max(largest, Math.Abs(v));
         for (int j = 0; j < values.Length; j++)
         {
-            if (values[j] < -NegativeTolerance * largest)
+            if (values[j] < -negativeTolerance * largest)
                 throw new ArgumentException($"Kronecker factor '{name}' is not positive semi-definite: eigenvalue {values[j]:G6} (largest {largest:G6}).", name);
             if (values[j] < 0) values[j] = 0;
         }

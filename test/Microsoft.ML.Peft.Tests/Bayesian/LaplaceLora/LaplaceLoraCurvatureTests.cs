@@ -94,6 +94,79 @@ public sealed class LaplaceLoraCurvatureTests
         Assert.AreEqual(reference, laplace.LogMarginalLikelihood(), 0.01 * Math.Abs(reference));
     }
 
+    /// <summary>
+    /// The exact Fisher (no sampling) of one example is the GGN Jᵀ(diag p − p pᵀ)J of each LoRA matrix; with one example
+    /// and one position per matrix it is exactly G ⊗ A (every class's pulled-back gradient is u_c ⊗ x for the same x),
+    /// so the K-FAC block must equal the dense Laplace of the brute-force GGN — for two classes (one backward pass,
+    /// seed √(p₀p₁)(−1, 1)) and three (three passes). The diagonal variant must equal the GGN's diagonal.
+    /// </summary>
+    [TestMethod]
+    [DataRow(2)]
+    [DataRow(3)]
+    public void ExactFisherOfOneExample_EqualsDenseGgnLaplace(int classes)
+    {
+        var (model, peft) = TinyMlp.WithLora(seed: 12, classes: classes);
+        var x = Tensor.Randn(new Generator(13), 1, 5);
+        var p = BruteForce.Probabilities(model.Forward, x, 0);
+        var jac = BruteForce.Jacobians(peft, model.Forward, x, 0, classes);
+        var names = BruteForce.LoraMatrices(peft);
+        var ggns = new List<double[]>();
+        for (int k = 0; k < names.Count; k++)
+        {
+            int d = jac[k].Length / classes;
+            var ggn = new double[d * d];
+            for (int a = 0; a < classes; a++)
+            for (int b = 0; b < classes; b++)
+            {
+                double h = (a == b ? p[a] : 0) - p[a] * p[b];
+                for (int i = 0; i < d; i++)
+                for (int j = 0; j < d; j++) ggn[i * d + j] += jac[k][a * d + i] * h * jac[k][b * d + j];
+            }
+            ggns.Add(ggn);
+        }
+
+        using (var laplace = LaplaceLora.Fit(peft, model.Forward, [new LaplaceBatch(x, [1])], new LaplaceLoraOptions { Fisher = FisherKind.Exact, PriorPrecision = 0.3 }))
+        {
+            var dense = new List<ILaplacePosteriorBlock>();
+            var random = new Random(2);
+            for (int k = 0; k < names.Count; k++)
+            {
+                var mean = Array.ConvertAll(names[k].Weight.ToArray(), v => (double)v);
+                var full = new FullLaplace(names[k].Name, mean, ggns[k], 1) { PriorPrecision = 0.3 };
+                dense.Add(full);
+                int d = full.ParameterCount;
+                var v = Enumerable.Range(0, d).Select(_ => random.NextDouble() - 0.5).ToArray();
+                var kfac = new double[d];
+                var block = (KfacLaplaceLayer)laplace.Blocks[k];
+                block.PrecisionTimes(v, kfac);
+                for (int i = 0; i < d; i++)
+                {
+                    double expected = 0.3 * v[i];
+                    for (int j = 0; j < d; j++) expected += ggns[k][i * d + j] * v[j];
+                    Assert.AreEqual(expected, kfac[i], 1e-6 * (1 + Math.Abs(expected)), $"{names[k].Name} P·v[{i}]");
+                }
+                Assert.AreEqual(full.SpectrumTerms(0.3).LogDeterminant, block.LogDetPosteriorPrecision(), 1e-6, names[k].Name);
+            }
+            double reference = LaplaceMarginalLikelihood.Evaluate(Math.Log(p[1]), dense);
+            Assert.AreEqual(reference, laplace.LogMarginalLikelihood(), 1e-6 * Math.Abs(reference));
+        }
+
+        using var diagonal = LaplaceLora.Fit(peft, model.Forward, [new LaplaceBatch(x, [1])],
+            new LaplaceLoraOptions { Fisher = FisherKind.Exact, Curvature = CurvatureKind.Diagonal, PriorPrecision = 0.3 });
+        for (int k = 0; k < names.Count; k++)
+        {
+            var block = (DiagonalLaplace)diagonal.Blocks[k];
+            var variance = new double[block.ParameterCount];
+            block.PosteriorVariance(variance);
+            int d = block.ParameterCount;
+            for (int i = 0; i < d; i++)
+            {
+                double expected = 1 / (ggns[k][i * d + i] + 0.3);
+                Assert.AreEqual(expected, variance[i], 1e-6 * expected, $"{names[k].Name}[{i}] diagonal");
+            }
+        }
+    }
+
     /// <summary>The diagonal Fisher over several batches equals Σ_n (∂ℓ_n/∂θ)²/N from per-example brute-force gradients.</summary>
     [TestMethod]
     public void DiagonalCurvature_EqualsPerExampleSquaredGradients()
