@@ -99,7 +99,7 @@ internal sealed class MethodSst2Benchmark : IBenchmark
             peak_working_set_mib = Math.Round(peakBytes / (1024.0 * 1024.0), 1),
             adapter_bytes = adapterBytes,
             adapter_folder = adapterFolder,
-            epoch_history = model.TrainingHistory.Select(e => e.ToString()).ToList(),
+            epoch_history = model.TrainingHistory,
         };
         Console.WriteLine("RESULT " + JsonSerializer.Serialize(result));
         return 0;
