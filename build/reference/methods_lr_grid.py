@@ -13,6 +13,7 @@ Needs a Release build of test/Microsoft.ML.Peft.Benchmarks (dotnet build test/Mi
 Runs are `nice -n 10` so measurement runs keep their cores. Plain python3 (no torch).
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -87,7 +88,7 @@ def choose(points):
 
 def run_point(method, lr, args):
     cmd = ["nice", "-n", "10", "dotnet", DLL, "method-sst2", "--method", method, "--lr", repr(lr), "--seed", str(args.seed),
-           "--rows", str(args.rows), "--epochs", str(args.epochs), "--cache", args.cache]
+           "--epochs", str(args.epochs), "--cache", args.cache] + (["--rows", str(args.rows)] if args.rows else [])
     print("$ " + " ".join(cmd), flush=True)
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -108,6 +109,7 @@ def main():
     ap.add_argument("--rows", type=int, default=8000)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1, help="grid points run at once")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "peft-method-sst2-cache"),
                     help="method-sst2 --cache (fusion sources)")
     args = ap.parse_args()
@@ -125,24 +127,29 @@ def main():
     data = load()
     data["proxy"] = {"rows": args.rows, "epochs": args.epochs, "seed": args.seed,
                      "rule": "max dev accuracy; within 0.005 of it, min dev NLL"}
-    for method in methods:
-        for lr in grid[method]:
-            same = [p for p in data["points"] if p["method"] == method and p["lr"] == lr and p["rows"] == args.rows
-                    and p["epochs"] == args.epochs and p["seed"] == args.seed]
-            if same:
-                continue
-            point = run_point(method, lr, args)
+    def key_of(p):
+        return (p["method"], p["lr"], p["rows"], p["epochs"], p["seed"])
+
+    have = {key_of(p) for p in data["points"]}
+    todo = [(m, lr) for m in methods for lr in grid[m] if (m, lr, args.rows, args.epochs, args.seed) not in have]
+    # Points run --jobs at a time (each run is itself 2-threaded); results are saved as they come.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(run_point, m, lr, args): (m, lr) for m, lr in todo}
+        for future in concurrent.futures.as_completed(futures):
+            method, lr = futures[future]
+            point = future.result()
             data["points"].append(point)
             print(f"  {method} lr {lr:g}: acc {point['dev_accuracy']:.4f} nll {point['dev_nll']:.4f} "
-                  f"({point['train_wall_s']} s in steps)", flush=True)
+                  f"({point['train_wall_s']} s in steps, {point['train_cpu_s']} s CPU)", flush=True)
             save(data)
+    for method in methods:
         mine = [p for p in data["points"] if p["method"] == method and p["rows"] == args.rows
                 and p["epochs"] == args.epochs and p["seed"] == args.seed]
         best = choose(mine)
         data["chosen"][method] = {"lr": best["lr"], "grid": sorted(p["lr"] for p in mine),
                                   "dev_accuracy": best["dev_accuracy"], "dev_nll": best["dev_nll"]}
         print(f"{method}: chosen lr {best['lr']:g} (acc {best['dev_accuracy']:.4f}, nll {best['dev_nll']:.4f})", flush=True)
-        save(data)
+    save(data)
 
 
 if __name__ == "__main__":
