@@ -78,7 +78,7 @@ def main():
            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for method in DEFAULT_GRID:
         runs = [r for r in full if r["method"] == method]
-        chosen = grid["chosen"].get(method)
+        chosen = grid["chosen"].get(method) or ({"lr": 2e-3} if method == "lora" else None)
         info = runs[0] if runs else smoke.get(method) or next((p for p in grid["points"] if p["method"] == method), None)
         what = info["config"] if info else "—"
         params = f"{info['trainable_params']:,}" if info else "—"
@@ -103,7 +103,7 @@ def main():
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for method, mode, issue in REFERENCES:
         mine = [r for r in full if r["method"] == method]
-        lr = mine[0]["lr"] if mine else grid["chosen"].get(method, {}).get("lr")
+        lr = mine[0]["lr"] if mine else grid["chosen"].get(method, {}).get("lr", 2e-3 if method == "lora" else None)
         ref = [r for r in torch_runs if r["mode"] == mode and "stopped_early_at_step" not in r
                and (lr is None or abs(r["lr"] - lr) < 1e-12)]
         ref_final = [r["epochs"][-1] for r in ref]
