@@ -183,6 +183,7 @@ def main():
     ap.add_argument("--warmup-ratio", type=float, default=0.06)
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--max-grad-norm", type=float, default=1.0)
+    ap.add_argument("--data", default=os.path.join(SHARED, "data", "sst2"), help="folder with train.tsv and dev.tsv")
     ap.add_argument("--eval-at-init", action="store_true", help="also score dev before the first step")
     ap.add_argument("--eval-only", action="store_true", help="with --eval-at-init: score dev and stop (no training)")
     ap.add_argument("--load-adapter", default="", help="start from a saved adapter folder (e.g. one trained by ours)")
@@ -193,8 +194,8 @@ def main():
     torch.set_num_threads(args.threads)
     sp = tokenizer()
     t0 = time.perf_counter()
-    train_ids, train_y = read_sst2(os.path.join(SHARED, "data", "sst2", "train.tsv"), sp, args.max_len)
-    dev_ids, dev_y = read_sst2(os.path.join(SHARED, "data", "sst2", "dev.tsv"), sp, args.max_len)
+    train_ids, train_y = read_sst2(os.path.join(args.data, "train.tsv"), sp, args.max_len)
+    dev_ids, dev_y = read_sst2(os.path.join(args.data, "dev.tsv"), sp, args.max_len)
     tokenize_s = time.perf_counter() - t0
 
     model = build_model(args.mode, args)

@@ -23,8 +23,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-DLL = os.path.join(ROOT, "test", "Microsoft.ML.Peft.Benchmarks", "bin", "Release", "net10.0", "Microsoft.ML.Peft.Benchmarks.dll")
-RESULTS = os.path.join(HERE, "results", "methods_lr_grid.json")
+# METHOD_SST2_DLL: another build of the benchmarks (e.g. one made with -o while runs use the default one).
+DLL = os.environ.get("METHOD_SST2_DLL") or os.path.join(ROOT, "test", "Microsoft.ML.Peft.Benchmarks", "bin", "Release", "net10.0",
+                                                      "Microsoft.ML.Peft.Benchmarks.dll")
+RESULTS = os.environ.get("METHODS_GRID_FILE") or os.path.join(HERE, "results", "methods_lr_grid.json")
 
 # Three rates per method around the usual value for the method family (AdamW, batch 32): LoRA-like methods near
 # LoRA's 2e-3; vector methods (IA3, norms, head) and soft prompts higher, as their papers train them; full and

@@ -48,7 +48,9 @@ def size(nbytes):
 
 
 def lr_text(x):
-    return f"{x:g}"
+    """2e-3, 2.5e-4, 1e-1: the way the commands write rates."""
+    mantissa, exponent = f"{x:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 def main():
@@ -78,12 +80,12 @@ def main():
            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for method in DEFAULT_GRID:
         runs = [r for r in full if r["method"] == method]
-        chosen = grid["chosen"].get(method) or ({"lr": 2e-3} if method == "lora" else None)
+        chosen = grid["chosen"].get(method) or ({"lr": 2e-3, "fixed": True} if method == "lora" else None)
         info = runs[0] if runs else smoke.get(method) or next((p for p in grid["points"] if p["method"] == method), None)
         what = info["config"] if info else "—"
         params = f"{info['trainable_params']:,}" if info else "—"
         pct = f"{info['trainable_pct']:.2f}" if info else "—"
-        lr = lr_text(runs[0]["lr"]) if runs else (lr_text(chosen["lr"]) + " (grid)" if chosen else "not chosen")
+        lr = lr_text(runs[0]["lr"]) if runs else (lr_text(chosen["lr"]) + (" (LoRA issue)" if chosen.get("fixed") else " (grid)") if chosen else "not chosen")
         if runs:
             acc_m, acc_s = mean_std([r["dev_accuracy"] for r in runs])
             nll_m, _ = mean_std([r["dev_nll"] for r in runs])

@@ -9,7 +9,7 @@ namespace Microsoft.ML.Peft.Benchmarks;
 
 /// <summary>
 /// <c>method-sst2 --method NAME [--seed N] [--lr X] [--rows N] [--epochs N] [--data DIR] [--train-file F] [--cache DIR]
-/// [--output DIR]</c>: one row of docs/METHODS.md. Trains the method on stories260K + SST-2 with the recipe of
+/// [--output DIR] [--source-lr X] [--source-rows N] [--lora-dropout X]</c>: one row of docs/METHODS.md. Trains the method on stories260K + SST-2 with the recipe of
 /// <c>samples/LoraSentiment --full</c> (batch 32, max length 64, warm-up 6 %, weight decay 0.01, shuffled, clip 1.0;
 /// all rows and 2 epochs unless --rows/--epochs), scores dev.tsv, saves the adapter in PEFT format and prints
 /// <c>RESULT {json}</c> (method, config, lr, seed, rows, epochs, trainable/total params, dev accuracy and NLL in nats,
@@ -28,6 +28,9 @@ internal sealed class MethodSst2Benchmark : IBenchmark
     {
         ["lora"] = 2e-3,
     };
+
+    /// <summary>Plain UTF-8 in the RESULT line (config summaries hold '+', '≈', '→').</summary>
+    private static readonly JsonSerializerOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public string Name => "method-sst2";
 
@@ -51,6 +54,12 @@ internal sealed class MethodSst2Benchmark : IBenchmark
 
         var fusionSources = s.Method == "fusion" ? EnsureFusionSources(s) : null;
         var recipe = MethodSst2Configs.Build(s.Method, totalSteps, fusionSources);
+        if (s.LoraDropout is { } dropout)
+        {
+            // Checks against PyTorch without random masks (build/reference/methods_forward_check.py).
+            if (recipe.Config is not Lora.LoraConfig lora) throw new ArgumentException($"method-sst2: --lora-dropout applies to LoRA-family methods, not {s.Method}");
+            lora.Dropout = dropout;
+        }
         double lr = s.LearningRate ?? (ChosenRates.TryGetValue(s.Method, out var chosen) ? chosen
             : throw new ArgumentException($"method-sst2: no learning rate chosen yet for '{s.Method}'; pass --lr"));
         Console.WriteLine(FormattableString.Invariant($"method {s.Method}: {recipe.Summary}; lr {lr:G}, seed {s.Seed}, {trainRows:N0} rows, {s.Epochs} epoch(s)"));
@@ -101,7 +110,7 @@ internal sealed class MethodSst2Benchmark : IBenchmark
             adapter_folder = adapterFolder,
             epoch_history = model.TrainingHistory,
         };
-        Console.WriteLine("RESULT " + JsonSerializer.Serialize(result));
+        Console.WriteLine("RESULT " + JsonSerializer.Serialize(result, JsonOptions));
         return 0;
     }
 
@@ -136,7 +145,8 @@ internal sealed class MethodSst2Benchmark : IBenchmark
         var sources = new List<string>();
         foreach (var (task, negativeFile, positiveFile) in new[] { ("mr", "rt-polarity.neg", "rt-polarity.pos"), ("subj", "subj.objective", "subj.subjective") })
         {
-            string folder = Path.Combine(s.Cache, FormattableString.Invariant($"houlsby-b{MethodSst2Configs.HoulsbyBottleneck}-{task}-lr{s.SourceLearningRate:G}-s{s.Seed}"));
+            string rowsTag = s.SourceRows is { } n ? FormattableString.Invariant($"-rows{n}") : "";
+            string folder = Path.Combine(s.Cache, FormattableString.Invariant($"houlsby-b{MethodSst2Configs.HoulsbyBottleneck}-{task}-lr{s.SourceLearningRate:G}-s{s.Seed}{rowsTag}"));
             sources.Add(folder);
             if (File.Exists(Path.Combine(folder, "adapter_model.safetensors")))
             {
@@ -146,10 +156,12 @@ internal sealed class MethodSst2Benchmark : IBenchmark
             string dataFolder = Path.Combine(Settings.SharedRoot(), "data", task);
             var rows = ReadLabeledLines(Path.Combine(dataFolder, negativeFile), false).Concat(ReadLabeledLines(Path.Combine(dataFolder, positiveFile), true)).ToList();
             var ml = new MLContext(seed: s.Seed);
-            var data = ml.Data.LoadFromEnumerable(rows);
+            var all = ml.Data.LoadFromEnumerable(rows);
+            // --source-rows (smoke runs only): a shuffled subset instead of the whole task.
+            var data = s.SourceRows is { } take ? ml.Data.TakeRows(ml.Data.ShuffleRows(all, seed: s.Seed), take) : all;
             var recipe = new MethodRecipe(MethodSst2Configs.Houlsby(MethodSst2Configs.HoulsbyBottleneck, sparsity: 0), "fusion source");
             var options = Options(recipe, s with { Epochs = 2 }, s.SourceLearningRate, dev: null, progress: null);
-            Console.WriteLine(FormattableString.Invariant($"fusion source {task}: training serial b={MethodSst2Configs.HoulsbyBottleneck} adapters on {rows.Count:N0} rows, 2 epochs, lr {s.SourceLearningRate:G}"));
+            Console.WriteLine(FormattableString.Invariant($"fusion source {task}: training serial b={MethodSst2Configs.HoulsbyBottleneck} adapters on {s.SourceRows ?? rows.Count:N0} of {rows.Count:N0} rows, 2 epochs, lr {s.SourceLearningRate:G}"));
             var model = ml.BinaryClassification.Trainers.PeftTextClassification(options).Fit(data);
             model.SaveAdapter(folder);
         }
@@ -173,6 +185,10 @@ internal sealed class MethodSst2Benchmark : IBenchmark
         public int Seed { get; init; } = 1;
 
         public double? LearningRate { get; init; }
+
+        public double? LoraDropout { get; init; }
+
+        public int? SourceRows { get; init; }
 
         public int? Rows { get; init; }
 
@@ -212,6 +228,8 @@ internal sealed class MethodSst2Benchmark : IBenchmark
                     "--cache" => s with { Cache = Value() },
                     "--source-lr" => s with { SourceLearningRate = Real() },
                     "--output" => s with { Output = Value() },
+                    "--lora-dropout" => s with { LoraDropout = Real() },
+                    "--source-rows" => s with { SourceRows = Int() },
                     _ => throw new ArgumentException($"method-sst2: unknown option '{args[i]}' (see MethodSst2Benchmark.cs)"),
                 };
             }
@@ -223,13 +241,16 @@ internal sealed class MethodSst2Benchmark : IBenchmark
             return s;
         }
 
-        /// <summary>The shared models/data folder: ../shared next to the repository (PEFT_SHARED overrides).</summary>
+        /// <summary>The shared models/data folder: ../shared next to the repository holding the working directory or this program (PEFT_SHARED overrides).</summary>
         public static string SharedRoot()
         {
             if (Environment.GetEnvironmentVariable("PEFT_SHARED") is { Length: > 0 } env) return env;
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
             {
-                if (File.Exists(Path.Combine(dir.FullName, "Peft.MLNet.sln"))) return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared"));
+                for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                {
+                    if (File.Exists(Path.Combine(dir.FullName, "Peft.MLNet.sln"))) return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared"));
+                }
             }
             return Path.GetFullPath("shared");
         }
