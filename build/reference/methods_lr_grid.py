@@ -33,8 +33,8 @@ RESULTS = os.environ.get("METHODS_GRID_FILE") or os.path.join(HERE, "results", "
 # last-layer fine-tuning lower.
 DEFAULT_GRID = {
     "lora": [1e-3, 2e-3, 5e-3],
-    "ia3": [3e-3, 1e-2, 3e-2],
-    "prompt": [1e-2, 3e-2, 1e-1],
+    "ia3": [1e-3, 3e-3, 1e-2, 3e-2],
+    "prompt": [3e-3, 1e-2, 3e-2, 1e-1],
     "prefix": [3e-3, 1e-2, 3e-2],
     "prefix-mlp": [1e-3, 3e-3, 1e-2],
     "ptuning-mlp": [1e-3, 3e-3, 1e-2],
@@ -44,7 +44,7 @@ DEFAULT_GRID = {
     "parallel": [1e-3, 3e-3, 1e-2],
     "sparse-adapter": [1e-3, 3e-3, 1e-2],
     "fusion": [1e-3, 3e-3, 1e-2],
-    "bitfit": [3e-3, 1e-2, 3e-2],
+    "bitfit": [1e-3, 3e-3, 1e-2, 3e-2],
     "head-only": [3e-3, 1e-2, 3e-2],
     "last-2": [3e-4, 1e-3, 3e-3],
     "layernorm": [3e-3, 1e-2, 3e-2],

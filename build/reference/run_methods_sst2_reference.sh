@@ -22,7 +22,7 @@ THREADS=${THREADS:-1}
 EXTRA_ARGS=${EXTRA_ARGS:-}
 OUT=${OUT:-results/methods_sst2.json}
 : "${LR_lora:=2e-3}" "${LR_full:=1e-3}"
-: "${LR_ia3:=1e-2}" "${LR_prompt:=3e-2}" "${LR_bitfit:=1e-2}" "${LR_dora:=2e-3}" "${LR_loraplus:=5e-4}"
+: "${LR_ia3:=3e-3}" "${LR_prompt:=3e-3}" "${LR_bitfit:=3e-3}" "${LR_dora:=2e-3}" "${LR_loraplus:=1e-3}"
 mkdir -p results
 
 lines=$(mktemp)

@@ -27,6 +27,11 @@ internal sealed class MethodSst2Benchmark : IBenchmark
     private static readonly Dictionary<string, double> ChosenRates = new(StringComparer.Ordinal)
     {
         ["lora"] = 2e-3,
+        ["ia3"] = 3e-3,
+        ["prompt"] = 3e-3,
+        ["bitfit"] = 3e-3,
+        ["dora"] = 2e-3,
+        ["loraplus"] = 1e-3,
     };
 
     /// <summary>Plain UTF-8 in the RESULT line (config summaries hold '+', '≈', '→').</summary>
