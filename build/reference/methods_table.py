@@ -140,6 +140,23 @@ def main():
         edge = chosen and chosen["lr"] in (points[0]["lr"], points[-1]["lr"]) and len(points) > 1
         out.append(f"| {method} | {cells} | {lr_text(chosen['lr']) if chosen else ''}{' (edge)' if edge else ''} |")
 
+    check = load("methods_forward_check.json", {"checks": []})
+    out += ["", "## Same start, same steps: ours vs the PyTorch modes", "",
+            "`build/reference/methods_forward_check.py`: 32 training rows (one batch per epoch, so batch order cannot "
+            "differ), our initial adapter loaded into PyTorch, 4 steps (warm-up step at lr 0, then 1, 2/3, 1/3 of the "
+            "peak), LoRA dropout 0; dev NLL (nats, 872 rows) at the start and after the 4 steps, and our trained adapter "
+            "scored by the PyTorch forward. Equal NLLs mean the same forward, gradients, AdamW, decay groups, "
+            "clipping and schedule.", "",
+            "| mode | lr | start: ours / PyTorch | after 4 steps: ours / PyTorch | last train loss: ours / PyTorch | our adapter in PyTorch |",
+            "| --- | ---: | --- | --- | --- | ---: |"]
+    for c in check["checks"]:
+        out.append(f"| {c['mode']} | {lr_text(c['lr'])} | {c['init_dev_nll']['ours']:.5f} / {c['init_dev_nll']['torch']:.5f} | "
+                   f"{c['trained_dev_nll']['ours']:.5f} / {c['trained_dev_nll']['torch']:.5f} | "
+                   f"{c['train_loss_last_epoch']['ours']:.5f} / {c['train_loss_last_epoch']['torch']:.5f} | "
+                   f"{c['ours_adapter_scored_by_torch_dev_nll']:.5f} |")
+    if not check["checks"]:
+        out.append("| *not run yet* | | | | | |")
+
     notes_path = os.path.join(HERE, "methods_notes.md")
     if os.path.exists(notes_path):
         out += ["", open(notes_path, encoding="utf-8").read().rstrip()]
