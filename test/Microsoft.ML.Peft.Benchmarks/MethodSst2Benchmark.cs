@@ -1,0 +1,313 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.ML.Data;
+using Microsoft.ML.Peft.Training;
+
+namespace Microsoft.ML.Peft.Benchmarks;
+
+/// <summary>
+/// <c>method-sst2 --method NAME [--seed N] [--lr X] [--rows N] [--epochs N] [--data DIR] [--train-file F] [--cache DIR]
+/// [--output DIR] [--source-lr X] [--source-rows N] [--lora-dropout X]</c>: one row of docs/METHODS.md. Trains the method on stories260K + SST-2 with the recipe of
+/// <c>samples/LoraSentiment --full</c> (batch 32, max length 64, warm-up 6 %, weight decay 0.01, shuffled, clip 1.0;
+/// all rows and 2 epochs unless --rows/--epochs), scores dev.tsv, saves the adapter in PEFT format and prints
+/// <c>RESULT {json}</c> (method, config, lr, seed, rows, epochs, trainable/total params, dev accuracy and NLL in nats,
+/// train_wall_s = optimizer steps only, train_cpu_s = process CPU time in Fit, peak working set, adapter bytes).
+/// </summary>
+/// <remarks>
+/// Every method goes through <c>BinaryClassification.Trainers.PeftTextClassification</c>; QLoRA is that trainer with
+/// the 4-bit base factory (what <c>QLoraEstimator</c> wraps, whose options have no progress callback or LoRA+), so its
+/// recipe differs from <c>lora</c> in the base weights only. fusion first trains (or reuses from --cache) serial b=8
+/// adapters on MR (rt-polarity, 10,662 rows) and SUBJ (10,000 rows), 2 epochs each at --source-lr, same recipe.
+/// </remarks>
+internal sealed class MethodSst2Benchmark : IBenchmark
+{
+    /// <summary>Learning rates chosen on dev (results/methods_lr_grid.json) — the default when --lr is not given.</summary>
+    private static readonly Dictionary<string, double> ChosenRates = new(StringComparer.Ordinal)
+    {
+        ["lora"] = 2e-3,
+        ["ia3"] = 3e-3,
+        ["prompt"] = 3e-3,
+        ["bitfit"] = 3e-3,
+        ["dora"] = 2e-3,
+        ["loraplus"] = 1e-3,
+    };
+
+    /// <summary>Plain UTF-8 in the RESULT line (config summaries hold '+', '≈', '→').</summary>
+    private static readonly JsonSerializerOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public string Name => "method-sst2";
+
+    public string Description => "one PEFT method on stories260K + SST-2 (LoraSentiment --full recipe): RESULT {json} for docs/METHODS.md";
+
+    public int Run(string[] args)
+    {
+        var s = Settings.Parse(args);
+        if (s is null) return 2;
+        var ml = new MLContext(seed: s.Seed);
+        string trainPath = Path.Combine(s.Data, s.TrainFile), devPath = Path.Combine(s.Data, "dev.tsv");
+        foreach (var path in new[] { trainPath, devPath })
+        {
+            if (!File.Exists(path)) throw new FileNotFoundException($"method-sst2: data file not found: {path} (set --data / --train-file)", path);
+        }
+        var trainAll = ml.Data.LoadFromTextFile<SstRow>(trainPath, hasHeader: true, trimWhitespace: true);
+        var train = s.Rows is { } rows ? ml.Data.TakeRows(ml.Data.ShuffleRows(trainAll, seed: s.Seed), rows) : trainAll;
+        var dev = ml.Data.LoadFromTextFile<SstRow>(devPath, hasHeader: true, trimWhitespace: true);
+        long trainRows = ml.Data.CreateEnumerable<SstRow>(train, reuseRowObject: true).LongCount();
+        int totalSteps = (int)((trainRows + 31) / 32) * s.Epochs;
+
+        var fusionSources = s.Method == "fusion" ? EnsureFusionSources(s) : null;
+        var recipe = MethodSst2Configs.Build(s.Method, totalSteps, fusionSources);
+        if (s.LoraDropout is { } dropout)
+        {
+            // Checks against PyTorch without random masks (build/reference/methods_forward_check.py).
+            if (recipe.Config is not Lora.LoraConfig lora) throw new ArgumentException($"method-sst2: --lora-dropout applies to LoRA-family methods, not {s.Method}");
+            lora.Dropout = dropout;
+        }
+        double lr = s.LearningRate ?? (ChosenRates.TryGetValue(s.Method, out var chosen) ? chosen
+            : throw new ArgumentException($"method-sst2: no learning rate chosen yet for '{s.Method}'; pass --lr"));
+        Console.WriteLine(FormattableString.Invariant($"method {s.Method}: {recipe.Summary}; lr {lr:G}, seed {s.Seed}, {trainRows:N0} rows, {s.Epochs} epoch(s)"));
+
+        var timer = new OptimizerStepTimer();
+        var options = Options(recipe, s, lr, dev, timer);
+        var process = Process.GetCurrentProcess();
+        var cpuBefore = process.TotalProcessorTime;
+        var watch = Stopwatch.StartNew();
+        var trainer = new PeftTextClassificationTrainer(options, ClassificationKind.Binary,
+            recipe.Quantization is null ? null : new PeftTextClassifierFactory(recipe.Quantization));
+        var model = trainer.Fit(train);
+        double fitWall = watch.Elapsed.TotalSeconds;
+        process.Refresh();
+        double fitCpu = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
+        long peakBytes = process.PeakWorkingSet64;
+
+        var (trainable, all) = ((PeftTextClassifier)model.Scorer.Backend).Peft.GetNumberOfTrainableParameters();
+        var scored = model.Transform(dev);
+        var metrics = ml.BinaryClassification.Evaluate(scored, labelColumnName: nameof(SstRow.Label));
+        var predictions = ml.Data.CreateEnumerable<SstPrediction>(scored, reuseRowObject: false).ToList();
+        // Mean cross-entropy in nats from the margin s = logit₁ − logit₀, as the sample: −ln σ(±s) = softplus(∓s).
+        double devNll = predictions.Average(r => Softplus(r.Label ? -r.Score : r.Score));
+
+        string adapterFolder = s.Output ?? Path.Combine(Path.GetTempPath(), $"method-sst2-{s.Method}-s{s.Seed}-{Environment.ProcessId}");
+        model.SaveAdapter(adapterFolder);
+        long adapterBytes = Directory.EnumerateFiles(adapterFolder).Sum(f => new FileInfo(f).Length);
+
+        var result = new
+        {
+            method = s.Method,
+            config = recipe.Summary,
+            peft_type = model.PeftType,
+            lr,
+            seed = s.Seed,
+            rows = trainRows,
+            epochs = s.Epochs,
+            trainable_params = trainable,
+            total_params = all,
+            trainable_pct = Math.Round(100.0 * trainable / all, 4),
+            dev_accuracy = Math.Round(metrics.Accuracy, 5),
+            dev_nll = Math.Round(devNll, 5),
+            train_wall_s = Math.Round(timer.StepSeconds, 2),
+            train_cpu_s = Math.Round(fitCpu, 2),
+            fit_wall_s = Math.Round(fitWall, 2),
+            peak_working_set_mib = Math.Round(peakBytes / (1024.0 * 1024.0), 1),
+            adapter_bytes = adapterBytes,
+            adapter_folder = adapterFolder,
+            epoch_history = model.TrainingHistory,
+        };
+        Console.WriteLine("RESULT " + JsonSerializer.Serialize(result, JsonOptions));
+        return 0;
+    }
+
+    /// <summary>The sample's --full recipe with the method's config (LoRA+ ratio and all).</summary>
+    private static PeftTextClassificationTrainer.Options Options(MethodRecipe recipe, Settings s, double lr, IDataView? dev, IProgress<TrainingProgress>? progress) => new()
+    {
+        PeftConfig = recipe.Config,
+        LoraPlusLearningRateRatio = recipe.LoraPlusRatio,
+        BaseModel = s.Model,
+        Sentence1ColumnName = nameof(SstRow.Sentence),
+        LabelColumnName = nameof(SstRow.Label),
+        MaxEpochs = s.Epochs,
+        BatchSize = 32,
+        MaxSequenceLength = 64,
+        LearningRate = lr,
+        WarmupRatio = 0.06,
+        WeightDecay = 0.01,
+        MaxGradientNorm = 1.0,
+        BatchOrder = BatchOrder.Shuffled,
+        ValidationSet = dev,
+        Seed = s.Seed,
+        Progress = progress,
+        Log = line => Console.WriteLine($"  {line}"),
+    };
+
+    /// <summary>
+    /// AdapterFusion's sources: serial b=8 adapters trained on MR and SUBJ (binary tasks from ../shared/data), cached
+    /// under --cache by task, seed and lr so every fusion run and seed reuses them.
+    /// </summary>
+    private static List<string> EnsureFusionSources(Settings s)
+    {
+        var sources = new List<string>();
+        foreach (var (task, negativeFile, positiveFile) in new[] { ("mr", "rt-polarity.neg", "rt-polarity.pos"), ("subj", "subj.objective", "subj.subjective") })
+        {
+            string rowsTag = s.SourceRows is { } n ? FormattableString.Invariant($"-rows{n}") : "";
+            string folder = Path.Combine(s.Cache, FormattableString.Invariant($"houlsby-b{MethodSst2Configs.HoulsbyBottleneck}-{task}-lr{s.SourceLearningRate:G}-s{s.Seed}{rowsTag}"));
+            sources.Add(folder);
+            if (File.Exists(Path.Combine(folder, "adapter_model.safetensors")))
+            {
+                Console.WriteLine($"fusion source {task}: cached at {folder}");
+                continue;
+            }
+            string dataFolder = Path.Combine(Settings.SharedRoot(), "data", task);
+            var rows = ReadLabeledLines(Path.Combine(dataFolder, negativeFile), false).Concat(ReadLabeledLines(Path.Combine(dataFolder, positiveFile), true)).ToList();
+            var ml = new MLContext(seed: s.Seed);
+            var all = ml.Data.LoadFromEnumerable(rows);
+            // --source-rows (smoke runs only): a shuffled subset instead of the whole task.
+            var data = s.SourceRows is { } take ? ml.Data.TakeRows(ml.Data.ShuffleRows(all, seed: s.Seed), take) : all;
+            var recipe = new MethodRecipe(MethodSst2Configs.Houlsby(MethodSst2Configs.HoulsbyBottleneck, sparsity: 0), "fusion source");
+            var options = Options(recipe, s with { Epochs = 2 }, s.SourceLearningRate, dev: null, progress: null);
+            Console.WriteLine(FormattableString.Invariant($"fusion source {task}: training serial b={MethodSst2Configs.HoulsbyBottleneck} adapters on {s.SourceRows ?? rows.Count:N0} of {rows.Count:N0} rows, 2 epochs, lr {s.SourceLearningRate:G}"));
+            var model = ml.BinaryClassification.Trainers.PeftTextClassification(options).Fit(data);
+            model.SaveAdapter(folder);
+        }
+        return sources;
+    }
+
+    /// <summary>One sentence per line (MR and SUBJ ship as Latin-1 text), all with <paramref name="label"/>.</summary>
+    private static IEnumerable<SstRow> ReadLabeledLines(string path, bool label)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"method-sst2 fusion: source data not found: {path}", path);
+        return File.ReadLines(path, Encoding.Latin1).Select(l => l.Trim()).Where(l => l.Length > 0).Select(l => new SstRow { Sentence = l, Label = label });
+    }
+
+    private static double Softplus(double x) => x > 0 ? x + Math.Log(1 + Math.Exp(-x)) : Math.Log(1 + Math.Exp(x));
+
+    /// <summary>Command-line settings; the defaults are the full recipe (all rows, 2 epochs, seed 1).</summary>
+    private sealed record Settings
+    {
+        public string Method { get; init; } = "";
+
+        public int Seed { get; init; } = 1;
+
+        public double? LearningRate { get; init; }
+
+        public double? LoraDropout { get; init; }
+
+        public int? SourceRows { get; init; }
+
+        public int? Rows { get; init; }
+
+        public int Epochs { get; init; } = 2;
+
+        public string Model { get; init; } = "";
+
+        public string Data { get; init; } = "";
+
+        public string TrainFile { get; init; } = "train.tsv";
+
+        public string Cache { get; init; } = Path.Combine(Path.GetTempPath(), "peft-method-sst2-cache");
+
+        public double SourceLearningRate { get; init; } = 1e-3;
+
+        public string? Output { get; init; }
+
+        public static Settings? Parse(string[] args)
+        {
+            string shared = SharedRoot();
+            var s = new Settings { Model = Path.Combine(shared, "models", "stories260K"), Data = Path.Combine(shared, "data", "sst2") };
+            for (int i = 0; i < args.Length; i++)
+            {
+                string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+                int Int() => int.Parse(Value(), CultureInfo.InvariantCulture);
+                double Real() => double.Parse(Value(), CultureInfo.InvariantCulture);
+                s = args[i] switch
+                {
+                    "--method" => s with { Method = Value() },
+                    "--seed" => s with { Seed = Int() },
+                    "--lr" => s with { LearningRate = Real() },
+                    "--rows" => s with { Rows = Int() },
+                    "--epochs" => s with { Epochs = Int() },
+                    "--data" => s with { Data = Value() },
+                    "--train-file" => s with { TrainFile = Value() },
+                    "--model" => s with { Model = Value() },
+                    "--cache" => s with { Cache = Value() },
+                    "--source-lr" => s with { SourceLearningRate = Real() },
+                    "--output" => s with { Output = Value() },
+                    "--lora-dropout" => s with { LoraDropout = Real() },
+                    "--source-rows" => s with { SourceRows = Int() },
+                    _ => throw new ArgumentException($"method-sst2: unknown option '{args[i]}' (see MethodSst2Benchmark.cs)"),
+                };
+            }
+            if (!MethodSst2Configs.Names.Contains(s.Method))
+            {
+                Console.Error.WriteLine($"method-sst2: --method must be one of {string.Join(", ", MethodSst2Configs.Names)}; got '{s.Method}'");
+                return null;
+            }
+            return s;
+        }
+
+        /// <summary>The shared models/data folder: ../shared next to the repository holding the working directory or this program (PEFT_SHARED overrides).</summary>
+        public static string SharedRoot()
+        {
+            if (Environment.GetEnvironmentVariable("PEFT_SHARED") is { Length: > 0 } env) return env;
+            foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            {
+                for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                {
+                    if (File.Exists(Path.Combine(dir.FullName, "Peft.MLNet.sln"))) return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared"));
+                }
+            }
+            return Path.GetFullPath("shared");
+        }
+    }
+
+    /// <summary>One SST-2 row (sentence, label 0/1, header line).</summary>
+    private sealed class SstRow
+    {
+        [LoadColumn(0)]
+        public string Sentence { get; set; } = "";
+
+        [LoadColumn(1)]
+        public bool Label { get; set; }
+    }
+
+    /// <summary>The binary classifier's outputs with the row's label (for the NLL).</summary>
+    private sealed class SstPrediction
+    {
+        public bool Label { get; set; }
+
+        public float Score { get; set; }
+    }
+}
+
+/// <summary>
+/// Wall time in optimizer steps only, as samples/LoraSentiment's StepTimer and the PyTorch reference: from the first
+/// step report of an epoch to its last, leaving out per-epoch validation.
+/// </summary>
+internal sealed class OptimizerStepTimer : IProgress<TrainingProgress>
+{
+    private TimeSpan epochStart;
+    private TimeSpan lastStep;
+    private bool inEpoch;
+
+    public double StepSeconds { get; private set; }
+
+    public void Report(TrainingProgress value)
+    {
+        switch (value.Phase)
+        {
+            case TrainingPhase.Step:
+                inEpoch = true;
+                lastStep = value.Elapsed;
+                break;
+            case TrainingPhase.Validation or TrainingPhase.Completed when inEpoch:
+                StepSeconds += (lastStep - epochStart).TotalSeconds;
+                epochStart = value.Elapsed;
+                inEpoch = false;
+                break;
+            case TrainingPhase.Validation or TrainingPhase.Completed or TrainingPhase.Resumed:
+                epochStart = value.Elapsed;
+                break;
+        }
+    }
+}
