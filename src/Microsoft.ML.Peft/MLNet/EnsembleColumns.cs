@@ -7,7 +7,7 @@ namespace Microsoft.ML.Peft;
 /// for binary) with the single classifier's names, types and annotations (so <c>Evaluate</c> reads the ensemble's
 /// values), then the predictive entropy and the mutual information.
 /// </summary>
-internal sealed class EnsembleColumns
+internal sealed class EnsembleColumns : IAppendedColumns<EnsembleRowPrediction>
 {
     private readonly PredictionColumns predictions;
 

@@ -17,7 +17,7 @@ internal sealed record EnsembleRowPrediction(double[] Probabilities, double LogO
 /// the uncertainty split. Calls are serialised with the classifier's own scorer (same model); the adapter "default"
 /// is active again afterwards.
 /// </summary>
-internal sealed class EnsembleScorer
+internal sealed class EnsembleScorer : IBatchTextPredictor<EnsembleRowPrediction>
 {
     private readonly PeftTextClassifier backend;
     private readonly ClassifierScorer scorer;

@@ -71,7 +71,7 @@ public sealed class EnsembleTextClassificationTransformer : ITransformer
     {
         ArgumentNullException.ThrowIfNull(input);
         var texts = Classifier.Columns.Bind(input.Schema, "the data to transform", needLabel: false);
-        return new EnsembleDataView(input, Scorer, columns, texts);
+        return new BatchPredictionDataView<EnsembleRowPrediction>(input, Scorer, columns, texts);
     }
 
     /// <summary>A mapper predicting one row at a time (used by the prediction engine).</summary>
@@ -117,9 +117,9 @@ public sealed class EnsembleTextClassificationTransformer : ITransformer
             var active = activeColumns.Select(c => c.Index).ToHashSet();
             var appended = Enumerable.Range(InputSchema.Count, parent.columns.Count).Select(active.Contains).ToArray();
             Func<EnsembleRowPrediction> current = appended.Any(a => a)
-                ? new EnsembleDataView.RowPredictions(input, texts, parent.Scorer).Current
+                ? new BatchPredictionDataView<EnsembleRowPrediction>.RowPredictions(input, texts, parent.Scorer).Current
                 : () => throw new InvalidOperationException("no prediction column is active");
-            return new EnsemblePredictionRow(input, OutputSchema, appended, parent.columns, current);
+            return new AppendedPredictionRow<EnsembleRowPrediction>(input, OutputSchema, appended, parent.columns, current);
         }
     }
 }

@@ -7,7 +7,7 @@ namespace Microsoft.ML.Peft;
 /// Probability for binary) again, with the same names, types and annotations (so they hide the MAP ones and
 /// <c>Evaluate</c> reads the Bayesian values), then the predictive entropy and the logit variance.
 /// </summary>
-internal sealed class LaplaceCalibratorColumns
+internal sealed class LaplaceCalibratorColumns : IAppendedColumns<LaplaceRowPrediction>
 {
     private readonly PredictionColumns predictions;
 

@@ -18,7 +18,7 @@ internal sealed record LaplaceRowPrediction(double[] Probabilities, double[] Log
 /// Calls are serialised with the classifier's scorer (both use the same model), and the probed layers are installed
 /// only for the duration of a call, so the classifier saves and scores its adapter undisturbed in between.
 /// </summary>
-internal sealed class LaplaceCalibratorPredictor
+internal sealed class LaplaceCalibratorPredictor : IBatchTextPredictor<LaplaceRowPrediction>
 {
     private readonly ClassifierScorer scorer;
     private readonly LaplacePredictiveKind predictive;

@@ -78,7 +78,7 @@ public sealed class LaplaceCalibratorTransformer : ITransformer
     {
         ArgumentNullException.ThrowIfNull(input);
         var texts = Classifier.Columns.Bind(input.Schema, "the data to transform", needLabel: false);
-        return new LaplaceCalibratorDataView(input, Predictor, columns, texts);
+        return new BatchPredictionDataView<LaplaceRowPrediction>(input, Predictor, columns, texts);
     }
 
     /// <summary>A mapper predicting one row at a time (used by the prediction engine).</summary>
@@ -124,9 +124,9 @@ public sealed class LaplaceCalibratorTransformer : ITransformer
             var active = activeColumns.Select(c => c.Index).ToHashSet();
             var appended = Enumerable.Range(InputSchema.Count, parent.columns.Count).Select(active.Contains).ToArray();
             Func<LaplaceRowPrediction> current = appended.Any(a => a)
-                ? new LaplaceCalibratorDataView.RowPredictions(input, texts, parent.Predictor).Current
+                ? new BatchPredictionDataView<LaplaceRowPrediction>.RowPredictions(input, texts, parent.Predictor).Current
                 : () => throw new InvalidOperationException("no prediction column is active");
-            return new LaplacePredictionRow(input, OutputSchema, appended, parent.columns, current);
+            return new AppendedPredictionRow<LaplaceRowPrediction>(input, OutputSchema, appended, parent.columns, current);
         }
     }
 }
