@@ -7,7 +7,8 @@
   results/lora_sst2.json         PyTorch LoRA / full fine-tuning references (run_lora_sst2_reference.sh)
 
   python3 build/reference/methods_table.py            # writes docs/METHODS.md
-Rows that have no full-recipe run yet say so; nothing is filled in from elsewhere.
+Rows that have no full-recipe run in results/ say so; nothing is filled in from elsewhere. A method whose runs were
+recorded outside results/ (ELSEWHERE) gets a pointer to them instead of "not run", never their numbers.
 """
 import json
 import os
@@ -31,6 +32,11 @@ FAMILY = {
     "pafi": "selective", "diff-pruning": "selective", "dora": "LoRA variant", "loraplus": "LoRA variant",
     "rslora": "LoRA variant", "pissa": "LoRA variant", "adalora": "LoRA variant", "vera": "LoRA variant",
     "moslora": "LoRA variant", "qlora": "LoRA variant",
+}
+# Full-recipe runs of ours recorded before results/methods_ours.json existed: where they are, not copies of them.
+ELSEWHERE = {
+    "lora": "3 seeds (`samples/LoraSentiment --full`) in "
+            "[BENCHMARKS.md, The 3-seed comparison](BENCHMARKS.md#the-3-seed-comparison-issue-4s-quality-criterion)",
 }
 
 
@@ -94,7 +100,8 @@ def main():
                      f"{statistics.mean(r['train_wall_s'] for r in runs):.0f}",
                      f"{max(r['peak_working_set_mib'] for r in runs):.0f}", size(runs[0]["adapter_bytes"])]
         else:
-            cells = ["0", "*not run*", "", "", "", "", size(info["adapter_bytes"]) if info else ""]
+            elsewhere = ELSEWHERE.get(method)
+            cells = ["—" if elsewhere else "0", elsewhere or "*not run*", "", "", "", "", size(info["adapter_bytes"]) if info else ""]
         out.append(f"| {method} | {FAMILY[method]} | {what} | {params} | {pct} | {lr} | " + " | ".join(cells) + " |")
 
     out += ["", "## Beside PyTorch (3-seed means)", "",
@@ -109,7 +116,8 @@ def main():
         ref = [r for r in torch_runs if r["mode"] == mode and "stopped_early_at_step" not in r
                and (lr is None or abs(r["lr"] - lr) < 1e-12)]
         ref_final = [r["epochs"][-1] for r in ref]
-        a = f"{statistics.mean(r['dev_accuracy'] for r in mine):.4f} ({len(mine)})" if mine else "*not run*"
+        a = (f"{statistics.mean(r['dev_accuracy'] for r in mine):.4f} ({len(mine)})" if mine
+             else ELSEWHERE[method] if method in ELSEWHERE else "*not run*")
         b = f"{statistics.mean(e['dev_accuracy'] for e in ref_final):.4f} ({len(ref_final)})" if ref_final else "*not run*"
         if mine and ref_final:
             delta = 100 * (statistics.mean(r["dev_accuracy"] for r in mine) - statistics.mean(e["dev_accuracy"] for e in ref_final))
