@@ -29,10 +29,10 @@ internal sealed class EnsembleBenchmark : IBenchmark
         var methods = Get("--methods", "checkpoint,svgd,deep,mcdropout").Split(',', StringSplitOptions.RemoveEmptyEntries);
 
         var ml = new MLContext(seed);
-        string root = SharedRoot();
+        string root = SharedFolder.Find();
         var random = new Random(seed);
-        var train = ReadTsv(Path.Combine(root, "data", "sst2", "train.tsv")).OrderBy(_ => random.Next()).Take(trainRows).ToList();
-        var dev = ReadTsv(Path.Combine(root, "data", "sst2", "dev.tsv")).ToList();
+        var train = TextRow.ReadTsv(Path.Combine(root, "data", "sst2", "train.tsv")).OrderBy(_ => random.Next()).Take(trainRows).ToList();
+        var dev = TextRow.ReadTsv(Path.Combine(root, "data", "sst2", "dev.tsv")).ToList();
         var trainView = ml.Data.LoadFromEnumerable(train);
         var devView = ml.Data.LoadFromEnumerable(dev);
         var labels = dev.Select(r => r.Label ? 1 : 0).ToArray();
@@ -89,27 +89,6 @@ internal sealed class EnsembleBenchmark : IBenchmark
             $"| {method} | {100.0 * correct / labels.Length:F2} | {100 * CalibrationMetrics.ExpectedCalibrationError(p, 2, labels):F2} | " +
             $"{CalibrationMetrics.NegativeLogLikelihood(p, 2, labels):F4} | {CalibrationMetrics.BrierScoreBinary(positive, labels):F4} | " +
             $"{meanMutualInformation:G3} | {trainCpu:F1} | {devCpu:F1} |"));
-    }
-
-    private static IEnumerable<TextRow> ReadTsv(string path) =>
-        File.ReadLines(path).Skip(1).Select(line => line.Split('\t')).Where(f => f.Length >= 2)
-            .Select(f => new TextRow { Sentence1 = f[0], Label = f[1].Trim() == "1" });
-
-    private static string SharedRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "..", "shared");
-            if (Directory.Exists(Path.Combine(candidate, "models"))) return Path.GetFullPath(candidate);
-        }
-        throw new DirectoryNotFoundException("../shared (models, data) not found above the benchmark's folder");
-    }
-
-    internal sealed class TextRow
-    {
-        public string Sentence1 { get; set; } = "";
-
-        public bool Label { get; set; }
     }
 
     internal sealed class MapRow

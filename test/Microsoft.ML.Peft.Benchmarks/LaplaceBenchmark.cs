@@ -35,7 +35,7 @@ internal sealed class LaplaceBenchmark : IBenchmark
 
         var loraOptions = new LoraTextClassificationTrainer.Options
         {
-            BaseModel = Path.Combine(SharedRoot(), "models", "stories260K"), MaxEpochs = epochs, BatchSize = 32, LearningRate = a.Double("--lr", 2e-3),
+            BaseModel = Path.Combine(SharedFolder.Find(), "models", "stories260K"), MaxEpochs = epochs, BatchSize = 32, LearningRate = a.Double("--lr", 2e-3),
             MaxSequenceLength = 64, Seed = seed, LoraRank = 8, LoraAlpha = 16, LoraDropout = 0.05, TargetModules = ["q_proj", "v_proj"], ScoringBatchSize = 32,
         };
         var trainView = ml.Data.LoadFromEnumerable(train);
@@ -160,12 +160,12 @@ internal sealed class LaplaceBenchmark : IBenchmark
 
     private static (List<TextRow> Train, List<TextRow> Validation, List<TextRow> Dev) Load(string data, int trainRows, int validationRows, int devRows, int seed)
     {
-        string root = Path.Combine(SharedRoot(), "data");
+        string root = Path.Combine(SharedFolder.Find(), "data");
         var random = new Random(seed);
         if (data == "sst2")
         {
-            var all = ReadTsv(Path.Combine(root, "sst2", "train.tsv")).OrderBy(_ => random.Next()).ToList();
-            return (all.Take(trainRows).ToList(), all.Skip(trainRows).Take(validationRows).ToList(), ReadTsv(Path.Combine(root, "sst2", "dev.tsv")).ToList());
+            var all = TextRow.ReadTsv(Path.Combine(root, "sst2", "train.tsv")).OrderBy(_ => random.Next()).ToList();
+            return (all.Take(trainRows).ToList(), all.Skip(trainRows).Take(validationRows).ToList(), TextRow.ReadTsv(Path.Combine(root, "sst2", "dev.tsv")).ToList());
         }
         var (positive, negative) = data switch
         {
@@ -178,27 +178,6 @@ internal sealed class LaplaceBenchmark : IBenchmark
             .Concat(File.ReadLines(Path.Combine(root, negative), latin1).Select(t => new TextRow { Sentence1 = t.Trim(), Label = false }))
             .Where(r => r.Sentence1.Length > 0).OrderBy(_ => random.Next()).ToList();
         return (rows.Skip(devRows + validationRows).Take(trainRows).ToList(), rows.Skip(devRows).Take(validationRows).ToList(), rows.Take(devRows).ToList());
-    }
-
-    private static IEnumerable<TextRow> ReadTsv(string path) =>
-        File.ReadLines(path).Skip(1).Select(line => line.Split('\t')).Where(f => f.Length >= 2)
-            .Select(f => new TextRow { Sentence1 = f[0], Label = f[1].Trim() == "1" });
-
-    private static string SharedRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "..", "shared");
-            if (Directory.Exists(Path.Combine(candidate, "models"))) return Path.GetFullPath(candidate);
-        }
-        throw new DirectoryNotFoundException("../shared (models, data) not found above the benchmark's folder");
-    }
-
-    internal sealed class TextRow
-    {
-        public string Sentence1 { get; set; } = "";
-
-        public bool Label { get; set; }
     }
 
     internal sealed class MapPrediction

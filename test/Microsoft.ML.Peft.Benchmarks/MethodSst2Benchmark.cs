@@ -158,7 +158,7 @@ internal sealed class MethodSst2Benchmark : IBenchmark
                 Console.WriteLine($"fusion source {task}: cached at {folder}");
                 continue;
             }
-            string dataFolder = Path.Combine(Settings.SharedRoot(), "data", task);
+            string dataFolder = Path.Combine(SharedFolder.TryFind() ?? Path.GetFullPath("shared"), "data", task);
             var rows = ReadLabeledLines(Path.Combine(dataFolder, negativeFile), false).Concat(ReadLabeledLines(Path.Combine(dataFolder, positiveFile), true)).ToList();
             var ml = new MLContext(seed: s.Seed);
             var all = ml.Data.LoadFromEnumerable(rows);
@@ -213,7 +213,8 @@ internal sealed class MethodSst2Benchmark : IBenchmark
 
         public static Settings? Parse(string[] args)
         {
-            string shared = SharedRoot();
+            // Without a shared folder the defaults point at ./shared; --model and --data can still name the files.
+            string shared = SharedFolder.TryFind() ?? Path.GetFullPath("shared");
             var s = new Settings { Model = Path.Combine(shared, "models", "stories260K"), Data = Path.Combine(shared, "data", "sst2") };
             for (int i = 0; i < args.Length; i++)
             {
@@ -245,20 +246,6 @@ internal sealed class MethodSst2Benchmark : IBenchmark
             }
             return s;
         }
-
-        /// <summary>The shared models/data folder: ../shared next to the repository holding the working directory or this program (PEFT_SHARED overrides).</summary>
-        public static string SharedRoot()
-        {
-            if (Environment.GetEnvironmentVariable("PEFT_SHARED") is { Length: > 0 } env) return env;
-            foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-            {
-                for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-                {
-                    if (File.Exists(Path.Combine(dir.FullName, "Peft.MLNet.sln"))) return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared"));
-                }
-            }
-            return Path.GetFullPath("shared");
-        }
     }
 
     /// <summary>One SST-2 row (sentence, label 0/1, header line).</summary>
@@ -277,37 +264,5 @@ internal sealed class MethodSst2Benchmark : IBenchmark
         public bool Label { get; set; }
 
         public float Score { get; set; }
-    }
-}
-
-/// <summary>
-/// Wall time in optimizer steps only, as samples/LoraSentiment's StepTimer and the PyTorch reference: from the first
-/// step report of an epoch to its last, leaving out per-epoch validation.
-/// </summary>
-internal sealed class OptimizerStepTimer : IProgress<TrainingProgress>
-{
-    private TimeSpan epochStart;
-    private TimeSpan lastStep;
-    private bool inEpoch;
-
-    public double StepSeconds { get; private set; }
-
-    public void Report(TrainingProgress value)
-    {
-        switch (value.Phase)
-        {
-            case TrainingPhase.Step:
-                inEpoch = true;
-                lastStep = value.Elapsed;
-                break;
-            case TrainingPhase.Validation or TrainingPhase.Completed when inEpoch:
-                StepSeconds += (lastStep - epochStart).TotalSeconds;
-                epochStart = value.Elapsed;
-                inEpoch = false;
-                break;
-            case TrainingPhase.Validation or TrainingPhase.Completed or TrainingPhase.Resumed:
-                epochStart = value.Elapsed;
-                break;
-        }
     }
 }

@@ -34,7 +34,7 @@ internal sealed class QuantPerplexityBenchmark : IBenchmark
                 default: Console.Error.WriteLine($"quant-ppl: unknown option {args[i]}"); return 2;
             }
         }
-        shared ??= FindShared();
+        shared ??= SharedFolder.Find("pass --shared DIR");
         string modelDir = Path.Combine(shared, "models", "stories260K");
         var clock = Stopwatch.StartNew();
         var tokenizer = TokenizerLoader.FromFolder(modelDir);
@@ -71,14 +71,5 @@ internal sealed class QuantPerplexityBenchmark : IBenchmark
         Console.WriteLine();
         Console.WriteLine(string.Format(inv, "total {0:F1} s", clock.Elapsed.TotalSeconds));
         return 0;
-    }
-
-    private static string FindShared()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Peft.MLNet.sln"))) return Path.Combine(dir.FullName, "..", "shared");
-        }
-        throw new InvalidOperationException("Peft.MLNet.sln not found; pass --shared DIR");
     }
 }

@@ -18,7 +18,7 @@ internal sealed class TokenizerBenchmark : IBenchmark
 
     public int Run(string[] args)
     {
-        string shared = args.Length > 0 ? args[0] : FindShared();
+        string shared = args.Length > 0 ? args[0] : SharedFolder.Find("pass the shared folder as the first argument");
         string trainPath = Path.Combine(shared, "data", "sst2", "train.tsv");
         var sentences = File.ReadAllLines(trainPath).Skip(1).Select(l => l.Split('\t')[0]).ToArray();
         double megabytes = sentences.Sum(s => Encoding.UTF8.GetByteCount(s)) / 1e6;
@@ -76,14 +76,5 @@ internal sealed class TokenizerBenchmark : IBenchmark
             tokens += result.Lengths.Sum();
         }
         return tokens;
-    }
-
-    private static string FindShared()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Peft.MLNet.sln"))) return Path.Combine(dir.FullName, "..", "shared");
-        }
-        throw new InvalidOperationException("Peft.MLNet.sln not found; pass the shared folder as the first argument");
     }
 }
