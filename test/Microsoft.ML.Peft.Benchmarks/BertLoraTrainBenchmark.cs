@@ -116,36 +116,3 @@ internal sealed class BertLoraTrainBenchmark : IBenchmark
         return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
     }
 }
-
-/// <summary>
-/// The peer's whole output line, for workloads that report more than tokens/s (bert-base-12l-lora-train's CPU time).
-/// Declared here because this command is its only user; <see cref="TryRun"/> could become a parse of this line.
-/// </summary>
-internal static partial class TorchPeer
-{
-    /// <summary>The "torch <paramref name="workload"/> ..." line printed by bench_torch.py, or null when the peer is absent or failed.</summary>
-    public static string? TryRunLine(string workload, int threads = 2)
-    {
-        string? script = FindScript();
-        if (script is null || !File.Exists(Python)) return null;
-        var start = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetDirectoryName(script)! };
-        foreach (var arg in new[] { script, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--only", workload }) start.ArgumentList.Add(arg);
-        try
-        {
-            using var process = Process.Start(start)!;
-            var errors = process.StandardError.ReadToEndAsync();
-            string output = process.StandardOutput.ReadToEnd();
-            process.WaitForExit();
-            if (process.ExitCode != 0)
-            {
-                Console.Error.WriteLine($"torch peer '{workload}' failed (exit {process.ExitCode}): {errors.Result.Trim()}");
-                return null;
-            }
-            return output.Split('\n').FirstOrDefault(l => l.StartsWith($"torch {workload} ", StringComparison.Ordinal));
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            return null;
-        }
-    }
-}

@@ -14,7 +14,20 @@ internal static partial class TorchPeer
     private const string Python = "/usr/bin/python3";
 
     /// <summary>The peer's tokens/s for <paramref name="workload"/> (a name bench_torch.py accepts with --only), or null.</summary>
-    public static double? TryRun(string workload, int threads = 2)
+    public static double? TryRun(string workload, int threads = 2) =>
+        RunPeer(workload, threads) is { } output && TokensPerSecond().Match(output) is { Success: true } match
+            ? double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture)
+            : null;
+
+    /// <summary>
+    /// The "torch <paramref name="workload"/> ..." line printed by bench_torch.py, or null when the peer is absent or
+    /// failed: for workloads that report more than tokens/s (bert-base-12l-lora-train's CPU time).
+    /// </summary>
+    public static string? TryRunLine(string workload, int threads = 2) =>
+        RunPeer(workload, threads)?.Split('\n').FirstOrDefault(l => l.StartsWith($"torch {workload} ", StringComparison.Ordinal));
+
+    /// <summary>The peer's standard output for one workload, or null when the peer is absent or failed (its errors printed).</summary>
+    private static string? RunPeer(string workload, int threads)
     {
         string? script = FindScript();
         if (script is null || !File.Exists(Python)) return null;
@@ -29,16 +42,16 @@ internal static partial class TorchPeer
         try
         {
             using var process = Process.Start(start)!;
+            // Both pipes drained at once: a peer that fills one while we block on the other would hang.
+            var errors = process.StandardError.ReadToEndAsync();
             string output = process.StandardOutput.ReadToEnd();
-            string errors = process.StandardError.ReadToEnd();
             process.WaitForExit();
             if (process.ExitCode != 0)
             {
-                Console.Error.WriteLine($"torch peer '{workload}' failed (exit {process.ExitCode}): {errors.Trim()}");
+                Console.Error.WriteLine($"torch peer '{workload}' failed (exit {process.ExitCode}): {errors.Result.Trim()}");
                 return null;
             }
-            var match = TokensPerSecond().Match(output);
-            return match.Success ? double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) : null;
+            return output;
         }
         catch (System.ComponentModel.Win32Exception)
         {
