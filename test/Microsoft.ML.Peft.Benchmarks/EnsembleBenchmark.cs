@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Microsoft.ML.Peft.Calibration;
 using Microsoft.ML.Peft.Ensembles;
 
 namespace Microsoft.ML.Peft.Benchmarks;
@@ -77,18 +76,8 @@ internal sealed class EnsembleBenchmark : IBenchmark
 
     private static void Report(string method, double[] positive, double meanMutualInformation, int[] labels, double trainCpu, double devCpu)
     {
-        var p = new double[positive.Length * 2];
-        for (int i = 0; i < positive.Length; i++)
-        {
-            p[2 * i] = 1 - positive[i];
-            p[2 * i + 1] = positive[i];
-        }
-        int correct = 0;
-        for (int i = 0; i < labels.Length; i++) if ((positive[i] > 0.5 ? 1 : 0) == labels[i]) correct++;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {method} | {100.0 * correct / labels.Length:F2} | {100 * CalibrationMetrics.ExpectedCalibrationError(p, 2, labels):F2} | " +
-            $"{CalibrationMetrics.NegativeLogLikelihood(p, 2, labels):F4} | {CalibrationMetrics.BrierScoreBinary(positive, labels):F4} | " +
-            $"{meanMutualInformation:G3} | {trainCpu:F1} | {devCpu:F1} |"));
+            $"| {method} | {BinaryCalibrationCells.Format(positive, labels)} | {meanMutualInformation:G3} | {trainCpu:F1} | {devCpu:F1} |"));
     }
 
     internal sealed class MapRow

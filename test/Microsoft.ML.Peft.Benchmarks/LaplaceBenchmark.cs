@@ -131,20 +131,8 @@ internal sealed class LaplaceBenchmark : IBenchmark
         ValidationSet = o.ValidationSet, BatchSize = o.BatchSize, Seed = o.Seed,
     };
 
-    private static void Report(string method, double[] positive, int[] labels)
-    {
-        var p = new double[positive.Length * 2];
-        for (int i = 0; i < positive.Length; i++)
-        {
-            p[2 * i] = 1 - positive[i];
-            p[2 * i + 1] = positive[i];
-        }
-        int correct = 0;
-        for (int i = 0; i < labels.Length; i++) if ((positive[i] > 0.5 ? 1 : 0) == labels[i]) correct++;
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {method} | {100.0 * correct / labels.Length:F2} | {100 * CalibrationMetrics.ExpectedCalibrationError(p, 2, labels):F2} | " +
-            $"{CalibrationMetrics.NegativeLogLikelihood(p, 2, labels):F4} | {CalibrationMetrics.BrierScoreBinary(positive, labels):F4} |"));
-    }
+    private static void Report(string method, double[] positive, int[] labels) =>
+        Console.WriteLine($"| {method} | {BinaryCalibrationCells.Format(positive, labels)} |");
 
     private static double Sigmoid(double z) => 1 / (1 + Math.Exp(-z));
 
