@@ -30,18 +30,23 @@ class LoraLinear(nn.Module):
         return self.base(x) + self.lora_B(self.lora_A(self.dropout(x))) * self.scaling
 
 
-def inject_lora(model: nn.Module, targets, rank: int, alpha: float, dropout: float) -> int:
-    """Replaces every nn.Linear whose attribute name is in `targets` by a LoraLinear; returns how many were wrapped.
-    Modules are visited in named_modules() order, so A's random init is reproducible for a given torch seed."""
+def wrap_linears(model: nn.Module, targets, wrap) -> int:
+    """Replaces every nn.Linear whose attribute name is in `targets` by wrap(linear, name); returns how many were
+    wrapped. Modules are visited in named_modules() order, so random inits are reproducible for a given torch seed."""
     wrapped = 0
     for _, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
             if child_name in targets and isinstance(child, nn.Linear):
-                setattr(parent, child_name, LoraLinear(child, rank, alpha, dropout))
+                setattr(parent, child_name, wrap(child, child_name))
                 wrapped += 1
     if wrapped == 0:
         raise ValueError(f"no nn.Linear named any of {sorted(targets)} in the model")
     return wrapped
+
+
+def inject_lora(model: nn.Module, targets, rank: int, alpha: float, dropout: float) -> int:
+    """Replaces every nn.Linear whose attribute name is in `targets` by a LoraLinear; returns how many were wrapped."""
+    return wrap_linears(model, targets, lambda linear, _: LoraLinear(linear, rank, alpha, dropout))
 
 
 def adamw_param_groups(named_params, weight_decay: float):
@@ -112,28 +117,12 @@ class IA3Linear(nn.Module):
 
 def inject_ia3(model: nn.Module, targets, feedforward) -> int:
     """Wraps every nn.Linear named in `targets` by an IA3Linear (input scaling when also in `feedforward`)."""
-    wrapped = 0
-    for _, parent in list(model.named_modules()):
-        for child_name, child in list(parent.named_children()):
-            if child_name in targets and isinstance(child, nn.Linear):
-                setattr(parent, child_name, IA3Linear(child, child_name in feedforward))
-                wrapped += 1
-    if wrapped == 0:
-        raise ValueError(f"no nn.Linear named any of {sorted(targets)} in the model")
-    return wrapped
+    return wrap_linears(model, targets, lambda linear, name: IA3Linear(linear, name in feedforward))
 
 
 def inject_dora(model: nn.Module, targets, rank: int, alpha: float, dropout: float) -> int:
     """As inject_lora, with DoraLinear."""
-    wrapped = 0
-    for _, parent in list(model.named_modules()):
-        for child_name, child in list(parent.named_children()):
-            if child_name in targets and isinstance(child, nn.Linear):
-                setattr(parent, child_name, DoraLinear(child, rank, alpha, dropout))
-                wrapped += 1
-    if wrapped == 0:
-        raise ValueError(f"no nn.Linear named any of {sorted(targets)} in the model")
-    return wrapped
+    return wrap_linears(model, targets, lambda linear, _: DoraLinear(linear, rank, alpha, dropout))
 
 
 def loraplus_param_groups(named_params, weight_decay: float, lr: float, ratio: float):
