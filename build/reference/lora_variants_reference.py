@@ -24,13 +24,11 @@ Writes (run with /usr/bin/python3 build/reference/lora_variants_reference.py; < 
                                     parameter values and gradients per step: E after each allocation and the kept mask
 """
 import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ref_common import REPO_ROOT, deterministic, describe, max_abs_diff, write_json  # noqa: E402
-from safetensors_io import save_file  # noqa: E402
+from ref_common import REPO_ROOT, deterministic, describe, max_abs_diff, write_json
+from safetensors_io import save_file
 
 OUT = os.path.join(REPO_ROOT, "test", "Microsoft.ML.Peft.Tests", "Fixtures", "lora")
 

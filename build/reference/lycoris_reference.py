@@ -18,13 +18,11 @@ Writes (run with /usr/bin/python3 build/reference/lycoris_reference.py; < 1 s; b
                                 dimensions and decompose_factor values
 """
 import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ref_common import REPO_ROOT, deterministic, describe, max_abs_diff, write_json  # noqa: E402
-from safetensors_io import save_file  # noqa: E402
+from ref_common import REPO_ROOT, deterministic, describe, max_abs_diff, write_json
+from safetensors_io import save_file
 
 OUT = os.path.join(REPO_ROOT, "test", "Microsoft.ML.Peft.Tests", "Fixtures", "lycoris")
 
