@@ -118,7 +118,7 @@ public class PeftTextClassificationTransformer : IPredictionTransformer<PeftText
             Func<float[]> logits = appended.Any(a => a)
                 ? new ScoredDataView.RowLogits(input, texts, parent.Scorer).Current
                 : () => throw new InvalidOperationException("no prediction column is active");
-            return new PredictionRow(input, OutputSchema, appended, parent.predictions, logits);
+            return new AppendedPredictionRow<float[]>(input, OutputSchema, appended, parent.predictions, logits);
         }
     }
 }

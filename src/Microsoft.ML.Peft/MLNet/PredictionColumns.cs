@@ -7,7 +7,7 @@ namespace Microsoft.ML.Peft;
 /// The columns a LoRA text classifier appends, their types and annotations (as ML.NET's scorers emit them), and the
 /// getters that turn one row's logits into their values.
 /// </summary>
-internal sealed class PredictionColumns
+internal sealed class PredictionColumns : IAppendedColumns<float[]>
 {
     private readonly TextClassificationColumns names;
     private readonly int numLabels;

@@ -47,7 +47,7 @@ internal sealed class ScoredDataView : IDataView
         Func<float[]> logits = !scoring ? () => throw new InvalidOperationException("no prediction column is active")
             : rand is null ? new BatchedLogits(input, texts, scorer, cursor).Current
             : new RowLogits(cursor, texts, scorer).Current;
-        return new Cursor(cursor, new PredictionRow(cursor, Schema, active, predictions, logits));
+        return new Cursor(cursor, new AppendedPredictionRow<float[]>(cursor, Schema, active, predictions, logits));
     }
 
     public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
@@ -123,7 +123,7 @@ internal sealed class ScoredDataView : IDataView
         }
     }
 
-    private sealed class Cursor(DataViewRowCursor input, PredictionRow row) : DataViewRowCursor
+    private sealed class Cursor(DataViewRowCursor input, AppendedPredictionRow<float[]> row) : DataViewRowCursor
     {
         public override DataViewSchema Schema => row.Schema;
 
@@ -144,43 +144,5 @@ internal sealed class ScoredDataView : IDataView
             if (disposing) input.Dispose();
             base.Dispose(disposing);
         }
-    }
-}
-
-/// <summary>An input row with the prediction columns appended (shared by the view's cursors and the row mapper).</summary>
-internal sealed class PredictionRow : DataViewRow
-{
-    private readonly DataViewRow input;
-    private readonly int inputCount;
-    private readonly Delegate?[] getters;
-
-    public PredictionRow(DataViewRow input, DataViewSchema outputSchema, bool[] activeAppended, PredictionColumns predictions, Func<float[]> logits)
-    {
-        this.input = input;
-        Schema = outputSchema;
-        inputCount = input.Schema.Count;
-        getters = new Delegate?[activeAppended.Length];
-        for (int i = 0; i < getters.Length; i++)
-        {
-            if (activeAppended[i]) getters[i] = predictions.MakeGetter(i, logits);
-        }
-    }
-
-    public override DataViewSchema Schema { get; }
-
-    public override long Position => input.Position;
-
-    public override long Batch => input.Batch;
-
-    public override ValueGetter<DataViewRowId> GetIdGetter() => input.GetIdGetter();
-
-    public override bool IsColumnActive(DataViewSchema.Column column) =>
-        column.Index < inputCount ? input.IsColumnActive(input.Schema[column.Index]) : getters[column.Index - inputCount] is not null;
-
-    public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
-    {
-        if (column.Index < inputCount) return input.GetGetter<TValue>(input.Schema[column.Index]);
-        return getters[column.Index - inputCount] as ValueGetter<TValue>
-            ?? throw new InvalidOperationException($"column '{column.Name}' is inactive or is not of type {typeof(TValue).Name}");
     }
 }
