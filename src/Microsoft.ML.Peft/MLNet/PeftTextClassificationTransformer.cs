@@ -66,7 +66,7 @@ public class PeftTextClassificationTransformer : IPredictionTransformer<PeftText
     {
         ArgumentNullException.ThrowIfNull(input);
         var texts = Columns.Bind(input.Schema, "the data to transform", needLabel: false);
-        return new ScoredDataView(input, Scorer, predictions, texts) { Source = this };
+        return new BatchPredictionDataView<float[]>(input, Scorer, predictions, texts) { Source = this };
     }
 
     /// <summary>A mapper that scores one row at a time (used by the prediction engine).</summary>
@@ -116,7 +116,7 @@ public class PeftTextClassificationTransformer : IPredictionTransformer<PeftText
             var active = activeColumns.Select(c => c.Index).ToHashSet();
             var appended = Enumerable.Range(InputSchema.Count, parent.predictions.Count).Select(active.Contains).ToArray();
             Func<float[]> logits = appended.Any(a => a)
-                ? new ScoredDataView.RowLogits(input, texts, parent.Scorer).Current
+                ? new BatchPredictionDataView<float[]>.RowPredictions(input, texts, parent.Scorer).Current
                 : () => throw new InvalidOperationException("no prediction column is active");
             return new AppendedPredictionRow<float[]>(input, OutputSchema, appended, parent.predictions, logits);
         }
