@@ -4,10 +4,11 @@ namespace Microsoft.ML.Peft;
 
 /// <summary>
 /// The lazy output of a transformer that appends per-row predictions of its texts
-/// (<see cref="EnsembleTextClassificationTransformer.Transform"/>, <see cref="LaplaceCalibratorTransformer.Transform"/>):
-/// the input rows plus the appended columns. As in <see cref="ScoredDataView"/>, an unshuffled cursor predicts ahead in
-/// batches through a second cursor over the text columns (same rows, same order); a shuffled cursor and the row mapper
-/// predict row by row.
+/// (<see cref="PeftTextClassificationTransformer.Transform"/>, <see cref="EnsembleTextClassificationTransformer.Transform"/>,
+/// <see cref="LaplaceCalibratorTransformer.Transform"/>): the input rows plus the appended columns. When a cursor first
+/// needs row p, a second cursor over the text columns reads rows p, p+1, … (up to the predictor's batch size) and predicts
+/// them in one call. This relies on two unshuffled cursors over a view visiting the same rows in the same order, as
+/// ML.NET views do; a shuffled cursor (a non-null <see cref="Random"/>) and the row mapper predict row by row.
 /// </summary>
 internal sealed class BatchPredictionDataView<TPrediction> : IDataView
     where TPrediction : class
@@ -27,6 +28,9 @@ internal sealed class BatchPredictionDataView<TPrediction> : IDataView
     }
 
     public DataViewSchema Schema { get; }
+
+    /// <summary>The transformer that produced this view (a following <see cref="LaplaceCalibrator"/> finds its classifier here).</summary>
+    internal ITransformer? Source { get; init; }
 
     public bool CanShuffle => input.CanShuffle;
 

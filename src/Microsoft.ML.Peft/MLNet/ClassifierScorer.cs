@@ -6,7 +6,7 @@ namespace Microsoft.ML.Peft;
 /// Scores texts with a trained backend: the training-time encoding, then logits in batches of
 /// <see cref="BatchSize"/> without autograd. Calls are serialised (the model's modules hold per-call state).
 /// </summary>
-internal sealed class ClassifierScorer
+internal sealed class ClassifierScorer : IBatchTextPredictor<float[]>
 {
     private readonly object gate = new();
 
@@ -39,4 +39,6 @@ internal sealed class ClassifierScorer
         }
         lock (gate) return ClassifierInference.PredictLogits(Backend, ids, types, Backend.PaddingId, BatchSize);
     }
+
+    float[][] IBatchTextPredictor<float[]>.Predict(IReadOnlyList<string> sentence1, IReadOnlyList<string>? sentence2) => Logits(sentence1, sentence2);
 }

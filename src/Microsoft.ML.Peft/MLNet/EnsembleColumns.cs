@@ -25,8 +25,6 @@ internal sealed class EnsembleColumns : IAppendedColumns<EnsembleRowPrediction>
 
     public string MutualInformation { get; }
 
-    private bool Binary => Names.Kind == ClassificationKind.Binary;
-
     /// <summary>Number of appended columns.</summary>
     public int Count => predictions.Count + 2;
 
@@ -49,35 +47,6 @@ internal sealed class EnsembleColumns : IAppendedColumns<EnsembleRowPrediction>
         int p = predictions.Count;
         if (index == p) return (ValueGetter<float>)((ref float dst) => dst = (float)row().Entropy);
         if (index == p + 1) return (ValueGetter<float>)((ref float dst) => dst = (float)row().MutualInformation);
-        if (Binary)
-        {
-            return index switch
-            {
-                0 => (ValueGetter<float>)((ref float dst) => dst = (float)row().LogOdds),
-                1 => (ValueGetter<float>)((ref float dst) => dst = (float)row().Probabilities[1]),
-                _ => (ValueGetter<bool>)((ref bool dst) => dst = row().LogOdds > 0),
-            };
-        }
-        if (index == 0)
-        {
-            return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) =>
-            {
-                var values = row().Probabilities;
-                var editor = VBufferEditor.Create(ref dst, values.Length);
-                for (int i = 0; i < values.Length; i++) editor.Values[i] = (float)values[i];
-                dst = editor.Commit();
-            });
-        }
-        return (ValueGetter<uint>)((ref uint dst) => dst = (uint)ArgMax(row().Probabilities) + 1);
-    }
-
-    private static int ArgMax(double[] p)
-    {
-        int best = 0;
-        for (int i = 1; i < p.Length; i++)
-        {
-            if (p[i] > p[best]) best = i;
-        }
-        return best;
+        return predictions.MakeGetter(index, () => row().Probabilities, () => row().LogOdds);
     }
 }

@@ -4,7 +4,7 @@ namespace Microsoft.ML.Peft;
 
 /// <summary>
 /// The columns a transformer appends after its input's, read from one row's prediction
-/// (<see cref="EnsembleColumns"/>, <see cref="LaplaceCalibratorColumns"/>).
+/// (<see cref="PredictionColumns"/>, <see cref="EnsembleColumns"/>, <see cref="LaplaceCalibratorColumns"/>).
 /// </summary>
 internal interface IAppendedColumns<TPrediction>
 {

@@ -1,7 +1,8 @@
 namespace Microsoft.ML.Peft;
 
 /// <summary>
-/// Texts → one prediction per row, in batches (<see cref="EnsembleScorer"/>, <see cref="LaplaceCalibratorPredictor"/>):
+/// Texts → one prediction per row, in batches (<see cref="ClassifierScorer"/>'s logits, <see cref="EnsembleScorer"/>,
+/// <see cref="LaplaceCalibratorPredictor"/>):
 /// what <see cref="BatchPredictionDataView{TPrediction}"/> needs to predict ahead of its cursor.
 /// </summary>
 internal interface IBatchTextPredictor<TPrediction>

@@ -72,7 +72,7 @@ public sealed partial class LaplaceCalibrator : IEstimator<LaplaceCalibratorTran
     {
         ArgumentNullException.ThrowIfNull(input);
         options.Validate();
-        var lora = classifier ?? (input as ScoredDataView)?.Source as LoraTextClassificationTransformer
+        var lora = classifier ?? (input as BatchPredictionDataView<float[]>)?.Source as LoraTextClassificationTransformer
             ?? throw new ArgumentException("LaplaceCalibrator: Fit needs the output of a LoRA text classifier (place the calibrator right after " +
                 "LoraTextClassification in the chain) or a classifier given to the constructor.", nameof(input));
         if (kind is { } k && k != lora.Columns.Kind)

@@ -54,32 +54,8 @@ internal sealed class LaplaceCalibratorColumns : IAppendedColumns<LaplaceRowPred
         if (index == p + 1)
         {
             if (Binary) return (ValueGetter<float>)((ref float dst) => dst = (float)row().MarginVariance);
-            return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) => Write(row().LogitVariances, ref dst));
+            return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) => PredictionColumns.Write(row().LogitVariances, ref dst));
         }
-        if (Binary)
-        {
-            return index switch
-            {
-                0 => (ValueGetter<float>)((ref float dst) => dst = (float)row().LogOdds),
-                1 => (ValueGetter<float>)((ref float dst) => dst = (float)row().Probabilities[1]),
-                _ => (ValueGetter<bool>)((ref bool dst) => dst = row().LogOdds > 0),
-            };
-        }
-        if (index == 0) return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) => Write(row().Probabilities, ref dst));
-        return (ValueGetter<uint>)((ref uint dst) => dst = (uint)ArgMax(row().Probabilities) + 1);
-    }
-
-    private static int ArgMax(double[] p)
-    {
-        int best = 0;
-        for (int i = 1; i < p.Length; i++) if (p[i] > p[best]) best = i;
-        return best;
-    }
-
-    private static void Write(double[] values, ref VBuffer<float> dst)
-    {
-        var editor = VBufferEditor.Create(ref dst, values.Length);
-        for (int i = 0; i < values.Length; i++) editor.Values[i] = (float)values[i];
-        dst = editor.Commit();
+        return predictions.MakeGetter(index, () => row().Probabilities, () => row().LogOdds);
     }
 }

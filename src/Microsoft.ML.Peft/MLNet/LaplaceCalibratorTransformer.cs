@@ -85,7 +85,7 @@ public sealed class LaplaceCalibratorTransformer : ITransformer
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        return new Mapper(this, inputSchema, Classifier.Columns.Bind(inputSchema, "the input schema", needLabel: false));
+        return new AppendedPredictionMapper<LaplaceRowPrediction>(inputSchema, Classifier.Columns.Bind(inputSchema, "the input schema", needLabel: false), Predictor, columns);
     }
 
     /// <summary>
@@ -103,32 +103,6 @@ public sealed class LaplaceCalibratorTransformer : ITransformer
         throw new NotSupportedException(
             "ML.NET's Model.Save cannot store a LaplaceCalibratorTransformer (third-party transformers cannot write model files). " +
             "Use Microsoft.ML.Peft.PeftModelPersistence.Save(mlContext, model, inputSchema, path) instead.");
-
-    private sealed class Mapper(LaplaceCalibratorTransformer parent, DataViewSchema inputSchema, BoundColumns texts) : IRowToRowMapper
-    {
-        public DataViewSchema InputSchema { get; } = inputSchema;
-
-        public DataViewSchema OutputSchema { get; } = parent.columns.OutputSchema(inputSchema);
-
-        public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
-        {
-            var list = dependingColumns.ToList();
-            var result = list.Where(c => c.Index < InputSchema.Count).Select(c => InputSchema[c.Index]).ToList();
-            if (list.Any(c => c.Index >= InputSchema.Count)) result.AddRange(texts.Texts);
-            return result.DistinctBy(c => c.Index);
-        }
-
-        public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
-        {
-            ArgumentNullException.ThrowIfNull(input);
-            var active = activeColumns.Select(c => c.Index).ToHashSet();
-            var appended = Enumerable.Range(InputSchema.Count, parent.columns.Count).Select(active.Contains).ToArray();
-            Func<LaplaceRowPrediction> current = appended.Any(a => a)
-                ? new BatchPredictionDataView<LaplaceRowPrediction>.RowPredictions(input, texts, parent.Predictor).Current
-                : () => throw new InvalidOperationException("no prediction column is active");
-            return new AppendedPredictionRow<LaplaceRowPrediction>(input, OutputSchema, appended, parent.columns, current);
-        }
-    }
 }
 
 /// <summary>The calibrator's own settings that outlive Fit (saved with the posterior).</summary>

@@ -66,14 +66,14 @@ public class PeftTextClassificationTransformer : IPredictionTransformer<PeftText
     {
         ArgumentNullException.ThrowIfNull(input);
         var texts = Columns.Bind(input.Schema, "the data to transform", needLabel: false);
-        return new ScoredDataView(input, Scorer, predictions, texts) { Source = this };
+        return new BatchPredictionDataView<float[]>(input, Scorer, predictions, texts) { Source = this };
     }
 
     /// <summary>A mapper that scores one row at a time (used by the prediction engine).</summary>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        return new Mapper(this, inputSchema, Columns.Bind(inputSchema, "the input schema", needLabel: false));
+        return new AppendedPredictionMapper<float[]>(inputSchema, Columns.Bind(inputSchema, "the input schema", needLabel: false), Scorer, predictions);
     }
 
     /// <summary>Writes the adapter (and classification head) in Hugging Face PEFT format: adapter_config.json and adapter_model.safetensors.</summary>
@@ -95,30 +95,4 @@ public class PeftTextClassificationTransformer : IPredictionTransformer<PeftText
     /// <summary>The transformer for fitted or loaded parts: LoRA adapters keep their named type.</summary>
     internal static PeftTextClassificationTransformer Create(ClassifierParts parts) =>
         parts.Backend.PeftType == "LORA" ? new LoraTextClassificationTransformer(parts) : new PeftTextClassificationTransformer(parts);
-
-    private sealed class Mapper(PeftTextClassificationTransformer parent, DataViewSchema inputSchema, BoundColumns texts) : IRowToRowMapper
-    {
-        public DataViewSchema InputSchema { get; } = inputSchema;
-
-        public DataViewSchema OutputSchema { get; } = parent.predictions.OutputSchema(inputSchema);
-
-        public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
-        {
-            var list = dependingColumns.ToList();
-            var result = list.Where(c => c.Index < InputSchema.Count).Select(c => InputSchema[c.Index]).ToList();
-            if (list.Any(c => c.Index >= InputSchema.Count)) result.AddRange(texts.Texts);
-            return result.DistinctBy(c => c.Index);
-        }
-
-        public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
-        {
-            ArgumentNullException.ThrowIfNull(input);
-            var active = activeColumns.Select(c => c.Index).ToHashSet();
-            var appended = Enumerable.Range(InputSchema.Count, parent.predictions.Count).Select(active.Contains).ToArray();
-            Func<float[]> logits = appended.Any(a => a)
-                ? new ScoredDataView.RowLogits(input, texts, parent.Scorer).Current
-                : () => throw new InvalidOperationException("no prediction column is active");
-            return new PredictionRow(input, OutputSchema, appended, parent.predictions, logits);
-        }
-    }
 }

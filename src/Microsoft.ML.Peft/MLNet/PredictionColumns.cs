@@ -7,7 +7,7 @@ namespace Microsoft.ML.Peft;
 /// The columns a LoRA text classifier appends, their types and annotations (as ML.NET's scorers emit them), and the
 /// getters that turn one row's logits into their values.
 /// </summary>
-internal sealed class PredictionColumns
+internal sealed class PredictionColumns : IAppendedColumns<float[]>
 {
     private readonly TextClassificationColumns names;
     private readonly int numLabels;
@@ -78,6 +78,45 @@ internal sealed class PredictionColumns
             1 => (ValueGetter<float>)((ref float dst) => dst = (float)(1 / (1 + Math.Exp(-Margin(logits()))))),
             _ => (ValueGetter<bool>)((ref bool dst) => dst = Margin(logits()) > 0),
         };
+    }
+
+    /// <summary>
+    /// The getter of appended column <paramref name="index"/> from a predictive distribution instead of logits (an
+    /// ensemble's mean, a Laplace predictive). Binary: Score = <paramref name="logOdds"/> ln(p₁/p₀) (so Probability =
+    /// σ(Score) as for the classifier), Probability = p₁, PredictedLabel = Score &gt; 0. Multiclass: Score =
+    /// <paramref name="probabilities"/>, PredictedLabel = the most probable class (1-based key, first on ties).
+    /// </summary>
+    public Delegate MakeGetter(int index, Func<double[]> probabilities, Func<double> logOdds)
+    {
+        if (names.Kind == ClassificationKind.Multiclass)
+        {
+            if (index == 0) return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) => Write(probabilities(), ref dst));
+            return (ValueGetter<uint>)((ref uint dst) => dst = (uint)ArgMax(probabilities()) + 1);
+        }
+        return index switch
+        {
+            0 => (ValueGetter<float>)((ref float dst) => dst = (float)logOdds()),
+            1 => (ValueGetter<float>)((ref float dst) => dst = (float)probabilities()[1]),
+            _ => (ValueGetter<bool>)((ref bool dst) => dst = logOdds() > 0),
+        };
+    }
+
+    /// <summary>Writes <paramref name="values"/> as a dense float vector into <paramref name="dst"/>.</summary>
+    internal static void Write(double[] values, ref VBuffer<float> dst)
+    {
+        var editor = VBufferEditor.Create(ref dst, values.Length);
+        for (int i = 0; i < values.Length; i++) editor.Values[i] = (float)values[i];
+        dst = editor.Commit();
+    }
+
+    private static int ArgMax(double[] p)
+    {
+        int best = 0;
+        for (int i = 1; i < p.Length; i++)
+        {
+            if (p[i] > p[best]) best = i;
+        }
+        return best;
     }
 
     /// <summary>logit₁ − logit₀ in double: the binary raw score (log-odds of the positive class).</summary>
