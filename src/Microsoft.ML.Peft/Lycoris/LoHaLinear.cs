@@ -27,7 +27,6 @@ public sealed class LoHaLinear : LycorisLinear
     public LoHaLinear(LinearLayer baseLayer)
         : base(baseLayer)
     {
-        if (baseLayer is ITunerLayer) throw new ArgumentException($"cannot wrap a {baseLayer.GetType().Name} in a LoHaLinear", nameof(baseLayer));
         w1A = AddParameterDict("hada_w1_a");
         w1B = AddParameterDict("hada_w1_b");
         w2A = AddParameterDict("hada_w2_a");

@@ -30,7 +30,6 @@ public sealed class LoKrLinear : LycorisLinear
     public LoKrLinear(LinearLayer baseLayer)
         : base(baseLayer)
     {
-        if (baseLayer is ITunerLayer) throw new ArgumentException($"cannot wrap a {baseLayer.GetType().Name} in a LoKrLinear", nameof(baseLayer));
         w1 = AddParameterDict("lokr_w1");
         w1A = AddParameterDict("lokr_w1_a");
         w1B = AddParameterDict("lokr_w1_b");

@@ -21,10 +21,11 @@ public abstract class LycorisLinear : TunerLinearLayer
     private readonly Dictionary<string, LycorisAdapterSettings> settings = new(StringComparer.Ordinal);
     private readonly List<string> names = [];
 
-    /// <summary>Wraps <paramref name="baseLayer"/> (no adapters yet).</summary>
+    /// <summary>Wraps <paramref name="baseLayer"/> (no adapters yet); a layer that already carries adapters is refused.</summary>
     protected LycorisLinear(LinearLayer baseLayer)
         : base(baseLayer)
     {
+        if (baseLayer is ITunerLayer) throw new ArgumentException($"cannot wrap a {baseLayer.GetType().Name} in a {GetType().Name}", nameof(baseLayer));
     }
 
     /// <inheritdoc/>

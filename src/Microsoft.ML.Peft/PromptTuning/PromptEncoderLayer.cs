@@ -12,14 +12,9 @@ namespace Microsoft.ML.Peft.PromptTuning;
 /// active one into the backbone's forward as input tokens or as key/value prefixes (<see cref="IPromptSource"/>).
 /// Only one prompt adapter can be active at a time (as in PEFT); none can be merged into weights.
 /// </summary>
-public sealed class PromptEncoderLayer : Module, ITunerLayer, IPromptSource
+public sealed class PromptEncoderLayer : SingleActiveTunerLayer, IPromptSource
 {
-    private readonly Dictionary<string, ModuleSlot<VirtualTokenEncoder>> encoders = new(StringComparer.Ordinal);
-    private readonly List<string> order = [];
     private readonly PromptGeometry geometry;
-    private readonly Module emptyBase = new PromptPlumbing.EmptyModule();
-    private readonly List<string> active = [];
-    private bool enabled = true;
 
     /// <summary>A layer for a backbone of <paramref name="geometry"/>.</summary>
     public PromptEncoderLayer(PromptGeometry geometry)
@@ -32,13 +27,12 @@ public sealed class PromptEncoderLayer : Module, ITunerLayer, IPromptSource
     public void Add(string adapterName, VirtualTokenEncoder encoder)
     {
         ArgumentNullException.ThrowIfNull(encoder);
-        if (encoders.ContainsKey(adapterName)) throw new InvalidOperationException($"prompt adapter '{adapterName}' already exists");
+        ThrowIfExists(adapterName);
         int expected = encoder.IsPrefix ? geometry.Layers * 2 * geometry.KeyValueHeads * geometry.HeadDim : geometry.HiddenSize;
         if (encoder.Width != expected)
             throw new PeftConfigException($"prompt adapter '{adapterName}' produces vectors of {encoder.Width} values but {geometry.Architecture} needs {expected}");
         // Adapters are direct children, so parameter names read as PEFT's "prompt_encoder.default.embedding.weight".
-        encoders.Add(adapterName, RegisterModule(adapterName, encoder));
-        order.Add(adapterName);
+        AddAdapter(adapterName, encoder);
     }
 
     /// <summary>
@@ -64,87 +58,36 @@ public sealed class PromptEncoderLayer : Module, ITunerLayer, IPromptSource
     }
 
     /// <summary>The encoder of <paramref name="adapterName"/>.</summary>
-    public VirtualTokenEncoder Encoder(string adapterName) => encoders.TryGetValue(adapterName, out var slot)
-        ? slot.Module
-        : throw new KeyNotFoundException($"prompt adapter '{adapterName}' does not exist (adapters: {string.Join(", ", order)})");
+    public VirtualTokenEncoder Encoder(string adapterName) => (VirtualTokenEncoder)Adapter(adapterName);
 
     /// <inheritdoc/>
-    public Module BaseLayer => emptyBase;
+    protected override string AdapterKind => "prompt adapter";
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> AdapterNames => order;
+    protected override string MergeRefusal => "soft prompts (prompt tuning, P-tuning, prefix tuning) cannot be merged into the model's weights";
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> ActiveAdapters => active;
+    public int InputPromptLength => ActiveEncoder is { IsPrefix: false } e ? e.NumVirtualTokens : 0;
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> MergedAdapters => [];
+    public int PrefixLength => ActiveEncoder is { IsPrefix: true } e ? e.NumVirtualTokens : 0;
 
     /// <inheritdoc/>
-    public bool AdaptersEnabled
-    {
-        get => enabled;
-        set
-        {
-            if (!value)
-            {
-                foreach (var name in AdapterNames) SetAdapterTrainable(name, false);
-            }
-            enabled = value;
-        }
-    }
-
-    /// <inheritdoc/>
-    public int InputPromptLength => Current is { IsPrefix: false } e ? e.NumVirtualTokens : 0;
-
-    /// <inheritdoc/>
-    public int PrefixLength => Current is { IsPrefix: true } e ? e.NumVirtualTokens : 0;
-
-    /// <inheritdoc/>
-    public Tensor InputPrompt() => Current?.Compute() ?? throw new InvalidOperationException("no prompt adapter is active");
+    public Tensor InputPrompt() => ActiveEncoder?.Compute() ?? throw new InvalidOperationException("no prompt adapter is active");
 
     /// <inheritdoc/>
     /// <remarks>PEFT's view [n, 2L, kvH, d] permuted to [2L, kvH, n, d] (a strided view; the attention copies it in front of its keys).</remarks>
     public Tensor PrefixKeyValues()
     {
-        var table = Current?.Compute() ?? throw new InvalidOperationException("no prompt adapter is active");
+        var table = ActiveEncoder?.Compute() ?? throw new InvalidOperationException("no prompt adapter is active");
         int n = table.Size(0);
         return table.Reshape(n, 2 * geometry.Layers, geometry.KeyValueHeads, geometry.HeadDim).Permute(1, 2, 0, 3);
     }
 
-    private VirtualTokenEncoder? Current => enabled && active.Count == 1 ? Encoder(active[0]) : null;
+    private VirtualTokenEncoder? ActiveEncoder => (VirtualTokenEncoder?)Current;
 
     /// <inheritdoc/>
-    public void SetActiveAdapters(IReadOnlyList<string> adapterNames, bool trainable, bool ignoreMissing = false)
-    {
-        ArgumentNullException.ThrowIfNull(adapterNames);
-        var chosen = new List<string>();
-        foreach (var name in adapterNames)
-        {
-            if (encoders.ContainsKey(name)) chosen.Add(name);
-            else if (!ignoreMissing) throw new KeyNotFoundException($"prompt adapter '{name}' does not exist (adapters: {string.Join(", ", AdapterNames)})");
-        }
-        if (chosen.Count > 1)
-            throw new InvalidOperationException($"only one prompt-learning adapter can be active at a time; asked for [{string.Join(", ", chosen)}]");
-        active.Clear();
-        active.AddRange(chosen);
-        foreach (var name in AdapterNames) SetAdapterTrainable(name, trainable && enabled && active.Contains(name));
-    }
-
-    /// <inheritdoc/>
-    public void SetAdapterTrainable(string adapterName, bool trainable) => Encoder(adapterName).SetRequiresGrad(trainable);
-
-    /// <inheritdoc/>
-    public void Merge(IReadOnlyList<string>? adapterNames = null, bool safeMerge = false) =>
-        throw new InvalidOperationException("soft prompts (prompt tuning, P-tuning, prefix tuning) cannot be merged into the model's weights");
-
-    /// <inheritdoc/>
-    public void Unmerge()
-    {
-    }
-
-    /// <inheritdoc/>
-    public IEnumerable<(string Suffix, Tensor Tensor)> AdapterTensors(string adapterName)
+    public override IEnumerable<(string Suffix, Tensor Tensor)> AdapterTensors(string adapterName)
     {
         yield return (PromptTuningModel.PromptEmbeddingsKey, Encoder(adapterName).SavedTable());
     }
