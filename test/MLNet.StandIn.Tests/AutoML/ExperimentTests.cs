@@ -126,16 +126,22 @@ public sealed class ExperimentTests
     public void TimeLimitStopsTheLoop()
     {
         var ml = new MLContext(1);
+        // Three instant trials, then one that only the 1 s limit can end: the count is exact whatever the machine's
+        // load, and the 60 s guard only catches a limit that never fires (the loop would otherwise hang).
+        double[] losses = [3, 1, 2];
         var runner = new DelegateRunner(async (s, ct) =>
         {
-            await Task.Delay(100, ct);
-            return new TrialResult { TrialSettings = s, Loss = 1 };
+            if (s.TrialId < losses.Length) return new TrialResult { TrialSettings = s, Loss = losses[s.TrialId] };
+            await Task.Delay(Timeout.Infinite, ct);
+            return new TrialResult { TrialSettings = s };
         });
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        var best = Experiment(ml, out _).SetTrialRunner(runner).SetTrainingTimeInSeconds(1).Run();
-        Assert.IsTrue(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
-        Assert.IsTrue(runner.Seen.Count is >= 3 and <= 11, $"{runner.Seen.Count} trials in ~1 s of 100 ms trials");
-        Assert.AreEqual(1.0, best.Loss);
+        var run = Experiment(ml, out _).SetTrialRunner(runner).SetTrainingTimeInSeconds(1).RunAsync();
+        Assert.IsTrue(run.Wait(TimeSpan.FromSeconds(60)), "the time limit never stopped the loop");
+        Assert.IsGreaterThanOrEqualTo(0.9, watch.Elapsed.TotalSeconds, "the loop ran until the limit");
+        Assert.HasCount(4, runner.Seen, "three finished trials and the one the limit cancelled");
+        Assert.AreEqual(1, run.Result.TrialSettings.TrialId);
+        Assert.AreEqual(1.0, run.Result.Loss);
     }
 
     [TestMethod]

@@ -283,6 +283,13 @@ public sealed class SvgdLoraEstimatorTests
             Assert.AreEqual(sum[i, 1] / 5, rows[i].Score[1], 1e-6, $"row {i}");
         }
         Assert.IsTrue(rows.All(r => r.MutualInformation > 0), "dropout passes disagree on every row");
+        // Mutual information from the hand-run passes, in double: entropy of the mean − mean of the passes' entropies.
+        for (int i = 0; i < rows.Count; i++)
+        {
+            var each = passes.Select(logits => ClassifierInference.Softmax(logits.AsSpan(2 * i, 2)).Select(v => (double)v).ToArray()).ToList();
+            double expected = Entropy([sum[i, 0] / 5, sum[i, 1] / 5]) - each.Average(Entropy);
+            Assert.AreEqual(expected, rows[i].MutualInformation, 1e-6, $"row {i} mutual information");
+        }
 
         string path = Path.Combine(Path.GetTempPath(), $"peft-mcd-{Guid.NewGuid():N}.zip");
         try

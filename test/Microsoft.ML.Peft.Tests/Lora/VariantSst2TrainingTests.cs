@@ -59,17 +59,24 @@ public sealed class VariantSst2TrainingTests
         var lines = File.ReadLines(Path.Combine(TestPaths.Data, "sst2", "train.tsv")).Skip(1).Take(16).Select(l => l.Split('\t')).ToList();
         var batch = TokenBatch.Collate(lines.Select(l => tokenizer.EncodeToIds(l[0]).ToArray()).ToList(), null, padding);
         var labels = Tensor.FromInt32(lines.Select(l => int.Parse(l[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray(), lines.Count);
-        var peft = PeftModel.Inject(model, config, generator: new Generator(11));
-        var hooks = AdapterTrainingHooks.Create(peft, Steps, loraPlusRatio);
-        var optimizer = new AdamW(hooks.ParameterGroups(peft), learningRate: learningRate, weightDecay: 0);
-        model.Eval(); // no base dropout: the loss curve depends on the adapter only
         float TaskLoss()
         {
             using var scope = TensorScope.Begin();
             return model.Forward(batch.InputIds, batch.AttentionMask, null, batch.BatchSize, batch.SequenceLength).CrossEntropy(labels).Item();
         }
 
+        model.Eval();
+        float baseLoss = TaskLoss();
+        var peft = PeftModel.Inject(model, config, generator: new Generator(11));
+        var hooks = AdapterTrainingHooks.Create(peft, Steps, loraPlusRatio);
+        var optimizer = new AdamW(hooks.ParameterGroups(peft), learningRate: learningRate, weightDecay: 0);
+        model.Eval(); // no base dropout: the loss curve depends on the adapter only
+
+        // Every variant starts as the identity (PEFT zero-initialises B, λ_b, E, hada_w2_b or lokr_w2; DoRA's magnitude
+        // is ‖W‖; OLoRA subtracts its start from W), so the loss before training is the bare model's, computed above
+        // without any adapter in the graph. float rounding only (OLoRA's residual W − sBA re-rounds the base weight).
         float first = TaskLoss();
+        Assert.AreEqual(baseLoss, first, 1e-5 * (1 + baseLoss), $"{method}: the injected adapter is not the identity at init");
         for (int step = 0; step < Steps; step++)
         {
             using (TensorScope.Begin())

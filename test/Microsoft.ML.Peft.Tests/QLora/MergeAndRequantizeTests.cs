@@ -60,7 +60,18 @@ public sealed class MergeAndRequantizeTests
                 double absmax = 0;
                 for (int i = start; i < end; i++) absmax = Math.Max(absmax, Math.Abs(reference[i]));
                 for (int i = start; i < end; i++)
+                {
                     Assert.IsTrue(Math.Abs(values[i] - reference[i]) <= 0.5 * nf4MaxGap * absmax * (1 + 1e-5) + 1e-7, $"{name}[{i}]: {values[i]} vs {reference[i]}");
+                    // Exactly: the published NF4 level nearest to w / absmax, times absmax. The merged weight the
+                    // quantizer saw differs from the double reference by ~1e-6, so within 1e-5 of a midpoint either
+                    // neighbour is right.
+                    double x = reference[i] / absmax;
+                    var byDistance = PublishedNf4.Select(level => (Level: level, Distance: Math.Abs(x - level))).OrderBy(c => c.Distance).ToArray();
+                    bool nearTie = byDistance[1].Distance - byDistance[0].Distance < 1e-5;
+                    bool isNearest = Math.Abs(values[i] - byDistance[0].Level * absmax) <= 1e-5 * absmax;
+                    bool isSecond = nearTie && Math.Abs(values[i] - byDistance[1].Level * absmax) <= 1e-5 * absmax;
+                    Assert.IsTrue(isNearest || isSecond, $"{name}[{i}]: {values[i]} is not NF4 level {byDistance[0].Level} × absmax {absmax} = {byDistance[0].Level * absmax}");
+                }
             }
         }
         if (requantize) Assert.IsTrue(report.MaxLogitChangeFromRequantization > 0f);
@@ -110,6 +121,14 @@ public sealed class MergeAndRequantizeTests
         }
         return (model, expected);
     }
+
+    /// <summary>NF4 as published with QLoRA (Dettmers et al. 2023, appendix E; bitsandbytes' table), typed in here.</summary>
+    private static readonly double[] PublishedNf4 =
+    [
+        -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
+        -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+        0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+    ];
 
     private static float MaxGap(ReadOnlySpan<float> levels)
     {
