@@ -90,7 +90,7 @@ public sealed class KroneckerFactorAccumulator
             int count = Math.Min(LowRankChunkRows, rowCount - start);
             double[] chunk = Augmented(rows.Slice(start * _inputWidth, count * _inputWidth), count);
             if (IsLowRank) Fold(chunk, count);
-            else AddGram(chunk, count, Size, _sum!);
+            else DenseMatrix.AddOuterProducts(chunk, count, Size, 1.0, _sum);
         }
         SampleCount += rowCount;
     }
@@ -176,30 +176,6 @@ public sealed class KroneckerFactorAccumulator
         double s = 1 / Math.Sqrt(SampleCount);
         for (int i = 0; i < scaled.Length; i++) scaled[i] *= s;
         return KroneckerFactorEigenbasis.FromRoot(scaled, Size, _rootColumns, Name);
-    }
-
-    /// <summary>
-    /// target += XᵀX for X (count×size, row-major), exactly symmetric. Why not one axpy per row and column: with LoRA's
-    /// small sides (r, or 64-wide inputs) and hundreds of token rows that is ~size·count tiny vector calls; transposing
-    /// once and taking size²/2 dot products of length count keeps every call long enough to run at full SIMD width.
-    /// </summary>
-    private static void AddGram(double[] x, int count, int size, double[] target)
-    {
-        var columns = new double[size * count];
-        for (int r = 0; r < count; r++)
-        {
-            for (int i = 0; i < size; i++) columns[i * count + r] = x[r * size + i];
-        }
-        for (int i = 0; i < size; i++)
-        {
-            ReadOnlySpan<double> ci = columns.AsSpan(i * count, count);
-            for (int j = i; j < size; j++)
-            {
-                double dot = System.Numerics.Tensors.TensorPrimitives.Dot(ci, columns.AsSpan(j * count, count));
-                target[i * size + j] += dot;
-                if (j != i) target[j * size + i] = target[i * size + j];
-            }
-        }
     }
 
     private void Fold(double[] chunk, int count)
