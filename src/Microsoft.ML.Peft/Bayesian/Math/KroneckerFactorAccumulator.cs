@@ -124,9 +124,24 @@ public sealed class KroneckerFactorAccumulator
     /// </summary>
     public static double[] SinglePrecisionGram(ReadOnlySpan<float> rows, int rowCount, int width)
     {
-        if ((long)rowCount * width != rows.Length) throw new ArgumentException($"{rows.Length} values are not {rowCount} rows of {width}.", nameof(rows));
+        ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
         var gram = new double[width * width];
-        var chunk = new float[width * width];
+        SinglePrecisionGram(rows, rowCount, width, gram, new float[width * width]);
+        return gram;
+    }
+
+    /// <summary>
+    /// <see cref="SinglePrecisionGram(ReadOnlySpan{float}, int, int)"/> into caller-owned buffers (overwrites
+    /// <paramref name="gram"/>, width²; <paramref name="scratch"/> holds at least width² floats), so a fit that adds a
+    /// Gram per factor per batch allocates nothing per batch.
+    /// </summary>
+    internal static void SinglePrecisionGram(ReadOnlySpan<float> rows, int rowCount, int width, Span<double> gram, Span<float> scratch)
+    {
+        if ((long)rowCount * width != rows.Length) throw new ArgumentException($"{rows.Length} values are not {rowCount} rows of {width}.", nameof(rows));
+        if (gram.Length != width * width || scratch.Length < width * width)
+            throw new ArgumentException($"Gram buffers of {gram.Length} and {scratch.Length} values for width {width}; need {width * width} each.", nameof(gram));
+        gram.Clear();
+        var chunk = scratch[..(width * width)];
         for (int start = 0; start < rowCount; start += SinglePrecisionChunkRows)
         {
             int count = Math.Min(SinglePrecisionChunkRows, rowCount - start);
@@ -137,7 +152,6 @@ public sealed class KroneckerFactorAccumulator
                 for (int j = 0; j < width; j++) gram[i * width + j] += 0.5 * ((double)chunk[i * width + j] + chunk[j * width + i]);   // a GEMM's triangles may round differently
             }
         }
-        return gram;
     }
 
     /// <summary>The mean factor F/N as a dense matrix (materialises Size² values; for small factors and tests).</summary>
