@@ -77,6 +77,59 @@ public sealed class KroneckerFactorAccumulatorTests
     }
 
     [TestMethod]
+    public void SinglePrecisionGram_MatchesTheDoubleGram_AcrossChunks()
+    {
+        // 150 rows = chunks of 64, 64 and 22 rows: every chunk must be counted once, symmetrically.
+        const int rows = 150, width = 5;
+        float[] x = Gaussian(rows, width, seed: 30).Select(v => (float)v).ToArray();
+        var reference = ToMathNet(x.Select(v => (double)v).ToArray(), rows, width);
+        double[] expected = RowMajor(reference.TransposeThisAndMultiply(reference));   // entries up to ~190
+        double[] gram = KroneckerFactorAccumulator.SinglePrecisionGram(x, rows, width);
+        AssertClose(expected, gram, 1e-4, "XᵀX");   // float sums of ≤ 64 products: ~1e-5 here
+        for (int i = 0; i < width; i++)
+        {
+            for (int j = 0; j < i; j++) Assert.AreEqual(gram[j * width + i], gram[i * width + j], $"symmetric at ({i}, {j})");
+        }
+
+        // Two Grams added to an exact factor give the mean over all their rows.
+        var acc = new KroneckerFactorAccumulator(width, name: "A");
+        acc.AddGram(KroneckerFactorAccumulator.SinglePrecisionGram(x.AsSpan(0, 100 * width), 100, width), 100);
+        acc.AddGram(KroneckerFactorAccumulator.SinglePrecisionGram(x.AsSpan(100 * width), 50, width), 50);
+        Assert.AreEqual(150, acc.SampleCount);
+        AssertClose(expected.Select(v => v / rows).ToArray(), acc.MeanMatrix(), 1e-6, "A_mean");
+    }
+
+    [TestMethod]
+    public void SinglePrecisionGram_RankDeficientFactor_HasZeroNullEigenvalues()
+    {
+        // Rows in a 2-dimensional subspace of R^6: float rounding leaves tiny negative eigenvalues, which the
+        // single-precision tolerance must clamp to 0 rather than reject as indefinite.
+        const int rows = 200, width = 6;
+        var basis = ToMathNet(Gaussian(2, width, seed: 31), 2, width);
+        float[] x = RowMajor(ToMathNet(Gaussian(rows, 2, seed: 32), rows, 2) * basis).Select(v => (float)v).ToArray();
+        var acc = new KroneckerFactorAccumulator(width, name: "A");
+        acc.AddGram(KroneckerFactorAccumulator.SinglePrecisionGram(x, rows, width), rows);
+        KroneckerFactorEigenbasis eig = acc.ToEigenbasis();
+        var stacked = ToMathNet(x.Select(v => (double)v).ToArray(), rows, width);
+        var evd = (stacked.TransposeThisAndMultiply(stacked) / rows).Evd(Symmetricity.Symmetric);
+        Assert.AreEqual(evd.EigenValues[width - 1].Real, eig.Values[0], 1e-5 * eig.Values[0], "largest eigenvalue");
+        Assert.AreEqual(evd.EigenValues[width - 2].Real, eig.Values[1], 1e-5 * eig.Values[0], "second eigenvalue");
+        for (int j = 2; j < width; j++) Assert.AreEqual(0, eig.Values[j], 1e-5 * eig.Values[0], $"null eigenvalue {j}");
+    }
+
+    [TestMethod]
+    public void AddGram_RejectsLowRankFactorsAndWrongShapes()
+    {
+        var lowRank = new KroneckerFactorAccumulator(12, lowRankThreshold: 10, lowRankRank: 4, name: "G of v_proj");
+        var ex = Assert.ThrowsExactly<InvalidOperationException>(() => lowRank.AddGram(new double[144], 3));
+        StringAssert.Contains(ex.Message, "G of v_proj");
+        var exact = new KroneckerFactorAccumulator(3, name: "A of q_proj");
+        var shape = Assert.ThrowsExactly<ArgumentException>(() => exact.AddGram(new double[8], 3));
+        StringAssert.Contains(shape.Message, "A of q_proj");
+        Assert.AreEqual(0, exact.SampleCount);
+    }
+
+    [TestMethod]
     public void BadInput_NamesTheFactor()
     {
         var acc = new KroneckerFactorAccumulator(3, name: "layers.0.q_proj.lora_A input");

@@ -16,7 +16,9 @@ internal sealed class FisherCollector
     private readonly KroneckerFactorAccumulator[] inputFactors, outputFactors;
     private readonly double[][] diagonals;
     private readonly bool diagonal;
-    private readonly double[]?[] batchInputGrams;   // this batch's input XᵀX per matrix, shared by matrices with identical inputs
+    private readonly double[][] inputGrams, outputGrams;   // per matrix, this batch's XᵀX (exact factors only; reused every batch)
+    private readonly bool[] inputGramReady;                 // inputGrams[k] holds this batch's Gram (shared by identical inputs)
+    private readonly float[] gemmScratch;                   // the float GEMM's output, width² of the widest exact factor
 
     public FisherCollector(List<ProbedMatrix> matrices, LaplaceLoraOptions options)
     {
@@ -27,7 +29,11 @@ internal sealed class FisherCollector
         inputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.Width, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' input factor A")).ToArray();
         outputFactors = matrices.Select(m => new KroneckerFactorAccumulator(m.Out, false, options.LowRankThreshold, options.LowRankRank, $"'{m.Name}' output-gradient factor G")).ToArray();
         diagonals = matrices.Select(m => diagonal ? new double[m.Out * m.Width] : []).ToArray();
-        batchInputGrams = new double[matrices.Count][];
+        inputGrams = inputFactors.Select(f => f.IsLowRank ? [] : new double[f.Size * f.Size]).ToArray();
+        outputGrams = outputFactors.Select(f => f.IsLowRank ? [] : new double[f.Size * f.Size]).ToArray();
+        inputGramReady = new bool[matrices.Count];
+        int widest = inputFactors.Concat(outputFactors).Where(f => !f.IsLowRank).Select(f => f.Size).DefaultIfEmpty(0).Max();
+        gemmScratch = new float[widest * widest];
     }
 
     public int Examples { get; private set; }
@@ -55,7 +61,7 @@ internal sealed class FisherCollector
             {
                 RequireFinite(matrices[k].OutputGradients, matrices[k].Name, "output gradients", Examples);
                 if (diagonal) AddSquaredGradients(k, size);
-                else AddToFactor(outputFactors[k], matrices[k].OutputGradients, matrices[k].Rows, null);
+                else AddOutputRows(k);
             }
         }
         Examples += size;
@@ -64,7 +70,7 @@ internal sealed class FisherCollector
     private void Accumulate(int size)
     {
         using var timing = LaplacePhaseTimer.Measure(LaplacePhase.Factors);
-        Array.Clear(batchInputGrams);
+        Array.Clear(inputGramReady);
         for (int k = 0; k < matrices.Count; k++)
         {
             var m = matrices[k];
@@ -75,8 +81,8 @@ internal sealed class FisherCollector
             if (diagonal) AddSquaredGradients(k, size);
             else
             {
-                AddToFactor(inputFactors[k], m.Inputs, m.Rows, SharedInputGram(k));
-                AddToFactor(outputFactors[k], m.OutputGradients, m.Rows, null);
+                AddInputRows(k);
+                AddOutputRows(k);
             }
         }
     }
@@ -118,37 +124,50 @@ internal sealed class FisherCollector
     }
 
     /// <summary>
-    /// Exact factors take the batch's XᵀX from one GEMM (<paramref name="shared"/> when another matrix already computed
-    /// it for the same rows); low-rank factors fold the rows themselves.
+    /// Exact factors take the batch's XᵀX from float GEMMs into a reused buffer (shared with an earlier matrix that saw
+    /// the same input rows); low-rank factors fold the rows themselves.
     /// </summary>
-    private static void AddToFactor(KroneckerFactorAccumulator factor, float[] rows, int rowCount, double[]? shared)
-    {
-        if (factor.IsLowRank)
-        {
-            factor.AddRows(rows, rowCount);
-            return;
-        }
-        var gram = shared ?? GramOf(rows, rowCount, factor.Size);
-        factor.AddGram(gram, rowCount);
-    }
-
-    private static double[] GramOf(float[] rows, int rowCount, int width) => KroneckerFactorAccumulator.SinglePrecisionGram(rows, rowCount, width);
-
-    /// <summary>
-    /// The input Gram of matrix <paramref name="k"/> when an earlier matrix saw exactly the same input rows in this batch
-    /// (q_proj's and v_proj's lora_A read the same normalised hidden states): computed once, used by both. Null otherwise.
-    /// </summary>
-    private double[]? SharedInputGram(int k)
+    private void AddInputRows(int k)
     {
         var m = matrices[k];
-        if (inputFactors[k].IsLowRank) return null;
+        if (inputFactors[k].IsLowRank) inputFactors[k].AddRows(m.Inputs, m.Rows);
+        else inputFactors[k].AddGram(SharedInputGram(k), m.Rows);
+    }
+
+    private void AddOutputRows(int k)
+    {
+        var m = matrices[k];
+        if (outputFactors[k].IsLowRank)
+        {
+            outputFactors[k].AddRows(m.OutputGradients, m.Rows);
+            return;
+        }
+        KroneckerFactorAccumulator.SinglePrecisionGram(m.OutputGradients, m.Rows, m.Out, outputGrams[k], gemmScratch);
+        outputFactors[k].AddGram(outputGrams[k], m.Rows);
+    }
+
+    /// <summary>
+    /// The input Gram of exact matrix <paramref name="k"/>: an earlier matrix's when it saw exactly the same input rows in
+    /// this batch (q_proj's and v_proj's lora_A read the same normalised hidden states), computed once; else its own.
+    /// </summary>
+    private double[] SharedInputGram(int k)
+    {
+        var m = matrices[k];
         for (int j = 0; j < k; j++)
         {
             var other = matrices[j];
-            if (other.Width == m.Width && other.Rows == m.Rows && other.Inputs.AsSpan().SequenceEqual(m.Inputs))
-                return batchInputGrams[j] ??= GramOf(other.Inputs, other.Rows, other.Width);
+            if (!inputFactors[j].IsLowRank && other.Width == m.Width && other.Rows == m.Rows && other.Inputs.AsSpan().SequenceEqual(m.Inputs))
+                return InputGram(j);
         }
-        return batchInputGrams[k] = GramOf(m.Inputs, m.Rows, m.Width);
+        return InputGram(k);
+    }
+
+    private double[] InputGram(int k)
+    {
+        var m = matrices[k];
+        if (!inputGramReady[k]) KroneckerFactorAccumulator.SinglePrecisionGram(m.Inputs, m.Rows, m.Width, inputGrams[k], gemmScratch);
+        inputGramReady[k] = true;
+        return inputGrams[k];
     }
 
     private float[] Seed(float[] logits, int batch, int classes, int[] labels)

@@ -90,7 +90,7 @@ public sealed class KroneckerFactorAccumulator
             int count = Math.Min(LowRankChunkRows, rowCount - start);
             double[] chunk = Augmented(rows.Slice(start * _inputWidth, count * _inputWidth), count);
             if (IsLowRank) Fold(chunk, count);
-            else AddGram(chunk, count, Size, _sum!);
+            else DenseMatrix.AddOuterProducts(chunk, count, Size, 1.0, _sum);
         }
         SampleCount += rowCount;
     }
@@ -124,9 +124,24 @@ public sealed class KroneckerFactorAccumulator
     /// </summary>
     public static double[] SinglePrecisionGram(ReadOnlySpan<float> rows, int rowCount, int width)
     {
-        if ((long)rowCount * width != rows.Length) throw new ArgumentException($"{rows.Length} values are not {rowCount} rows of {width}.", nameof(rows));
+        ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
         var gram = new double[width * width];
-        var chunk = new float[width * width];
+        SinglePrecisionGram(rows, rowCount, width, gram, new float[width * width]);
+        return gram;
+    }
+
+    /// <summary>
+    /// <see cref="SinglePrecisionGram(ReadOnlySpan{float}, int, int)"/> into caller-owned buffers (overwrites
+    /// <paramref name="gram"/>, width²; <paramref name="scratch"/> holds at least width² floats), so a fit that adds a
+    /// Gram per factor per batch allocates nothing per batch.
+    /// </summary>
+    internal static void SinglePrecisionGram(ReadOnlySpan<float> rows, int rowCount, int width, Span<double> gram, Span<float> scratch)
+    {
+        if ((long)rowCount * width != rows.Length) throw new ArgumentException($"{rows.Length} values are not {rowCount} rows of {width}.", nameof(rows));
+        if (gram.Length != width * width || scratch.Length < width * width)
+            throw new ArgumentException($"Gram buffers of {gram.Length} and {scratch.Length} values for width {width}; need {width * width} each.", nameof(gram));
+        gram.Clear();
+        var chunk = scratch[..(width * width)];
         for (int start = 0; start < rowCount; start += SinglePrecisionChunkRows)
         {
             int count = Math.Min(SinglePrecisionChunkRows, rowCount - start);
@@ -137,7 +152,6 @@ public sealed class KroneckerFactorAccumulator
                 for (int j = 0; j < width; j++) gram[i * width + j] += 0.5 * ((double)chunk[i * width + j] + chunk[j * width + i]);   // a GEMM's triangles may round differently
             }
         }
-        return gram;
     }
 
     /// <summary>The mean factor F/N as a dense matrix (materialises Size² values; for small factors and tests).</summary>
@@ -176,30 +190,6 @@ public sealed class KroneckerFactorAccumulator
         double s = 1 / Math.Sqrt(SampleCount);
         for (int i = 0; i < scaled.Length; i++) scaled[i] *= s;
         return KroneckerFactorEigenbasis.FromRoot(scaled, Size, _rootColumns, Name);
-    }
-
-    /// <summary>
-    /// target += XᵀX for X (count×size, row-major), exactly symmetric. Why not one axpy per row and column: with LoRA's
-    /// small sides (r, or 64-wide inputs) and hundreds of token rows that is ~size·count tiny vector calls; transposing
-    /// once and taking size²/2 dot products of length count keeps every call long enough to run at full SIMD width.
-    /// </summary>
-    private static void AddGram(double[] x, int count, int size, double[] target)
-    {
-        var columns = new double[size * count];
-        for (int r = 0; r < count; r++)
-        {
-            for (int i = 0; i < size; i++) columns[i * count + r] = x[r * size + i];
-        }
-        for (int i = 0; i < size; i++)
-        {
-            ReadOnlySpan<double> ci = columns.AsSpan(i * count, count);
-            for (int j = i; j < size; j++)
-            {
-                double dot = System.Numerics.Tensors.TensorPrimitives.Dot(ci, columns.AsSpan(j * count, count));
-                target[i * size + j] += dot;
-                if (j != i) target[j * size + i] = target[i * size + j];
-            }
-        }
     }
 
     private void Fold(double[] chunk, int count)
