@@ -17,7 +17,7 @@ public static class CausalLmLoss
     /// <param name="model">The model.</param>
     /// <param name="batch">The batch.</param>
     /// <param name="chunkPositions">
-    /// 0: one [batch, seq, vocab] logits tensor. Otherwise the head and the loss run on this many positions at a time,
+    /// 0: one [batch, seq − 1, vocab] logits tensor. Otherwise the head and the loss run on this many positions at a time,
     /// each chunk under a checkpoint (<see cref="Checkpointing"/>): no more than a [batch, chunk, vocab] block of logits,
     /// softmax and logit gradient ever exists, recomputed in backward (one more head product per step). The result is
     /// the sum of the chunks' sums: equal to the plain one up to the order of the float additions.
@@ -25,18 +25,14 @@ public static class CausalLmLoss
     internal static Tensor Sum(CausalLanguageModel model, CausalLmBatch batch, int chunkPositions = 0)
     {
         // An input soft prompt (prompt tuning, P-tuning) adds n leading positions that predict no label (PEFT pads
-        // the labels with n × −100): only the real tokens' positions are scored.
+        // the labels with n × −100), and the last position predicts nothing: only the t − 1 predicting positions of the
+        // real tokens go through the vocabulary head.
         int t = batch.Labels.Size(1);
-        if (chunkPositions <= 0)
-        {
-            var logits = model.Forward(batch.InputIds, batch.AttentionMask);
-            if (logits.Size(1) != t) logits = logits.Narrow(1, logits.Size(1) - t, t);
-            var next = batch.Labels.Narrow(1, 1, t - 1).Contiguous();
-            return logits.Narrow(1, 0, t - 1).CrossEntropy(next, reduction: Reduction.Sum);
-        }
+        int predicting = t - 1;
         var hidden = model.Decoder.Forward(batch.InputIds, batch.AttentionMask);
-        if (hidden.Size(1) != t) hidden = hidden.Narrow(1, hidden.Size(1) - t, t);
-        int predicting = t - 1; // the last position predicts nothing
+        hidden = hidden.Narrow(1, hidden.Size(1) - t, predicting);
+        if (chunkPositions <= 0)
+            return model.Project(hidden).CrossEntropy(batch.Labels.Narrow(1, 1, predicting).Contiguous(), reduction: Reduction.Sum);
         Tensor? total = null;
         for (int start = 0; start < predicting; start += chunkPositions)
         {

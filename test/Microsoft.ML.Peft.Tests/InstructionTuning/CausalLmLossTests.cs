@@ -102,6 +102,49 @@ public sealed class CausalLmLossTests
     }
 
     [TestMethod]
+    [DataRow(0)]
+    [DataRow(2)]
+    [DataRow(5)]
+    public void Sum_WithAnInputSoftPrompt_ScoresOnlyTheRealTokens(int chunk)
+    {
+        // Prompt tuning puts 3 virtual tokens in front: the logits have 3 + seq positions and real token t's logits sit
+        // at 3 + t. Reference: each sequence alone through Forward, −log softmax in double at 3 + t − 1 for label t.
+        const int n = 3;
+        var model = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K);
+        Microsoft.ML.Peft.Tuners.PeftModel.Inject(model, new Microsoft.ML.Peft.PromptTuning.PromptTuningConfig { NumVirtualTokens = n }, "default", new Generator(6));
+        model.Eval();
+        CausalLmSequence[] sequences =
+        [
+            new([1, 403, 261, 290, 319, 13, 282, 2], [X, X, X, X, X, 13, 282, 2]),
+            new([1, 66, 77, 88], [X, X, 77, 88]),
+        ];
+        double expectedSum = 0;
+        using (TensorScope.Begin())
+        using (Autograd.NoGrad())
+        {
+            foreach (var s in sequences)
+            {
+                var output = model.Forward(Tensor.FromInt32(s.InputIds, 1, s.Length));
+                Assert.AreEqual(n + s.Length, output.Size(1), "the logits keep the virtual tokens' positions");
+                var logits = output.ToArray();
+                int v = model.VocabSize;
+                for (int t = 1; t < s.Length; t++)
+                {
+                    if (s.Labels[t] == X) continue;
+                    int row = (n + t - 1) * v;
+                    double max = double.NegativeInfinity;
+                    for (int c = 0; c < v; c++) max = Math.Max(max, logits[row + c]);
+                    double z = 0;
+                    for (int c = 0; c < v; c++) z += Math.Exp(logits[row + c] - max);
+                    expectedSum += -(logits[row + s.Labels[t]] - max - Math.Log(z));
+                }
+            }
+            var batch = CausalLmBatch.Collate(sequences, [0, 1], paddingId: 0);
+            Assert.AreEqual(expectedSum, CausalLmLoss.Sum(model, batch, chunk).Item(), 1e-5 * expectedSum);
+        }
+    }
+
+    [TestMethod]
     public void Evaluate_NothingSupervised_IsAnError()
     {
         var model = PretrainedModel.LoadForCausalLM(TestPaths.Stories260K);
