@@ -60,6 +60,8 @@ DEFAULT_GRID = {
     "vera": [3e-3, 1e-2, 3e-2],
     "moslora": [1e-3, 2e-3, 5e-3],
     "qlora": [1e-3, 2e-3, 5e-3],
+    "galore": [3e-4, 1e-3, 3e-3],
+    "loreft": [3e-3, 1e-2, 3e-2],
 }
 
 

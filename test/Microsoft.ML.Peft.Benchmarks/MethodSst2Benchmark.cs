@@ -124,6 +124,7 @@ internal sealed class MethodSst2Benchmark : IBenchmark
     {
         PeftConfig = recipe.Config,
         LoraPlusLearningRateRatio = recipe.LoraPlusRatio,
+        GaLore = recipe.GaLore,
         BaseModel = s.Model,
         Sentence1ColumnName = nameof(SstRow.Sentence),
         LabelColumnName = nameof(SstRow.Label),

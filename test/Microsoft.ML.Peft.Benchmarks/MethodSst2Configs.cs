@@ -1,6 +1,7 @@
 using Microsoft.ML.Peft.AdaLora;
 using Microsoft.ML.Peft.Adapters;
 using Microsoft.ML.Peft.AdaptionPrompt;
+using Microsoft.ML.Peft.GaLore;
 using Microsoft.ML.Peft.IA3;
 using Microsoft.ML.Peft.Lora;
 using Microsoft.ML.Peft.PrefixTuning;
@@ -8,6 +9,7 @@ using Microsoft.ML.Peft.PromptTuning;
 using Microsoft.ML.Peft.PTuning;
 using Microsoft.ML.Peft.QLora;
 using Microsoft.ML.Peft.Quantization;
+using Microsoft.ML.Peft.Reft;
 using Microsoft.ML.Peft.Selective;
 using Microsoft.ML.Peft.Tuners;
 using Microsoft.ML.Peft.Vera;
@@ -16,13 +18,15 @@ namespace Microsoft.ML.Peft.Benchmarks;
 
 /// <summary>
 /// One method of the SST-2 comparison (docs/METHODS.md): the PEFT config trained by PeftTextClassification, plus the
-/// two settings that are not part of a config (LoRA+'s learning-rate ratio, QLoRA's 4-bit base).
+/// settings that are not part of a config (LoRA+'s learning-rate ratio, QLoRA's 4-bit base, GaLore's optimizer).
 /// </summary>
 /// <param name="Config">The method's config (the head is added as modules_to_save by the trainer).</param>
 /// <param name="Summary">One line saying what trains, for the RESULT line and METHODS.md.</param>
 /// <param name="LoraPlusRatio">LoRA+ ratio λ (B at λ·lr), or null.</param>
 /// <param name="Quantization">QLoRA: the base's linear layers are quantized with these settings, or null.</param>
-internal sealed record MethodRecipe(PeftConfig Config, string Summary, double? LoraPlusRatio = null, QuantizationOptions? Quantization = null);
+/// <param name="GaLore">GaLore: the trainer's AdamW keeps its moments in low-rank gradient projections, or null.</param>
+internal sealed record MethodRecipe(PeftConfig Config, string Summary, double? LoraPlusRatio = null, QuantizationOptions? Quantization = null,
+    GaLoreOptions? GaLore = null);
 
 /// <summary>
 /// The method configurations of the comparison on stories260K (Llama: hidden 64, 5 layers, q/o 64→64, k/v 64→32,
@@ -37,6 +41,7 @@ internal static class MethodSst2Configs
         "lora", "ia3", "prompt", "prefix", "prefix-mlp", "ptuning-mlp", "ptuning-lstm", "llama-adapter",
         "houlsby", "parallel", "sparse-adapter", "fusion", "bitfit", "head-only", "last-2", "layernorm", "full",
         "far", "pafi", "diff-pruning", "dora", "loraplus", "rslora", "pissa", "adalora", "vera", "moslora", "qlora",
+        "galore", "loreft",
     ];
 
     /// <summary>The linear layers of a Llama block (PEFT's "all-linear" without the head), for the selective deltas.</summary>
@@ -47,6 +52,9 @@ internal static class MethodSst2Configs
 
     /// <summary>Bottleneck width of the serial (Houlsby) adapters: 8 → 10,960 weights, near LoRA's 8,960.</summary>
     public const int HoulsbyBottleneck = 8;
+
+    /// <summary>GaLore's projection rank on stories260K (see the "galore" recipe).</summary>
+    private const int GaLoreRank = 16;
 
     /// <summary>
     /// The recipe of <paramref name="method"/>. <paramref name="totalSteps"/> sizes AdaLoRA's schedule;
@@ -93,6 +101,12 @@ internal static class MethodSst2Configs
         "moslora" => new(Lora(l => l.UseMixer = true), "MoSLoRA r=8 alpha=16 on q_proj,v_proj (r x r mixer)"),
         "qlora" => new(Lora(), "QLoRA: NF4 + double quant, block 64 base; LoRA r=8 alpha=16 on q_proj,v_proj (as lora)",
             Quantization: new QuantizationOptions { Type = FourBitType.NF4, BlockSize = 64, DoubleQuant = true }),
+        // GaLore's default rank 128 is above every stories260K matrix's smaller side (64), where the projection is the
+        // identity and GaLore is plain AdamW; rank 16 keeps a quarter of the 64-wide side.
+        "galore" => new(SelectiveConfig.Full(), $"GaLore: full fine-tuning, AdamW moments in rank-{GaLoreRank} projections of every linear weight's gradient (T 200, scale 0.25)",
+            GaLore: new GaLoreOptions { Rank = GaLoreRank, UpdateProjectionGap = 200, Scale = 0.25 }),
+        "loreft" => new(new ReftConfig { Layers = [0, 1, 2, 3, 4], LowRankDimension = 4, Positions = "f1+l1", Dropout = 0.05 },
+            "LoReFT r=4 after all 5 blocks at the first and last token (f1+l1), dropout 0.05"),
         _ => throw new ArgumentException($"unknown method '{method}'; known: {string.Join(", ", Names)}", nameof(method)),
     };
 
