@@ -62,6 +62,7 @@ DEFAULT_GRID = {
     "qlora": [1e-3, 2e-3, 5e-3],
     "galore": [3e-4, 1e-3, 3e-3],
     "loreft": [3e-3, 1e-2, 3e-2],
+    "svgd": [2e-3],  # LoRA's rate, not searched: each particle is the lora row's adapter
 }
 
 

@@ -32,6 +32,7 @@ FAMILY = {
     "pafi": "selective", "diff-pruning": "selective", "dora": "LoRA variant", "loraplus": "LoRA variant",
     "rslora": "LoRA variant", "pissa": "LoRA variant", "adalora": "LoRA variant", "vera": "LoRA variant",
     "moslora": "LoRA variant", "qlora": "LoRA variant", "galore": "optimizer", "loreft": "representation",
+    "svgd": "Bayesian ensemble",
 }
 # Full-recipe runs of ours recorded before results/methods_ours.json existed: where they are, not copies of them.
 ELSEWHERE = {

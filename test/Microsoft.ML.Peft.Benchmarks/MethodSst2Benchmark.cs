@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Microsoft.ML.Data;
+using Microsoft.ML.Peft.Calibration;
+using Microsoft.ML.Peft.Ensembles;
 using Microsoft.ML.Peft.Training;
 
 namespace Microsoft.ML.Peft.Benchmarks;
@@ -32,6 +34,7 @@ internal sealed class MethodSst2Benchmark : IBenchmark
         ["bitfit"] = 3e-3,
         ["dora"] = 2e-3,
         ["loraplus"] = 1e-3,
+        [MethodSst2Configs.Svgd] = 2e-3, // LoRA's rate: each particle is the lora row's adapter
     };
 
     /// <summary>Plain UTF-8 in the RESULT line (config summaries hold '+', '≈', '→').</summary>
@@ -70,34 +73,35 @@ internal sealed class MethodSst2Benchmark : IBenchmark
         Console.WriteLine(FormattableString.Invariant($"method {s.Method}: {recipe.Summary}; lr {lr:G}, seed {s.Seed}, {trainRows:N0} rows, {s.Epochs} epoch(s)"));
 
         var timer = new OptimizerStepTimer();
-        var options = Options(recipe, s, lr, dev, timer);
         var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
         var watch = Stopwatch.StartNew();
-        var trainer = new PeftTextClassificationTrainer(options, ClassificationKind.Binary,
-            recipe.Quantization is null ? null : new PeftTextClassifierFactory(recipe.Quantization));
-        var model = trainer.Fit(train);
+        var fitted = s.Method == MethodSst2Configs.Svgd ? FitSvgd(ml, train, s, lr, dev, timer) : FitPeft(recipe, train, s, lr, dev, timer);
         double fitWall = watch.Elapsed.TotalSeconds;
         process.Refresh();
         double fitCpu = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
         long peakBytes = process.PeakWorkingSet64;
 
-        var (trainable, all) = ((PeftTextClassifier)model.Scorer.Backend).Peft.GetNumberOfTrainableParameters();
-        var scored = model.Transform(dev);
+        var scored = fitted.Model.Transform(dev);
         var metrics = ml.BinaryClassification.Evaluate(scored, labelColumnName: nameof(SstRow.Label));
         var predictions = ml.Data.CreateEnumerable<SstPrediction>(scored, reuseRowObject: false).ToList();
-        // Mean cross-entropy in nats from the margin s = logit₁ − logit₀, as the sample: −ln σ(±s) = softplus(∓s).
+        // Mean cross-entropy in nats from the margin s = ln(p₁/p₀) (logit₁ − logit₀ for one model), as the sample:
+        // −ln σ(±s) = softplus(∓s).
         double devNll = predictions.Average(r => Softplus(r.Label ? -r.Score : r.Score));
+        var positive = predictions.Select(r => (double)r.Probability).ToArray();
+        var labels = predictions.Select(r => r.Label ? 1 : 0).ToArray();
+        double devEce = CalibrationMetrics.ExpectedCalibrationError(positive.SelectMany(q => new[] { 1 - q, q }).ToArray(), 2, labels);
 
         string adapterFolder = s.Output ?? Path.Combine(Path.GetTempPath(), $"method-sst2-{s.Method}-s{s.Seed}-{Environment.ProcessId}");
-        model.SaveAdapter(adapterFolder);
-        long adapterBytes = Directory.EnumerateFiles(adapterFolder).Sum(f => new FileInfo(f).Length);
+        fitted.Save(adapterFolder);
+        long adapterBytes = Directory.EnumerateFiles(adapterFolder, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+        var (trainable, all) = fitted.Parameters;
 
         var result = new
         {
             method = s.Method,
             config = recipe.Summary,
-            peft_type = model.PeftType,
+            peft_type = fitted.PeftType,
             lr,
             seed = s.Seed,
             rows = trainRows,
@@ -107,40 +111,76 @@ internal sealed class MethodSst2Benchmark : IBenchmark
             trainable_pct = Math.Round(100.0 * trainable / all, 4),
             dev_accuracy = Math.Round(metrics.Accuracy, 5),
             dev_nll = Math.Round(devNll, 5),
+            dev_ece = Math.Round(devEce, 5),
             train_wall_s = Math.Round(timer.StepSeconds, 2),
             train_cpu_s = Math.Round(fitCpu, 2),
             fit_wall_s = Math.Round(fitWall, 2),
             peak_working_set_mib = Math.Round(peakBytes / (1024.0 * 1024.0), 1),
             adapter_bytes = adapterBytes,
             adapter_folder = adapterFolder,
-            epoch_history = model.TrainingHistory,
+            epoch_history = fitted.History,
         };
         Console.WriteLine("RESULT " + JsonSerializer.Serialize(result, JsonOptions));
         return 0;
     }
 
-    /// <summary>The sample's --full recipe with the method's config (LoRA+ ratio and all).</summary>
-    private static PeftTextClassificationTrainer.Options Options(MethodRecipe recipe, Settings s, double lr, IDataView? dev, IProgress<TrainingProgress>? progress) => new()
+    /// <summary>A fitted row: what is scored on dev, saved and counted.</summary>
+    private sealed record Fitted(ITransformer Model, string PeftType, (long Trainable, long All) Parameters, Action<string> Save, IReadOnlyList<EpochSummary> History);
+
+    private static Fitted FitPeft(MethodRecipe recipe, IDataView train, Settings s, double lr, IDataView dev, IProgress<TrainingProgress> progress)
     {
-        PeftConfig = recipe.Config,
-        LoraPlusLearningRateRatio = recipe.LoraPlusRatio,
-        GaLore = recipe.GaLore,
-        BaseModel = s.Model,
-        Sentence1ColumnName = nameof(SstRow.Sentence),
-        LabelColumnName = nameof(SstRow.Label),
-        MaxEpochs = s.Epochs,
-        BatchSize = 32,
-        MaxSequenceLength = 64,
-        LearningRate = lr,
-        WarmupRatio = 0.06,
-        WeightDecay = 0.01,
-        MaxGradientNorm = 1.0,
-        BatchOrder = BatchOrder.Shuffled,
-        ValidationSet = dev,
-        Seed = s.Seed,
-        Progress = progress,
-        Log = line => Console.WriteLine($"  {line}"),
-    };
+        var trainer = new PeftTextClassificationTrainer(Options(recipe, s, lr, dev, progress), ClassificationKind.Binary,
+            recipe.Quantization is null ? null : new PeftTextClassifierFactory(recipe.Quantization));
+        var model = trainer.Fit(train);
+        return new(model, model.PeftType, ((PeftTextClassifier)model.Scorer.Backend).Peft.GetNumberOfTrainableParameters(), model.SaveAdapter, model.TrainingHistory);
+    }
+
+    /// <summary>
+    /// SVGD-LoRA: <see cref="MethodSst2Configs.SvgdParticles"/> LoRA particles (the lora row's adapters) trained jointly by
+    /// SVGD at T = 1 with the median-heuristic bandwidth, the same recipe otherwise; dev is scored by the particles' mean
+    /// probability.
+    /// </summary>
+    private static Fitted FitSvgd(MLContext ml, IDataView train, Settings s, double lr, IDataView dev, IProgress<TrainingProgress> progress)
+    {
+        var options = Recipe(new SvgdLoraTextClassificationTrainer.Options
+        {
+            Method = EnsembleMethod.Svgd,
+            ParticleCount = MethodSst2Configs.SvgdParticles,
+            LoraRank = 8,
+            LoraAlpha = 16,
+            LoraDropout = 0.05,
+            TargetModules = ["q_proj", "v_proj"],
+        }, s, lr, dev, progress);
+        var model = ml.BinaryClassification.Trainers.SvgdLoraTextClassification(options).Fit(train);
+        // The classifier carries every particle's adapter, so its count is already the ensemble's.
+        return new(model, "SVGD_LORA", ((PeftTextClassifier)model.Classifier.Scorer.Backend).Peft.GetNumberOfTrainableParameters(), model.SaveEnsemble, model.TrainingHistory);
+    }
+
+    /// <summary>The sample's --full recipe with the method's config (LoRA+ ratio and all).</summary>
+    private static PeftTextClassificationTrainer.Options Options(MethodRecipe recipe, Settings s, double lr, IDataView? dev, IProgress<TrainingProgress>? progress) => Recipe(
+        new PeftTextClassificationTrainer.Options { PeftConfig = recipe.Config, LoraPlusLearningRateRatio = recipe.LoraPlusRatio, GaLore = recipe.GaLore },
+        s, lr, dev, progress);
+
+    /// <summary>The recipe every row shares (samples/LoraSentiment --full), set on <paramref name="options"/>.</summary>
+    private static T Recipe<T>(T options, Settings s, double lr, IDataView? dev, IProgress<TrainingProgress>? progress) where T : TextClassificationTrainerOptions
+    {
+        options.BaseModel = s.Model;
+        options.Sentence1ColumnName = nameof(SstRow.Sentence);
+        options.LabelColumnName = nameof(SstRow.Label);
+        options.MaxEpochs = s.Epochs;
+        options.BatchSize = 32;
+        options.MaxSequenceLength = 64;
+        options.LearningRate = lr;
+        options.WarmupRatio = 0.06;
+        options.WeightDecay = 0.01;
+        options.MaxGradientNorm = 1.0;
+        options.BatchOrder = BatchOrder.Shuffled;
+        options.ValidationSet = dev;
+        options.Seed = s.Seed;
+        options.Progress = progress;
+        options.Log = line => Console.WriteLine($"  {line}");
+        return options;
+    }
 
     /// <summary>
     /// AdapterFusion's sources: serial b=8 adapters trained on MR and SUBJ (binary tasks from ../shared/data), cached
@@ -265,5 +305,7 @@ internal sealed class MethodSst2Benchmark : IBenchmark
         public bool Label { get; set; }
 
         public float Score { get; set; }
+
+        public float Probability { get; set; }
     }
 }

@@ -41,8 +41,14 @@ internal static class MethodSst2Configs
         "lora", "ia3", "prompt", "prefix", "prefix-mlp", "ptuning-mlp", "ptuning-lstm", "llama-adapter",
         "houlsby", "parallel", "sparse-adapter", "fusion", "bitfit", "head-only", "last-2", "layernorm", "full",
         "far", "pafi", "diff-pruning", "dora", "loraplus", "rslora", "pissa", "adalora", "vera", "moslora", "qlora",
-        "galore", "loreft",
+        "galore", "loreft", Svgd,
     ];
+
+    /// <summary>SVGD-LoRA: not a PEFT config but a trainer over particles of the lora row's adapters.</summary>
+    public const string Svgd = "svgd";
+
+    /// <summary>SVGD-LoRA's particle count (the ensembles benchmark's n).</summary>
+    public const int SvgdParticles = 4;
 
     /// <summary>The linear layers of a Llama block (PEFT's "all-linear" without the head), for the selective deltas.</summary>
     private static readonly string[] AllBlockLinears = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
@@ -107,6 +113,7 @@ internal static class MethodSst2Configs
             GaLore: new GaLoreOptions { Rank = GaLoreRank, UpdateProjectionGap = 200, Scale = 0.25 }),
         "loreft" => new(new ReftConfig { Layers = [0, 1, 2, 3, 4], LowRankDimension = 4, Positions = "f1+l1", Dropout = 0.05 },
             "LoReFT r=4 after all 5 blocks at the first and last token (f1+l1), dropout 0.05"),
+        Svgd => new(Lora(), $"SVGD-LoRA: {SvgdParticles} particles of the lora row's adapters (+ head each), RBF kernel, median bandwidth, T = 1; mean probability"),
         _ => throw new ArgumentException($"unknown method '{method}'; known: {string.Join(", ", Names)}", nameof(method)),
     };
 
