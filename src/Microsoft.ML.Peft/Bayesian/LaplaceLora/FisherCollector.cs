@@ -156,7 +156,7 @@ internal sealed class FisherCollector
         for (int j = 0; j < k; j++)
         {
             var other = matrices[j];
-            if (!inputFactors[j].IsLowRank && other.Width == m.Width && other.Rows == m.Rows && other.Inputs.AsSpan().SequenceEqual(m.Inputs))
+            if (!inputFactors[j].IsLowRank && other.Width == m.Width && other.Rows == m.Rows && other.Inputs.SequenceEqual(m.Inputs))
                 return InputGram(j);
         }
         return InputGram(k);

@@ -16,6 +16,7 @@ internal sealed class LoraProbeSet : IDisposable
     private readonly Module model;
     private readonly List<(string Path, Module Probe, Module Original)> installs = [];
     private readonly List<(Tensor Parameter, bool RequiresGrad)> flags = [];
+    private IReadOnlyList<ProbedMatrix> recorded;
 
     public LoraProbeSet(PeftModel peft, IReadOnlyList<string> headModules)
     {
@@ -29,6 +30,7 @@ internal sealed class LoraProbeSet : IDisposable
         foreach (var (path, probe) in layers) installs.Add((path, probe, probe.Original));
         foreach (var head in heads) installs.Add((head.Matrix.Name, head, head.Original));
         Matrices = layers.SelectMany(l => l.Probe.Matrices).Concat(heads.Select(h => h.Matrix)).ToList();
+        recorded = Matrices;
         Attach();
     }
 
@@ -72,9 +74,25 @@ internal sealed class LoraProbeSet : IDisposable
     public IReadOnlyList<ProbedMatrix> Matrices { get; }
 
     /// <summary>
+    /// The matrices <see cref="Run"/> records and captures (default: all of <see cref="Matrices"/>). A posterior over a
+    /// subset (last layer) records only those, so the other layers run their plain product and, with every parameter
+    /// frozen, the backward pass stops at the first recorded one.
+    /// </summary>
+    public IReadOnlyList<ProbedMatrix> Recorded
+    {
+        get => recorded;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            if (value.Count == 0 || value.Any(m => !Matrices.Contains(m))) throw new ArgumentException("Laplace-LoRA: the recorded matrices must be a non-empty subset of the probed ones", nameof(value));
+            recorded = value;
+        }
+    }
+
+    /// <summary>
     /// Forward <paramref name="input"/> through <paramref name="logitsFunction"/> (must give [B, C]), then backward with
-    /// the seed ∂L/∂logits from <paramref name="makeSeed"/> (given the float logits, B, C); afterwards every matrix
-    /// holds its inputs and output gradients (see <see cref="ProbedMatrix.Capture"/>), without the padding positions of
+    /// the seed ∂L/∂logits from <paramref name="makeSeed"/> (given the float logits, B, C); afterwards every
+    /// <see cref="Recorded"/> matrix holds its inputs and output gradients (see <see cref="ProbedMatrix.Capture"/>), without the padding positions of
     /// <paramref name="positionMask"/> (B×T, 1 = real token; null = none). Returns the logits (B×C).
     /// </summary>
     public float[] Run(Func<Tensor, Tensor> logitsFunction, Tensor input, int expectedBatch, Func<float[], int, int, float[]> makeSeed, out int classes,
@@ -84,7 +102,7 @@ internal sealed class LoraProbeSet : IDisposable
         if (positionMask is not null && (positionMask.Length == 0 || positionMask.Length % expectedBatch != 0))
             throw new ArgumentException($"Laplace-LoRA: the position mask has {positionMask.Length} values, not batch ({expectedBatch}) × positions", nameof(positionMask));
         using var scope = TensorScope.Begin();
-        foreach (var m in Matrices) { m.Clear(); m.Recording = true; }
+        foreach (var m in recorded) { m.Clear(); m.Recording = true; }
         try
         {
             Tensor logits;
@@ -97,13 +115,13 @@ internal sealed class LoraProbeSet : IDisposable
             using (LaplacePhaseTimer.Measure(LaplacePhase.Backward)) logits.Backward(Tensor.From(seed, expectedBatch, classes));
             using (LaplacePhaseTimer.Measure(LaplacePhase.Capture))
             {
-                foreach (var m in Matrices) m.Capture(expectedBatch, positionMask);
+                foreach (var m in recorded) m.Capture(expectedBatch, positionMask);
             }
             return values;
         }
         finally
         {
-            foreach (var m in Matrices) { m.Recording = false; m.Clear(); }
+            foreach (var m in recorded) { m.Recording = false; m.Clear(); }
         }
     }
 
