@@ -6,13 +6,17 @@ namespace Microsoft.ML.Peft.Bayesian;
 internal static class ProbeNodes
 {
     /// <summary>
-    /// A one-element leaf that requires grad, given to a probe node as an extra input. Why: while probing every parameter
-    /// is frozen, so the first probed layer's input is not part of the graph, and an op is only recorded when one of its
-    /// inputs requires grad. The anchor never receives a gradient (the node's backward does not write one).
+    /// A one-element leaf that requires grad, given to every probe node as an extra input. Why: while probing every
+    /// parameter is frozen, so the first probed layer's input is not part of the graph, and an op is only recorded when
+    /// one of its inputs requires grad. The anchor never receives a gradient (no probe node writes one), and it lives
+    /// outside every tensor scope, so one serves all passes.
     /// </summary>
-    public static Tensor Anchor()
+    public static Tensor Anchor { get; } = CreateAnchor();
+
+    private static Tensor CreateAnchor()
     {
-        var anchor = Tensor.Zeros(1);
+        Tensor anchor;
+        using (TensorScope.Untracked()) anchor = Tensor.Zeros(1);
         anchor.RequiresGrad = true;
         return anchor;
     }

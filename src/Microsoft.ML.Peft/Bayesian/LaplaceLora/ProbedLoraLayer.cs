@@ -10,13 +10,14 @@ namespace Microsoft.ML.Peft.Bayesian;
 /// order: y = base(x) + Σ_active ((x·Aᵀ)·s)·Bᵀ.
 /// </summary>
 /// <remarks>
-/// <para>While recording, each adapter's branch s·(x·Aᵀ)·Bᵀ is ONE autograd node (one probe per adapter, where the
-/// first version had a zero leaf plus an add on each of A and B). Its backward receives g = ∂L/∂y (the branch output's
-/// gradient is the layer output's) and derives everything K-FAC needs from tensors it already has:</para>
+/// <para>While recording, each adapter's branch and its add, y = running + s·(x·Aᵀ)·Bᵀ, is ONE autograd node (one probe
+/// per adapter, where the first version had a zero leaf plus an add on each of A and B). Its backward receives
+/// g = ∂L/∂y (the branch output's gradient is the layer output's) and derives everything K-FAC needs from tensors it
+/// already has:</para>
 /// <list type="bullet">
 /// <item>B: input rows l = s·(x·Aᵀ) (kept from the forward), output gradient g;</item>
 /// <item>A: input rows x, output gradient h = s·(g·B), one rows×out×r GEMM that the input gradient needs anyway;</item>
-/// <item>∂L/∂x = h·A when x is part of the graph.</item>
+/// <item>∂L/∂x = h·A when x is part of the graph, and g itself to the base product.</item>
 /// </list>
 /// <para>These are exactly the tensors the two-probe version read (B applied to l, A to x, in LoraLinear's order of
 /// operations), and the input gradient is computed by the same kernel calls as Linear's backward, so the factors agree
@@ -63,25 +64,30 @@ internal sealed class ProbedLoraLayer : LinearLayer
         foreach (var (a, b, scaling) in adapters)
         {
             bool probed = (a.Recording || b.Recording) && Autograd.IsGradEnabled;
-            result = result.Add(probed ? ProbedBranch(input, a, b, scaling) : input.Linear(a.Weight).Mul(scaling).Linear(b.Weight));
+            result = probed ? AddProbedBranch(input, result, a, b, scaling) : result.Add(input.Linear(a.Weight).Mul(scaling).Linear(b.Weight));
         }
         return result;
     }
 
-    /// <summary>((x·Aᵀ)·s)·Bᵀ as one recorded node that keeps A's and B's inputs and output gradients (see remarks).</summary>
-    private static Tensor ProbedBranch(Tensor x, ProbedMatrix a, ProbedMatrix b, float scaling)
+    /// <summary>
+    /// running + ((x·Aᵀ)·s)·Bᵀ as ONE recorded node that keeps A's and B's inputs and output gradients (see remarks); the
+    /// add is part of the node, so a probed layer records two nodes (base product, probe) where LoraLinear records five.
+    /// </summary>
+    private static Tensor AddProbedBranch(Tensor x, Tensor running, ProbedMatrix a, ProbedMatrix b, float scaling)
     {
-        Tensor low, branch;
+        Tensor low, sum;
         using (Autograd.NoGrad())
         {
             low = x.Linear(a.Weight).Mul(scaling);
-            branch = low.Linear(b.Weight);
+            sum = running.Add(low.Linear(b.Weight));
         }
         var inputUse = a.Record(x);
         var lowUse = b.Record(low);
         Tensor weightA = a.Weight, weightB = b.Weight;
-        var node = Autograd.Record("probed_lora", branch, [x, ProbeNodes.Anchor()], (node, g) =>
+        var node = Autograd.Record("probed_lora", sum, [x, running, ProbeNodes.Anchor], (node, g) =>
         {
+            // g = ∂L/∂(sum) is also ∂L/∂(running) and ∂L/∂(branch), as an add's backward would pass it on.
+            if (node.NeedsGrad(1)) node.AccumulateGrad(1, g);
             if (lowUse is not null) lowUse.OutputGradient = g;
             bool inputNeedsGrad = node.NeedsGrad(0);
             if (inputUse is null && !inputNeedsGrad) return;
@@ -90,6 +96,6 @@ internal sealed class ProbedLoraLayer : LinearLayer
             if (inputNeedsGrad) node.AccumulateGrad(0, ProbeNodes.RowProduct(lowGradient, weightA));
         });
         node.SaveForBackward(x, low, weightA, weightB);
-        return branch;
+        return sum;
     }
 }

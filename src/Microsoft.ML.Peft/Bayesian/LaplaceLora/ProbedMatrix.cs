@@ -104,7 +104,7 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
         using (Autograd.NoGrad()) y = x.Linear(Weight, Bias);
         var record = Record(x)!;
         var w = Weight;
-        var node = Autograd.Record("probed_linear", y, [x, ProbeNodes.Anchor()], (node, g) =>
+        var node = Autograd.Record("probed_linear", y, [x, ProbeNodes.Anchor], (node, g) =>
         {
             record.OutputGradient = g;
             if (node.NeedsGrad(0)) node.AccumulateGrad(0, ProbeNodes.RowProduct(g, w));
