@@ -1,3 +1,4 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Microsoft.ML.Peft.LinearAlgebra;
 using Microsoft.ML.Peft.Tensors;
 
@@ -18,6 +19,7 @@ internal sealed class FisherCollector
     private readonly bool diagonal;
     private readonly double[][] inputGrams, outputGrams;   // per matrix, this batch's XᵀX (exact factors only; reused every batch)
     private readonly bool[] inputGramReady;                 // inputGrams[k] holds this batch's Gram (shared by identical inputs)
+    private readonly int[] inputTwin;                        // j < k whose input Gram k took in every batch so far; -1: none
     private readonly float[] gemmScratch;                   // the float GEMM's output, width² of the widest exact factor
 
     public FisherCollector(List<ProbedMatrix> matrices, LaplaceLoraOptions options)
@@ -32,6 +34,8 @@ internal sealed class FisherCollector
         inputGrams = inputFactors.Select(f => f.IsLowRank ? [] : new double[f.Size * f.Size]).ToArray();
         outputGrams = outputFactors.Select(f => f.IsLowRank ? [] : new double[f.Size * f.Size]).ToArray();
         inputGramReady = new bool[matrices.Count];
+        inputTwin = new int[matrices.Count];
+        Array.Fill(inputTwin, int.MinValue);   // not decided before the first batch
         int widest = inputFactors.Concat(outputFactors).Where(f => !f.IsLowRank).Select(f => f.Size).DefaultIfEmpty(0).Max();
         gemmScratch = new float[widest * widest];
     }
@@ -153,13 +157,15 @@ internal sealed class FisherCollector
     private double[] SharedInputGram(int k)
     {
         var m = matrices[k];
-        for (int j = 0; j < k; j++)
+        int twin = -1;
+        for (int j = 0; j < k && twin < 0; j++)
         {
             var other = matrices[j];
-            if (!inputFactors[j].IsLowRank && other.Width == m.Width && other.Rows == m.Rows && other.Inputs.SequenceEqual(m.Inputs))
-                return InputGram(j);
+            if (!inputFactors[j].IsLowRank && other.Width == m.Width && other.Rows == m.Rows && other.Inputs.SequenceEqual(m.Inputs)) twin = j;
         }
-        return InputGram(k);
+        // A twin in every batch means identical factor sums (the same Grams added in the same order): one eigenbasis.
+        inputTwin[k] = inputTwin[k] == int.MinValue || inputTwin[k] == twin ? twin : -1;
+        return InputGram(twin < 0 ? k : twin);
     }
 
     private double[] InputGram(int k)
@@ -236,7 +242,7 @@ internal sealed class FisherCollector
             else
             {
                 // A = mean over all rows (positions); G = Σ g gᵀ / N (rows per example folded in): K-FAC-expand.
-                var a = inputFactors[k].ToEigenbasis();
+                var a = inputTwin[k] >= 0 && blocks[inputTwin[k]] is KfacLaplaceLayer twin ? twin.InputFactor : inputFactors[k].ToEigenbasis();
                 var g = outputFactors[k].ToEigenbasis().Scale((double)outputFactors[k].SampleCount / Examples);
                 RequireFinite(a.Values, m.Name, "input factor A");
                 RequireFinite(g.Values, m.Name, "output-gradient factor G");
@@ -248,6 +254,9 @@ internal sealed class FisherCollector
 
     private static void RequireFinite(ReadOnlySpan<float> values, string name, string what, int firstExample)
     {
+        // One vectorised pass: the largest magnitude is NaN if any value is NaN and ∞ if any is ±∞ (TensorPrimitives
+        // propagates NaN); only a failing batch is searched for the value to report.
+        if (values.IsEmpty || float.IsFinite(TensorPrimitives.MaxMagnitude(values))) return;
         foreach (var v in values)
         {
             if (!float.IsFinite(v))

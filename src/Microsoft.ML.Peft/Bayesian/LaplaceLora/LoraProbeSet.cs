@@ -115,7 +115,13 @@ internal sealed class LoraProbeSet : IDisposable
             using (LaplacePhaseTimer.Measure(LaplacePhase.Backward)) logits.Backward(Tensor.From(seed, expectedBatch, classes));
             using (LaplacePhaseTimer.Measure(LaplacePhase.Capture))
             {
-                foreach (var m in recorded) m.Capture(expectedBatch, positionMask);
+                for (int k = 0; k < recorded.Count; k++)
+                {
+                    // q_proj's and v_proj's lora_A read the same hidden states: their input rows are copied once.
+                    ProbedMatrix? sameInputs = null;
+                    for (int j = 0; j < k && sameInputs is null; j++) sameInputs = recorded[k].ReadsSameInputsAs(recorded[j]) ? recorded[j] : null;
+                    recorded[k].Capture(expectedBatch, positionMask, sameInputs);
+                }
             }
             return values;
         }

@@ -13,7 +13,7 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
 {
     private readonly List<ProbeRecord> records = [];
     private int recordCount;
-    private float[] inputs = [], outputGradients = [];
+    private float[] ownInputs = [], inputs = [], outputGradients = [];
     private int[] exampleRowStart = [0], nextRow = [];
 
     public string Name { get; } = name;
@@ -114,14 +114,31 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
     }
 
     /// <summary>
+    /// Whether every use of this matrix read the same input tensors as <paramref name="other"/>'s (q_proj's and v_proj's
+    /// lora_A read the same normalised hidden states), so its captured input rows would be identical.
+    /// </summary>
+    public bool ReadsSameInputsAs(ProbedMatrix other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (other.recordCount != recordCount || other.In != In || other.Width != Width) return false;
+        for (int k = 0; k < recordCount; k++)
+        {
+            if (!ReferenceEquals(records[k].Input, other.records[k].Input)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>
     /// Copies the recorded inputs and output gradients into the row buffers (several uses in one forward are
     /// concatenated per example); the buffers grow to the largest batch and are reused, so a fit allocates nothing here
     /// after its first batches. <paramref name="positionMask"/> (batch×T, 1 = real token, 0 = padding; empty = no
     /// padding): a use that sees T positions per example keeps only the real ones, so padding never enters the K-FAC
     /// factors or the row counts (a padded position's activation is not data, and its output gradient is zero for a model
     /// that masks it). Uses with another number of positions per example (a pooled head: one) are kept whole.
+    /// <paramref name="sameInputs"/>: a matrix captured before in this pass that <see cref="ReadsSameInputsAs"/> this one;
+    /// its input rows are then shared instead of copied again.
     /// </summary>
-    public void Capture(int batch, ReadOnlySpan<int> positionMask = default)
+    public void Capture(int batch, ReadOnlySpan<int> positionMask = default, ProbedMatrix? sameInputs = null)
     {
         if (recordCount == 0) throw new InvalidOperationException($"Laplace-LoRA: '{Name}' was not used by the forward pass; the logits function must run the PEFT model");
         int maskLength = positionMask.IsEmpty ? 0 : positionMask.Length / batch;
@@ -139,14 +156,17 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
         for (int n = 0; n < batch; n++) start[n + 1] += start[n];
         Batch = batch;
         Rows = start[batch];
-        EnsureCapacity(ref inputs, Rows * Width);
+        bool copyInputs = sameInputs is null || !ReadsSameInputsAs(sameInputs) || sameInputs.Rows != Rows;
+        if (copyInputs) EnsureCapacity(ref ownInputs, Rows * Width);
+        inputs = copyInputs ? ownInputs : sameInputs!.inputs;
         EnsureCapacity(ref outputGradients, Rows * Out);
         var next = nextRow.AsSpan(0, batch);
         start[..batch].CopyTo(next);
-        for (int k = 0; k < recordCount; k++) CopyRows(records[k], batch, maskLength, positionMask, next);
+        for (int k = 0; k < recordCount; k++) CopyRows(records[k], batch, maskLength, positionMask, next, copyInputs);
     }
 
-    private void CopyRows(ProbeRecord record, int batch, int maskLength, ReadOnlySpan<int> positionMask, Span<int> next)
+    /// <summary>Copies one use's rows, a run of consecutive real positions at a time (padding sits at the ends).</summary>
+    private void CopyRows(ProbeRecord record, int batch, int maskLength, ReadOnlySpan<int> positionMask, Span<int> next, bool copyInputs)
     {
         var input = record.Input!;
         int t = input.Count / (batch * In);
@@ -156,16 +176,34 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
         var g = record.OutputGradient is { } gradient ? Contiguous(gradient).AsReadOnlySpan<float>() : default;
         for (int n = 0; n < batch; n++)
         {
-            for (int r = 0; r < t; r++)
+            int r = 0;
+            while (r < t)
             {
                 int source = n * t + r;
-                if (masked && positionMask[source] == 0) continue;
-                int dest = next[n]++;
-                x.Slice(source * In, In).CopyTo(inputs.AsSpan(dest * Width, In));
-                if (Bias is not null) inputs[dest * Width + In] = 1;
-                var target = outputGradients.AsSpan(dest * Out, Out);
+                if (masked && positionMask[source] == 0)
+                {
+                    r++;
+                    continue;
+                }
+                int end = r + 1;
+                while (end < t && (!masked || positionMask[n * t + end] != 0)) end++;
+                int count = end - r, dest = next[n];
+                next[n] += count;
+                r = end;
+                var target = outputGradients.AsSpan(dest * Out, count * Out);
                 if (g.IsEmpty) target.Clear();
-                else g.Slice(source * Out, Out).CopyTo(target);
+                else g.Slice(source * Out, count * Out).CopyTo(target);
+                if (!copyInputs) continue;
+                if (Bias is null)
+                {
+                    x.Slice(source * In, count * In).CopyTo(inputs.AsSpan(dest * Width));
+                    continue;
+                }
+                for (int i = 0; i < count; i++)
+                {
+                    x.Slice((source + i) * In, In).CopyTo(inputs.AsSpan((dest + i) * Width, In));
+                    inputs[(dest + i) * Width + In] = 1;
+                }
             }
         }
     }
