@@ -21,6 +21,7 @@ internal sealed class FisherCollector
     private readonly bool[] inputGramReady;                 // inputGrams[k] holds this batch's Gram (shared by identical inputs)
     private readonly int[] inputTwin;                        // j < k whose input Gram k took in every batch so far; -1: none
     private readonly float[] gemmScratch;                   // the float GEMM's output, width² of the widest exact factor
+    private readonly double[] widenScratch;                 // the same widened to double
 
     public FisherCollector(List<ProbedMatrix> matrices, LaplaceLoraOptions options)
     {
@@ -38,6 +39,7 @@ internal sealed class FisherCollector
         Array.Fill(inputTwin, int.MinValue);   // not decided before the first batch
         int widest = inputFactors.Concat(outputFactors).Where(f => !f.IsLowRank).Select(f => f.Size).DefaultIfEmpty(0).Max();
         gemmScratch = new float[widest * widest];
+        widenScratch = new double[widest * widest];
     }
 
     public int Examples { get; private set; }
@@ -146,7 +148,7 @@ internal sealed class FisherCollector
             outputFactors[k].AddRows(m.OutputGradients, m.Rows);
             return;
         }
-        KroneckerFactorAccumulator.SinglePrecisionGram(m.OutputGradients, m.Rows, m.Out, outputGrams[k], gemmScratch);
+        SinglePrecisionGram(m.OutputGradients, m.Rows, m.Out, outputGrams[k]);
         outputFactors[k].AddGram(outputGrams[k], m.Rows);
     }
 
@@ -171,9 +173,36 @@ internal sealed class FisherCollector
     private double[] InputGram(int k)
     {
         var m = matrices[k];
-        if (!inputGramReady[k]) KroneckerFactorAccumulator.SinglePrecisionGram(m.Inputs, m.Rows, m.Width, inputGrams[k], gemmScratch);
+        if (!inputGramReady[k]) SinglePrecisionGram(m.Inputs, m.Rows, m.Width, inputGrams[k]);
         inputGramReady[k] = true;
         return inputGrams[k];
+    }
+
+    /// <summary>
+    /// XᵀX of a batch's rows (width wide) into <paramref name="gram"/>, with the precision of
+    /// <see cref="KroneckerFactorAccumulator.SinglePrecisionGram(ReadOnlySpan{float}, int, int)"/> (one float GEMM per
+    /// <see cref="KroneckerFactorAccumulator.SinglePrecisionChunkRows"/> rows, the chunks summed in double, then the
+    /// triangles averaged) at less cost: each chunk is added by a vectorised widening add and the symmetrisation is done
+    /// once per batch instead of once per chunk in scalar, strided code, which took 60 % of a 64-wide Gram's time.
+    /// </summary>
+    private void SinglePrecisionGram(ReadOnlySpan<float> rows, int rowCount, int width, Span<double> gram)
+    {
+        int size = width * width;
+        Span<float> chunk = gemmScratch.AsSpan(0, size);
+        Span<double> wide = widenScratch.AsSpan(0, size);
+        gram.Clear();
+        for (int start = 0; start < rowCount; start += KroneckerFactorAccumulator.SinglePrecisionChunkRows)
+        {
+            int count = Math.Min(KroneckerFactorAccumulator.SinglePrecisionChunkRows, rowCount - start);
+            var x = rows.Slice(start * width, count * width);
+            Kernels.Gemm.Sgemm(true, false, width, width, count, 1f, x, width, x, width, 0f, chunk, width);
+            TensorPrimitives.ConvertTruncating<float, double>(chunk, wide);   // float → double is exact
+            TensorPrimitives.Add(gram, wide, gram);
+        }
+        for (int i = 0; i < width; i++)
+        {
+            for (int j = i + 1; j < width; j++) gram[i * width + j] = gram[j * width + i] = 0.5 * (gram[i * width + j] + gram[j * width + i]);   // a GEMM's triangles may round differently
+        }
     }
 
     private float[] Seed(float[] logits, int batch, int classes, int[] labels)
