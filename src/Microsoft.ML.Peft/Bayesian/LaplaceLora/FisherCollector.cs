@@ -1,4 +1,4 @@
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using System.Numerics;
 using Microsoft.ML.Peft.LinearAlgebra;
 using Microsoft.ML.Peft.Tensors;
 
@@ -21,7 +21,6 @@ internal sealed class FisherCollector
     private readonly bool[] inputGramReady;                 // inputGrams[k] holds this batch's Gram (shared by identical inputs)
     private readonly int[] inputTwin;                        // j < k whose input Gram k took in every batch so far; -1: none
     private readonly float[] gemmScratch;                   // the float GEMM's output, width² of the widest exact factor
-    private readonly double[] widenScratch;                 // the same widened to double
 
     public FisherCollector(List<ProbedMatrix> matrices, LaplaceLoraOptions options)
     {
@@ -39,7 +38,6 @@ internal sealed class FisherCollector
         Array.Fill(inputTwin, int.MinValue);   // not decided before the first batch
         int widest = inputFactors.Concat(outputFactors).Where(f => !f.IsLowRank).Select(f => f.Size).DefaultIfEmpty(0).Max();
         gemmScratch = new float[widest * widest];
-        widenScratch = new double[widest * widest];
     }
 
     public int Examples { get; private set; }
@@ -189,20 +187,31 @@ internal sealed class FisherCollector
     {
         int size = width * width;
         Span<float> chunk = gemmScratch.AsSpan(0, size);
-        Span<double> wide = widenScratch.AsSpan(0, size);
         gram.Clear();
         for (int start = 0; start < rowCount; start += KroneckerFactorAccumulator.SinglePrecisionChunkRows)
         {
             int count = Math.Min(KroneckerFactorAccumulator.SinglePrecisionChunkRows, rowCount - start);
             var x = rows.Slice(start * width, count * width);
             Kernels.Gemm.Sgemm(true, false, width, width, count, 1f, x, width, x, width, 0f, chunk, width);
-            TensorPrimitives.ConvertTruncating<float, double>(chunk, wide);   // float → double is exact
-            TensorPrimitives.Add(gram, wide, gram);
+            AddWidened(chunk, gram);
         }
         for (int i = 0; i < width; i++)
         {
             for (int j = i + 1; j < width; j++) gram[i * width + j] = gram[j * width + i] = 0.5 * (gram[i * width + j] + gram[j * width + i]);   // a GEMM's triangles may round differently
         }
+    }
+
+    /// <summary>sum += values, each float widened to double (exact) a vector at a time.</summary>
+    private static void AddWidened(ReadOnlySpan<float> values, Span<double> sum)
+    {
+        int i = 0, width = Vector<float>.Count;
+        for (; i <= values.Length - width; i += width)
+        {
+            Vector.Widen(new Vector<float>(values[i..]), out var low, out var high);
+            (new Vector<double>(sum[i..]) + low).CopyTo(sum[i..]);
+            (new Vector<double>(sum[(i + width / 2)..]) + high).CopyTo(sum[(i + width / 2)..]);
+        }
+        for (; i < values.Length; i++) sum[i] += values[i];
     }
 
     private float[] Seed(float[] logits, int batch, int classes, int[] labels)
@@ -283,14 +292,23 @@ internal sealed class FisherCollector
 
     private static void RequireFinite(ReadOnlySpan<float> values, string name, string what, int firstExample)
     {
-        // One vectorised pass: the largest magnitude is NaN if any value is NaN and ∞ if any is ±∞ (TensorPrimitives
-        // propagates NaN); only a failing batch is searched for the value to report.
-        if (values.IsEmpty || float.IsFinite(TensorPrimitives.MaxMagnitude(values))) return;
+        if (AllFinite(values)) return;   // one vectorised pass; only a failing batch is searched for the value to report
         foreach (var v in values)
         {
             if (!float.IsFinite(v))
                 throw new InvalidOperationException($"Laplace-LoRA: the curvature of '{name}' is not finite: its {what} contain {v} in the batch starting at example {firstExample}");
         }
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        var zero = Vector<float>.Zero;
+        var product = Vector<float>.Zero;
+        int i = 0;
+        for (; i <= values.Length - Vector<float>.Count; i += Vector<float>.Count) product += new Vector<float>(values[i..]) * zero;
+        bool finite = Vector.EqualsAll(product, product);   // v·0 is NaN exactly when v is NaN or ±∞, and NaN stays in the sum
+        for (; i < values.Length; i++) finite &= float.IsFinite(values[i]);
+        return finite;
     }
 
     private static void RequireFinite(ReadOnlySpan<double> values, string name, string factor)

@@ -49,6 +49,24 @@ public sealed class LaplaceLoraValidationTests
         Assert.IsInstanceOfType<LoraLinear>(model.GetModule("fc1"), "a failed fit restores the LoRA layers");
     }
 
+    /// <summary>
+    /// ±∞ and NaN anywhere in a batch's rows are caught: 7 rows × 5 inputs = 35 values put index 33 in the scalar tail
+    /// after the vectorised check's whole vectors, index 4 and 20 inside them.
+    /// </summary>
+    [TestMethod]
+    [DataRow(4, float.NegativeInfinity)]
+    [DataRow(20, float.NaN)]
+    [DataRow(33, float.PositiveInfinity)]
+    public void NonFiniteInput_AnywhereInTheBatch_NamesTheLayer(int index, float value)
+    {
+        var (model, peft) = TinyMlp.WithLora(seed: 54);
+        var values = Tensor.Randn(new Generator(3), 7, 5).ToArray();
+        values[index] = value;
+        var bad = new LaplaceBatch(Tensor.From(values, 7, 5), [0, 1, 2, 0, 1, 2, 0]);
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => LaplaceLora.Fit(peft, model.Forward, [bad]));
+        StringAssert.Contains(e.Message, "'fc1.lora_A.default' is not finite: its input activations contain");
+    }
+
     [TestMethod]
     public void BadLabelsAndShapes_AreClearErrors()
     {
