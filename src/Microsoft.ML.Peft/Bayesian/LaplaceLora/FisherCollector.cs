@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using Microsoft.ML.Peft.LinearAlgebra;
 using Microsoft.ML.Peft.Tensors;
 
@@ -9,6 +10,11 @@ namespace Microsoft.ML.Peft.Bayesian;
 /// rows into G, via <see cref="KroneckerFactorAccumulator"/>, low rank for large sides) or the exact diagonal
 /// Σ_n (∂ℓ_n/∂W)², plus the MAP log-likelihood of the true labels.
 /// </summary>
+/// <remarks>
+/// Methods with the fit's per-row loops are compiled fully optimised at once (AggressiveOptimization): a fit runs once
+/// per process, each of them only a few hundred times, and while the fit keeps compiling new methods the runtime's tiering
+/// leaves them in unoptimised tier-0 code for the whole fit (measured: Gram 3.3× and finiteness check 7× slower).
+/// </remarks>
 internal sealed class FisherCollector
 {
     private readonly List<ProbedMatrix> matrices;
@@ -91,6 +97,7 @@ internal sealed class FisherCollector
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AddSquaredGradients(int k, int size)
     {
         var m = matrices[k];
@@ -183,6 +190,7 @@ internal sealed class FisherCollector
     /// triangles averaged) at less cost: each chunk is added by a vectorised widening add and the symmetrisation is done
     /// once per batch instead of once per chunk in scalar, strided code, which took 60 % of a 64-wide Gram's time.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SinglePrecisionGram(ReadOnlySpan<float> rows, int rowCount, int width, Span<double> gram)
     {
         int size = width * width;
@@ -202,6 +210,7 @@ internal sealed class FisherCollector
     }
 
     /// <summary>sum += values, each float widened to double (exact) a vector at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AddWidened(ReadOnlySpan<float> values, Span<double> sum)
     {
         int i = 0, width = Vector<float>.Count;
@@ -300,6 +309,7 @@ internal sealed class FisherCollector
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool AllFinite(ReadOnlySpan<float> values)
     {
         var zero = Vector<float>.Zero;

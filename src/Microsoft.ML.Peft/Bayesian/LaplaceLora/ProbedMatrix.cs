@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.Peft.Tensors;
 
 namespace Microsoft.ML.Peft.Bayesian;
@@ -138,6 +139,7 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
     /// <paramref name="sameInputs"/>: a matrix captured before in this pass that <see cref="ReadsSameInputsAs"/> this one;
     /// its input rows are then shared instead of copied again.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a fit's hot loop, run a few hundred times: see FisherCollector
     public void Capture(int batch, ReadOnlySpan<int> positionMask = default, ProbedMatrix? sameInputs = null)
     {
         if (recordCount == 0) throw new InvalidOperationException($"Laplace-LoRA: '{Name}' was not used by the forward pass; the logits function must run the PEFT model");
@@ -166,6 +168,7 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
     }
 
     /// <summary>Copies one use's rows, a run of consecutive real positions at a time (padding sits at the ends).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CopyRows(ProbeRecord record, int batch, int maskLength, ReadOnlySpan<int> positionMask, Span<int> next, bool copyInputs)
     {
         var input = record.Input!;
@@ -216,6 +219,7 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
         if (buffer.Length < length) buffer = GC.AllocateUninitializedArray<float>(length + length / 4);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int CountReal(ReadOnlySpan<int> mask)
     {
         int count = 0;
@@ -243,6 +247,7 @@ internal sealed class ProbedMatrix(string name, Tensor weight, Tensor? bias = nu
     /// Gradient of example n's seeded loss wrt [W | b] (out×Width, row-major): Σ_t g_t x_tᵀ over the example's positions.
     /// Examples do not interact in the forward, so row n of the batch's output gradient is example n's own gradient.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void ExampleGradient(int n, Span<double> destination)
     {
         destination.Clear();
