@@ -25,6 +25,19 @@ public sealed class LaplaceLoraValidationTests
         }
     }
 
+    /// <summary>The probed layer computes plain LoRA; a DoRA adapter would silently get other logits, so it is refused.</summary>
+    [TestMethod]
+    public void DoraAdapter_IsAClearError()
+    {
+        var model = new TinyMlp(new Generator(55), 5, 6, 3);
+        var peft = PeftModel.Inject(model, new LoraConfig { TargetModules = new[] { "fc1", "fc2" }, Rank = 2, Alpha = 4, UseDora = true, InitLoraWeights = LoraInit.Random },
+            generator: new Generator(56));
+        model.Eval();
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => LaplaceLora.Fit(peft, model.Forward, [Batch(4)]));
+        StringAssert.Contains(e.Message, "adapter 'default' of 'fc1' is DoRA");
+        Assert.IsInstanceOfType<LoraLinear>(model.GetModule("fc1"), "the model is left as it was");
+    }
+
     [TestMethod]
     public void NonPositivePriorPrecision_IsRejected()
     {
