@@ -53,6 +53,70 @@ public sealed class LaplaceLoraFactorTests
         }
     }
 
+    /// <summary>
+    /// Two active adapters per layer (their updates add up): the probed layer chains one probe node per adapter, each
+    /// passing g to the running sum. With one example K-FAC is exact, so every block's precision times v must be
+    /// g (gᵀv) + λv for the gradient g of that adapter's matrix by the engine's ordinary backward on the LoRA layers.
+    /// </summary>
+    [TestMethod]
+    public void TwoActiveAdapters_EachBlockIsItsOwnExactFisher()
+    {
+        var (model, peft) = TinyMlp.WithLora(seed: 6, Inputs, Hidden, Classes, Rank);
+        peft.AddAdapter("second", new LoraConfig { TargetModules = new[] { "fc1", "fc2" }, Rank = 3, Alpha = 4, InitLoraWeights = LoraInit.Random });
+        peft.SetAdapters(["default", "second"]);
+        model.Eval();
+        var x = Tensor.Randn(new Generator(23), 1, Inputs);
+        const int label = 1;
+        var matrices = peft.TunerLayers().SelectMany(l =>
+        {
+            var lora = (LoraLinear)l.Layer;
+            return new[] { "default", "second" }.SelectMany(a => new[] { ($"{l.Path}.lora_A.{a}", lora.LoraA(a)), ($"{l.Path}.lora_B.{a}", lora.LoraB(a)) });
+        }).ToList();
+        var gradients = EmpiricalGradients(model, matrices.Select(m => m.Item2).ToList(), x, label);
+
+        using var laplace = LaplaceLora.Fit(peft, model.Forward, [new LaplaceBatch(x, [label])],
+            new LaplaceLoraOptions { Fisher = FisherKind.Empirical, PriorPrecision = 0.3 });
+
+        Assert.HasCount(8, laplace.Blocks);
+        var random = new Random(2);
+        for (int k = 0; k < 8; k++)
+        {
+            var block = (KfacLaplaceLayer)laplace.Blocks[k];
+            Assert.AreEqual(matrices[k].Item1, block.Name);
+            var v = Enumerable.Range(0, block.ParameterCount).Select(_ => random.NextDouble() - 0.5).ToArray();
+            var pv = new double[v.Length];
+            block.PrecisionTimes(v, pv);
+            double gv = gradients[k].Zip(v, (a, b) => a * b).Sum();
+            double scale = gradients[k].Max(Math.Abs);
+            Assert.IsGreaterThan(1e-4, scale, $"{block.Name}: gradient is degenerate");
+            for (int i = 0; i < v.Length; i++) Assert.AreEqual(gradients[k][i] * gv + 0.3 * v[i], pv[i], 1e-5 * (1 + scale * scale), $"{block.Name} P·v[{i}]");
+        }
+    }
+
+    /// <summary>∂(−log p(label))/∂W for each weight, by one ordinary forward and backward (weights made trainable meanwhile).</summary>
+    private static double[][] EmpiricalGradients(TinyMlp model, List<Tensor> weights, Tensor x, int label)
+    {
+        using var scope = TensorScope.Begin();
+        var flags = weights.Select(w => w.RequiresGrad).ToArray();
+        foreach (var w in weights)
+        {
+            w.RequiresGrad = true;
+            w.ZeroGrad();
+        }
+        var logits = model.Forward(x);
+        var f = Array.ConvertAll(logits.ToArray(), v => (double)v);
+        double max = f.Max(), total = f.Sum(v => Math.Exp(v - max));
+        var seed = f.Select((v, c) => (float)(Math.Exp(v - max) / total - (c == label ? 1 : 0))).ToArray();
+        logits.Backward(Tensor.From(seed, 1, Classes));
+        var result = weights.Select(w => Array.ConvertAll(w.Grad!.ToArray(), v => (double)v)).ToArray();
+        for (int i = 0; i < weights.Count; i++)
+        {
+            weights[i].ZeroGrad();
+            weights[i].RequiresGrad = flags[i];
+        }
+        return result;
+    }
+
     /// <summary>Σ_t mask_t·f [B, T, C] → [B, C]: padded positions neither reach the logits nor count as rows.</summary>
     private static Tensor MaskedSum(Tensor f, int[] mask) =>
         f.Mul(Tensor.From(Array.ConvertAll(mask, m => (float)m), f.Size(0), f.Size(1), 1)).Sum(1);
