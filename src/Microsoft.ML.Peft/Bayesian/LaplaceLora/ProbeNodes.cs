@@ -28,6 +28,7 @@ internal static class ProbeNodes
     /// </summary>
     public static Tensor RowProduct(Tensor g, Tensor weight)
     {
+        if (!g.IsContiguous) g = g.Contiguous();   // e.g. a sum's gradient, expanded with zero strides (as Linear's backward does)
         int outFeatures = weight.Size(0);
         var shape = g.ShapeArray();
         shape[^1] = weight.Size(1);

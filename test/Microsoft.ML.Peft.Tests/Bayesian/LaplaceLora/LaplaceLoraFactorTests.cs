@@ -21,27 +21,32 @@ public sealed class LaplaceLoraFactorTests
     private const int Inputs = 5, Hidden = 6, Classes = 3, Rank = 2, Positions = 4;
 
     [TestMethod]
-    public void EmpiricalFactors_EqualHandBuiltDoubleFactors() => CheckFactors(FisherKind.Empirical);
+    public void EmpiricalFactors_EqualHandBuiltDoubleFactors() => CheckFactors(FisherKind.Empirical, padded: true);
 
     /// <summary>Three classes: the exact Fisher takes three backward passes per batch, all captured into G.</summary>
     [TestMethod]
-    public void ExactFactors_EqualHandBuiltDoubleFactors() => CheckFactors(FisherKind.Exact);
+    public void ExactFactors_EqualHandBuiltDoubleFactors() => CheckFactors(FisherKind.Exact, padded: true);
 
-    private static void CheckFactors(FisherKind fisher)
+    /// <summary>No padding, logits = Σ_t f: the probe nodes receive the sum's gradient, an expanded (zero-stride) view.</summary>
+    [TestMethod]
+    public void UnpaddedFactors_FromExpandedGradients_EqualHandBuiltDoubleFactors() => CheckFactors(FisherKind.Empirical, padded: false);
+
+    private static void CheckFactors(FisherKind fisher, bool padded)
     {
         var (model, peft) = TinyMlp.WithLora(seed: 5, Inputs, Hidden, Classes, Rank);
         var x1 = Tensor.Randn(new Generator(21), 3, Positions, Inputs);
         var x2 = Tensor.Randn(new Generator(22), 2, Positions, Inputs);
-        int[] mask1 = [1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0], mask2 = [1, 1, 0, 0, 0, 1, 0, 1];
+        int[] mask1 = padded ? [1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0] : Enumerable.Repeat(1, 12).ToArray();
+        int[] mask2 = padded ? [1, 1, 0, 0, 0, 1, 0, 1] : Enumerable.Repeat(1, 8).ToArray();
         int[] labels1 = [2, 0, 1], labels2 = [1, 2];
-        Func<Tensor, Tensor> logits = x => MaskedSum(model.Forward(x), x.Size(0) == 3 ? mask1 : mask2);
+        Func<Tensor, Tensor> logits = padded ? x => MaskedSum(model.Forward(x), x.Size(0) == 3 ? mask1 : mask2) : x => model.Forward(x).Sum(1);
 
         var reference = new HandBuiltFactors(peft);   // before the fit: it installs probed layers in the LoRA layers' slots
         reference.Add(x1.ToArray(), mask1, labels1, fisher);
         reference.Add(x2.ToArray(), mask2, labels2, fisher);
 
         using var laplace = LaplaceLora.Fit(peft, logits,
-            [new LaplaceBatch(x1, labels1) { PositionMask = mask1 }, new LaplaceBatch(x2, labels2) { PositionMask = mask2 }],
+            [new LaplaceBatch(x1, labels1) { PositionMask = padded ? mask1 : null }, new LaplaceBatch(x2, labels2) { PositionMask = padded ? mask2 : null }],
             new LaplaceLoraOptions { Fisher = fisher });
         Assert.AreEqual(4, laplace.Blocks.Count);
         for (int k = 0; k < 4; k++)
