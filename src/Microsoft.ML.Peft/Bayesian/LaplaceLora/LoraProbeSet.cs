@@ -92,8 +92,9 @@ internal sealed class LoraProbeSet : IDisposable
     /// <summary>
     /// Forward <paramref name="input"/> through <paramref name="logitsFunction"/> (must give [B, C]), then backward with
     /// the seed ∂L/∂logits from <paramref name="makeSeed"/> (given the float logits, B, C); afterwards every
-    /// <see cref="Recorded"/> matrix holds its inputs and output gradients (see <see cref="ProbedMatrix.Capture"/>), without the padding positions of
-    /// <paramref name="positionMask"/> (B×T, 1 = real token; null = none). Returns the logits (B×C).
+    /// <see cref="Recorded"/> matrix holds its inputs and output gradients (see <see cref="ProbedMatrix.Capture"/>),
+    /// without the padding positions of <paramref name="positionMask"/> (B×T, 1 = real token; null = none). Returns the
+    /// logits (B×C).
     /// </summary>
     public float[] Run(Func<Tensor, Tensor> logitsFunction, Tensor input, int expectedBatch, Func<float[], int, int, float[]> makeSeed, out int classes,
         int[]? positionMask = null)
