@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Microsoft.ML.Peft.LinearAlgebra;
 using Microsoft.ML.Peft.Tensors;
 
@@ -8,6 +10,11 @@ namespace Microsoft.ML.Peft.Bayesian;
 /// rows into G, via <see cref="KroneckerFactorAccumulator"/>, low rank for large sides) or the exact diagonal
 /// Σ_n (∂ℓ_n/∂W)², plus the MAP log-likelihood of the true labels.
 /// </summary>
+/// <remarks>
+/// Methods with the fit's per-row loops are compiled fully optimised at once (AggressiveOptimization): a fit runs once
+/// per process, each of them only a few hundred times, and while the fit keeps compiling new methods the runtime's tiering
+/// leaves them in unoptimised tier-0 code for the whole fit (measured: Gram 3.3× and finiteness check 7× slower).
+/// </remarks>
 internal sealed class FisherCollector
 {
     private readonly List<ProbedMatrix> matrices;
@@ -18,6 +25,7 @@ internal sealed class FisherCollector
     private readonly bool diagonal;
     private readonly double[][] inputGrams, outputGrams;   // per matrix, this batch's XᵀX (exact factors only; reused every batch)
     private readonly bool[] inputGramReady;                 // inputGrams[k] holds this batch's Gram (shared by identical inputs)
+    private readonly int[] inputTwin;                        // j < k whose input Gram k took in every batch so far; -1: none
     private readonly float[] gemmScratch;                   // the float GEMM's output, width² of the widest exact factor
 
     public FisherCollector(List<ProbedMatrix> matrices, LaplaceLoraOptions options)
@@ -32,6 +40,8 @@ internal sealed class FisherCollector
         inputGrams = inputFactors.Select(f => f.IsLowRank ? [] : new double[f.Size * f.Size]).ToArray();
         outputGrams = outputFactors.Select(f => f.IsLowRank ? [] : new double[f.Size * f.Size]).ToArray();
         inputGramReady = new bool[matrices.Count];
+        inputTwin = new int[matrices.Count];
+        Array.Fill(inputTwin, int.MinValue);   // not decided before the first batch
         int widest = inputFactors.Concat(outputFactors).Where(f => !f.IsLowRank).Select(f => f.Size).DefaultIfEmpty(0).Max();
         gemmScratch = new float[widest * widest];
     }
@@ -87,6 +97,7 @@ internal sealed class FisherCollector
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AddSquaredGradients(int k, int size)
     {
         var m = matrices[k];
@@ -142,7 +153,7 @@ internal sealed class FisherCollector
             outputFactors[k].AddRows(m.OutputGradients, m.Rows);
             return;
         }
-        KroneckerFactorAccumulator.SinglePrecisionGram(m.OutputGradients, m.Rows, m.Out, outputGrams[k], gemmScratch);
+        SinglePrecisionGram(m.OutputGradients, m.Rows, m.Out, outputGrams[k]);
         outputFactors[k].AddGram(outputGrams[k], m.Rows);
     }
 
@@ -153,21 +164,63 @@ internal sealed class FisherCollector
     private double[] SharedInputGram(int k)
     {
         var m = matrices[k];
-        for (int j = 0; j < k; j++)
+        int twin = -1;
+        for (int j = 0; j < k && twin < 0; j++)
         {
             var other = matrices[j];
-            if (!inputFactors[j].IsLowRank && other.Width == m.Width && other.Rows == m.Rows && other.Inputs.AsSpan().SequenceEqual(m.Inputs))
-                return InputGram(j);
+            if (!inputFactors[j].IsLowRank && other.Width == m.Width && other.Rows == m.Rows && other.Inputs.SequenceEqual(m.Inputs)) twin = j;
         }
-        return InputGram(k);
+        // A twin in every batch means identical factor sums (the same Grams added in the same order): one eigenbasis.
+        inputTwin[k] = inputTwin[k] == int.MinValue || inputTwin[k] == twin ? twin : -1;
+        return InputGram(twin < 0 ? k : twin);
     }
 
     private double[] InputGram(int k)
     {
         var m = matrices[k];
-        if (!inputGramReady[k]) KroneckerFactorAccumulator.SinglePrecisionGram(m.Inputs, m.Rows, m.Width, inputGrams[k], gemmScratch);
+        if (!inputGramReady[k]) SinglePrecisionGram(m.Inputs, m.Rows, m.Width, inputGrams[k]);
         inputGramReady[k] = true;
         return inputGrams[k];
+    }
+
+    /// <summary>
+    /// XᵀX of a batch's rows (width wide) into <paramref name="gram"/>, with the precision of
+    /// <see cref="KroneckerFactorAccumulator.SinglePrecisionGram(ReadOnlySpan{float}, int, int)"/> (one float GEMM per
+    /// <see cref="KroneckerFactorAccumulator.SinglePrecisionChunkRows"/> rows, the chunks summed in double, then the
+    /// triangles averaged) at less cost: each chunk is added by a vectorised widening add and the symmetrisation is done
+    /// once per batch instead of once per chunk in scalar, strided code, which took 60 % of a 64-wide Gram's time.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void SinglePrecisionGram(ReadOnlySpan<float> rows, int rowCount, int width, Span<double> gram)
+    {
+        int size = width * width;
+        Span<float> chunk = gemmScratch.AsSpan(0, size);
+        gram.Clear();
+        for (int start = 0; start < rowCount; start += KroneckerFactorAccumulator.SinglePrecisionChunkRows)
+        {
+            int count = Math.Min(KroneckerFactorAccumulator.SinglePrecisionChunkRows, rowCount - start);
+            var x = rows.Slice(start * width, count * width);
+            Kernels.Gemm.Sgemm(true, false, width, width, count, 1f, x, width, x, width, 0f, chunk, width);
+            AddWidened(chunk, gram);
+        }
+        for (int i = 0; i < width; i++)
+        {
+            for (int j = i + 1; j < width; j++) gram[i * width + j] = gram[j * width + i] = 0.5 * (gram[i * width + j] + gram[j * width + i]);   // a GEMM's triangles may round differently
+        }
+    }
+
+    /// <summary>sum += values, each float widened to double (exact) a vector at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AddWidened(ReadOnlySpan<float> values, Span<double> sum)
+    {
+        int i = 0, width = Vector<float>.Count;
+        for (; i <= values.Length - width; i += width)
+        {
+            Vector.Widen(new Vector<float>(values[i..]), out var low, out var high);
+            (new Vector<double>(sum[i..]) + low).CopyTo(sum[i..]);
+            (new Vector<double>(sum[(i + width / 2)..]) + high).CopyTo(sum[(i + width / 2)..]);
+        }
+        for (; i < values.Length; i++) sum[i] += values[i];
     }
 
     private float[] Seed(float[] logits, int batch, int classes, int[] labels)
@@ -236,7 +289,7 @@ internal sealed class FisherCollector
             else
             {
                 // A = mean over all rows (positions); G = Σ g gᵀ / N (rows per example folded in): K-FAC-expand.
-                var a = inputFactors[k].ToEigenbasis();
+                var a = inputTwin[k] >= 0 && blocks[inputTwin[k]] is KfacLaplaceLayer twin ? twin.InputFactor : inputFactors[k].ToEigenbasis();
                 var g = outputFactors[k].ToEigenbasis().Scale((double)outputFactors[k].SampleCount / Examples);
                 RequireFinite(a.Values, m.Name, "input factor A");
                 RequireFinite(g.Values, m.Name, "output-gradient factor G");
@@ -248,11 +301,24 @@ internal sealed class FisherCollector
 
     private static void RequireFinite(ReadOnlySpan<float> values, string name, string what, int firstExample)
     {
+        if (AllFinite(values)) return;   // one vectorised pass; only a failing batch is searched for the value to report
         foreach (var v in values)
         {
             if (!float.IsFinite(v))
                 throw new InvalidOperationException($"Laplace-LoRA: the curvature of '{name}' is not finite: its {what} contain {v} in the batch starting at example {firstExample}");
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        var zero = Vector<float>.Zero;
+        var product = Vector<float>.Zero;
+        int i = 0;
+        for (; i <= values.Length - Vector<float>.Count; i += Vector<float>.Count) product += new Vector<float>(values[i..]) * zero;
+        bool finite = Vector.EqualsAll(product, product);   // v·0 is NaN exactly when v is NaN or ±∞, and NaN stays in the sum
+        for (; i < values.Length; i++) finite &= float.IsFinite(values[i]);
+        return finite;
     }
 
     private static void RequireFinite(ReadOnlySpan<double> values, string name, string factor)

@@ -46,6 +46,7 @@ public sealed partial class LaplaceLora
         try
         {
             var matrices = options.Curvature == CurvatureKind.LastLayer ? [probes.Matrices[^1]] : probes.Matrices.ToList();
+            probes.Recorded = matrices;
             if (matrices.Count != state.Blocks.Count)
                 throw new InvalidDataException($"{source}: the posterior has {state.Blocks.Count} blocks but the model has {matrices.Count} LoRA/head matrices under it");
             double dataCount = state.DataCount / options.Temperature;

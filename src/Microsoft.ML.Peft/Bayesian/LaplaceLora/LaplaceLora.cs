@@ -12,8 +12,9 @@ namespace Microsoft.ML.Peft.Bayesian;
 /// <remarks>
 /// <para>The model is reached through a logits function (batch input → logits [B, C]) that runs the PEFT model; the
 /// model must be in evaluation mode (no dropout) so each input's forward is deterministic.</para>
-/// <para>Curvature: each active adapter's A [r, in] and B [out, r] is temporarily replaced by a recording layer
-/// (<see cref="RecordingLinear"/>) that captures its input x and ∂L/∂(its output). One backward of the SUM of the
+/// <para>Curvature: each LoRA layer is temporarily replaced by a probed layer (<see cref="ProbedLoraLayer"/>) whose
+/// adapter branch is one autograd node that keeps the inputs of A and B and derives both output gradients from
+/// ∂L/∂(layer output) in its backward. One backward of the SUM of the
 /// batch's losses gives every example's own output gradient as its rows, because examples do not interact in the
 /// forward (no batch norm); the Fisher's per-example outer products are then formed from those rows.</para>
 /// <para>Token convention (a matrix applied at T positions per example): K-FAC-expand (Eschenhagen et al. 2023, as
@@ -88,6 +89,7 @@ public sealed partial class LaplaceLora : IDisposable
         try
         {
             var matrices = options.Curvature == CurvatureKind.LastLayer ? [probes.Matrices[^1]] : probes.Matrices.ToList();
+            probes.Recorded = matrices;
             var collector = new FisherCollector(matrices, options);
             foreach (var batch in batches) collector.Add(probes, logitsFunction, batch);
             var built = collector.BuildBlocks(options.Curvature, options.Temperature);

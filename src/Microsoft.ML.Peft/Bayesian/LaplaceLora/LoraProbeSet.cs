@@ -16,6 +16,7 @@ internal sealed class LoraProbeSet : IDisposable
     private readonly Module model;
     private readonly List<(string Path, Module Probe, Module Original)> installs = [];
     private readonly List<(Tensor Parameter, bool RequiresGrad)> flags = [];
+    private IReadOnlyList<ProbedMatrix> recorded;
 
     public LoraProbeSet(PeftModel peft, IReadOnlyList<string> headModules)
     {
@@ -29,6 +30,7 @@ internal sealed class LoraProbeSet : IDisposable
         foreach (var (path, probe) in layers) installs.Add((path, probe, probe.Original));
         foreach (var head in heads) installs.Add((head.Matrix.Name, head, head.Original));
         Matrices = layers.SelectMany(l => l.Probe.Matrices).Concat(heads.Select(h => h.Matrix)).ToList();
+        recorded = Matrices;
         Attach();
     }
 
@@ -72,10 +74,27 @@ internal sealed class LoraProbeSet : IDisposable
     public IReadOnlyList<ProbedMatrix> Matrices { get; }
 
     /// <summary>
+    /// The matrices <see cref="Run"/> records and captures (default: all of <see cref="Matrices"/>). A posterior over a
+    /// subset (last layer) records only those, so the other layers run their plain product and, with every parameter
+    /// frozen, the backward pass stops at the first recorded one.
+    /// </summary>
+    public IReadOnlyList<ProbedMatrix> Recorded
+    {
+        get => recorded;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            if (value.Count == 0 || value.Any(m => !Matrices.Contains(m))) throw new ArgumentException("Laplace-LoRA: the recorded matrices must be a non-empty subset of the probed ones", nameof(value));
+            recorded = value;
+        }
+    }
+
+    /// <summary>
     /// Forward <paramref name="input"/> through <paramref name="logitsFunction"/> (must give [B, C]), then backward with
-    /// the seed ∂L/∂logits from <paramref name="makeSeed"/> (given the float logits, B, C); afterwards every matrix
-    /// holds its inputs and output gradients (see <see cref="ProbedMatrix.Capture"/>), without the padding positions of
-    /// <paramref name="positionMask"/> (B×T, 1 = real token; null = none). Returns the logits (B×C).
+    /// the seed ∂L/∂logits from <paramref name="makeSeed"/> (given the float logits, B, C); afterwards every
+    /// <see cref="Recorded"/> matrix holds its inputs and output gradients (see <see cref="ProbedMatrix.Capture"/>),
+    /// without the padding positions of <paramref name="positionMask"/> (B×T, 1 = real token; null = none). Returns the
+    /// logits (B×C).
     /// </summary>
     public float[] Run(Func<Tensor, Tensor> logitsFunction, Tensor input, int expectedBatch, Func<float[], int, int, float[]> makeSeed, out int classes,
         int[]? positionMask = null)
@@ -84,7 +103,7 @@ internal sealed class LoraProbeSet : IDisposable
         if (positionMask is not null && (positionMask.Length == 0 || positionMask.Length % expectedBatch != 0))
             throw new ArgumentException($"Laplace-LoRA: the position mask has {positionMask.Length} values, not batch ({expectedBatch}) × positions", nameof(positionMask));
         using var scope = TensorScope.Begin();
-        foreach (var m in Matrices) { m.Clear(); m.Recording = true; }
+        foreach (var m in recorded) { m.Clear(); m.Recording = true; }
         try
         {
             Tensor logits;
@@ -97,13 +116,19 @@ internal sealed class LoraProbeSet : IDisposable
             using (LaplacePhaseTimer.Measure(LaplacePhase.Backward)) logits.Backward(Tensor.From(seed, expectedBatch, classes));
             using (LaplacePhaseTimer.Measure(LaplacePhase.Capture))
             {
-                foreach (var m in Matrices) m.Capture(expectedBatch, positionMask);
+                for (int k = 0; k < recorded.Count; k++)
+                {
+                    // q_proj's and v_proj's lora_A read the same hidden states: their input rows are copied once.
+                    ProbedMatrix? sameInputs = null;
+                    for (int j = 0; j < k && sameInputs is null; j++) sameInputs = recorded[k].ReadsSameInputsAs(recorded[j]) ? recorded[j] : null;
+                    recorded[k].Capture(expectedBatch, positionMask, sameInputs);
+                }
             }
             return values;
         }
         finally
         {
-            foreach (var m in Matrices) { m.Recording = false; m.Clear(); }
+            foreach (var m in recorded) { m.Recording = false; m.Clear(); }
         }
     }
 

@@ -25,6 +25,19 @@ public sealed class LaplaceLoraValidationTests
         }
     }
 
+    /// <summary>The probed layer computes plain LoRA; a DoRA adapter would silently get other logits, so it is refused.</summary>
+    [TestMethod]
+    public void DoraAdapter_IsAClearError()
+    {
+        var model = new TinyMlp(new Generator(55), 5, 6, 3);
+        var peft = PeftModel.Inject(model, new LoraConfig { TargetModules = new[] { "fc1", "fc2" }, Rank = 2, Alpha = 4, UseDora = true, InitLoraWeights = LoraInit.Random },
+            generator: new Generator(56));
+        model.Eval();
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => LaplaceLora.Fit(peft, model.Forward, [Batch(4)]));
+        StringAssert.Contains(e.Message, "adapter 'default' of 'fc1' is DoRA");
+        Assert.IsInstanceOfType<LoraLinear>(model.GetModule("fc1"), "the model is left as it was");
+    }
+
     [TestMethod]
     public void NonPositivePriorPrecision_IsRejected()
     {
@@ -47,6 +60,24 @@ public sealed class LaplaceLoraValidationTests
         var e = Assert.ThrowsExactly<InvalidOperationException>(() => LaplaceLora.Fit(peft, model.Forward, [bad]));
         StringAssert.Contains(e.Message, "fc1.lora_A.default");
         Assert.IsInstanceOfType<LoraLinear>(model.GetModule("fc1"), "a failed fit restores the LoRA layers");
+    }
+
+    /// <summary>
+    /// ±∞ and NaN anywhere in a batch's rows are caught: 7 rows × 5 inputs = 35 values put index 33 in the scalar tail
+    /// after the vectorised check's whole vectors, index 4 and 20 inside them.
+    /// </summary>
+    [TestMethod]
+    [DataRow(4, float.NegativeInfinity)]
+    [DataRow(20, float.NaN)]
+    [DataRow(33, float.PositiveInfinity)]
+    public void NonFiniteInput_AnywhereInTheBatch_NamesTheLayer(int index, float value)
+    {
+        var (model, peft) = TinyMlp.WithLora(seed: 54);
+        var values = Tensor.Randn(new Generator(3), 7, 5).ToArray();
+        values[index] = value;
+        var bad = new LaplaceBatch(Tensor.From(values, 7, 5), [0, 1, 2, 0, 1, 2, 0]);
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => LaplaceLora.Fit(peft, model.Forward, [bad]));
+        StringAssert.Contains(e.Message, "'fc1.lora_A.default' is not finite: its input activations contain");
     }
 
     [TestMethod]
