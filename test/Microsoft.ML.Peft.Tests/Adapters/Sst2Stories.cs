@@ -1,4 +1,5 @@
 using System.Globalization;
+using Microsoft.ML.Peft.AdapterTraining;
 using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.Optim;
 using Microsoft.ML.Peft.Tensors;
@@ -37,7 +38,16 @@ internal static class Sst2Stories
     public static SequenceClassificationModel LoadModel() => PretrainedModel.LoadForSequenceClassification(TestPaths.Stories260K, numLabels: 2);
 
     /// <summary>Trains <paramref name="steps"/> full-batch AdamW steps; returns the loss before and after.</summary>
-    public static (float Before, float After) Train(SequenceClassificationModel model, PeftModel peft, int steps, double learningRate)
+    public static (float Before, float After) Train(SequenceClassificationModel model, PeftModel peft, int steps, double learningRate) =>
+        Train(model, peft, steps, learningRate, hooks: null);
+
+    /// <summary>
+    /// The same run through a method's training hooks (<see cref="AdapterTrainingHooks.Create"/>, the trainers' path):
+    /// their optimizer groups, their extra loss term added before backward, and their callback after each optimizer
+    /// step, for methods that need more than plain AdamW on the trainable parameters (AdaLoRA's regulariser and rank
+    /// allocation, LoRA+'s groups). The reported losses are the task loss alone.
+    /// </summary>
+    public static (float Before, float After) Train(SequenceClassificationModel model, PeftModel peft, int steps, double learningRate, IAdapterTrainingHooks? hooks)
     {
         var (ids, mask, labels, rows) = Data.Value;
         var targets = Tensor.FromInt32(labels, rows);
@@ -50,14 +60,18 @@ internal static class Sst2Stories
         }
 
         float before = Loss();
-        var optimizer = new AdamW(peft.TrainableParameters().Select(p => p.Parameter), learningRate: learningRate);
+        var optimizer = hooks is null
+            ? new AdamW(peft.TrainableParameters().Select(p => p.Parameter), learningRate: learningRate)
+            : new AdamW(hooks.ParameterGroups(peft), learningRate: learningRate);
         model.Train();
         for (int step = 0; step < steps; step++)
         {
             using var scope = TensorScope.Begin();
             var loss = model.Forward(ids, mask, null, rows, MaxTokens).CrossEntropy(targets);
+            if (hooks?.ExtraLoss(peft) is { } extra) loss = loss.Add(extra);
             loss.Backward();
             optimizer.Step();
+            hooks?.AfterOptimizerStep(peft, step);
             optimizer.ZeroGrad();
         }
         return (before, Loss());
