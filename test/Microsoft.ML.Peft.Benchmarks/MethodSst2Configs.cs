@@ -4,6 +4,7 @@ using Microsoft.ML.Peft.AdaptionPrompt;
 using Microsoft.ML.Peft.GaLore;
 using Microsoft.ML.Peft.IA3;
 using Microsoft.ML.Peft.Lora;
+using Microsoft.ML.Peft.Lycoris;
 using Microsoft.ML.Peft.PrefixTuning;
 using Microsoft.ML.Peft.PromptTuning;
 using Microsoft.ML.Peft.PTuning;
@@ -40,8 +41,8 @@ internal static class MethodSst2Configs
     [
         "lora", "ia3", "prompt", "prefix", "prefix-mlp", "ptuning-mlp", "ptuning-lstm", "llama-adapter",
         "houlsby", "parallel", "sparse-adapter", "fusion", "bitfit", "head-only", "last-2", "layernorm", "full",
-        "far", "pafi", "diff-pruning", "dora", "loraplus", "rslora", "pissa", "adalora", "vera", "moslora", "qlora",
-        "galore", "loreft", Svgd,
+        "far", "pafi", "diff-pruning", "dora", "loraplus", "rslora", "pissa", "olora", "adalora", "vera", "moslora",
+        "loha", "lokr", "qlora", "galore", "loreft", Svgd,
     ];
 
     /// <summary>SVGD-LoRA: not a PEFT config but a trainer over particles of the lora row's adapters.</summary>
@@ -102,9 +103,13 @@ internal static class MethodSst2Configs
         "loraplus" => new(Lora(), "LoRA+ r=8 alpha=16 on q_proj,v_proj, B at 16x lr", LoraPlusRatio: LoraPlus.DefaultLrRatio),
         "rslora" => new(Lora(l => l.UseRsLora = true), "rsLoRA r=8 alpha=16 (scaling alpha/sqrt(r)) on q_proj,v_proj"),
         "pissa" => new(Lora(l => l.InitLoraWeights = LoraInit.Pissa), "PiSSA r=8 alpha=16 on q_proj,v_proj (exact SVD init)"),
+        "olora" => new(Lora(l => l.InitLoraWeights = LoraInit.Olora), "OLoRA r=8 alpha=16 on q_proj,v_proj (QR init, base keeps the residual)"),
         "adalora" => new(AdaLora(totalSteps), "AdaLoRA init_r 12 -> target_r 8, alpha 16, q_proj,v_proj, tinit 10%, tfinal 30%, deltaT 10"),
         "vera" => new(new VeraConfig { TargetModules = new[] { "q_proj", "v_proj" } }, "VeRA r=256 (PEFT default), q_proj,v_proj, d_initial 0.1"),
         "moslora" => new(Lora(l => l.UseMixer = true), "MoSLoRA r=8 alpha=16 on q_proj,v_proj (r x r mixer)"),
+        // LyCORIS's PEFT defaults (r 8, alpha 8); LoHa's two Hadamard-multiplied pairs hold twice LoRA r8's weights.
+        "loha" => new(new LoHaConfig { TargetModules = new[] { "q_proj", "v_proj" } }, "LoHa r=8 alpha=8 (PEFT defaults) on q_proj,v_proj"),
+        "lokr" => new(new LoKrConfig { TargetModules = new[] { "q_proj", "v_proj" } }, "LoKr r=8 alpha=8 (PEFT defaults: W1 full, W2 full where r is not small) on q_proj,v_proj"),
         "qlora" => new(Lora(), "QLoRA: NF4 + double quant, block 64 base; LoRA r=8 alpha=16 on q_proj,v_proj (as lora)",
             Quantization: new QuantizationOptions { Type = FourBitType.NF4, BlockSize = 64, DoubleQuant = true }),
         // GaLore's default rank 128 is above every stories260K matrix's smaller side (64), where the projection is the

@@ -56,6 +56,13 @@ public abstract class Module
     public IEnumerable<Tensor> Parameters(bool trainableOnly = false) =>
         NamedParameters().Select(p => p.Parameter).Where(p => !trainableOnly || p.RequiresGrad);
 
+    /// <summary>
+    /// Frozen weights this module holds outside its parameters (QuantizedLinear's 4-bit codes), as the number of
+    /// elements they stand for. PEFT's <c>get_nb_trainable_parameters</c> counts bitsandbytes' packed
+    /// <c>Params4bit</c> at their unpacked size, so a quantized model's "all params" equals the float model's.
+    /// </summary>
+    public virtual long PackedWeightCount => 0;
+
     /// <summary>The module at a dotted path ("" is this module).</summary>
     public Module GetModule(string path)
     {

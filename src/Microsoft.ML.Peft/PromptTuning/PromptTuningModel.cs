@@ -111,10 +111,10 @@ public sealed class PromptTuningModel
         foreach (var p in Model.NamedParameters().Where(p => p.Parameter.RequiresGrad)) yield return p;
     }
 
-    /// <summary>(trainable, all) as PEFT counts them: the model's distinct parameters plus the prompt.</summary>
+    /// <summary>(trainable, all) as PEFT counts them: the model's distinct parameters (4-bit weights unpacked) plus the prompt.</summary>
     public (long Trainable, long All) GetNumberOfTrainableParameters()
     {
-        long all = PromptEmbeddings.Count, trainable = PromptEmbeddings.RequiresGrad ? PromptEmbeddings.Count : 0;
+        long all = PromptEmbeddings.Count + Model.NamedModules().Sum(m => m.Module.PackedWeightCount), trainable = PromptEmbeddings.RequiresGrad ? PromptEmbeddings.Count : 0;
         foreach (var p in Model.Parameters())
         {
             all += p.Count;

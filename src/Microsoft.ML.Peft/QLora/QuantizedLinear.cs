@@ -55,6 +55,9 @@ public sealed class QuantizedLinear : LinearLayer
     /// <inheritdoc/>
     public override int OutFeatures => Weight.Rows;
 
+    /// <inheritdoc/>
+    public override long PackedWeightCount => (long)Weight.Rows * Weight.Columns;
+
     /// <summary>
     /// Quantizes a float32 <see cref="Linear"/> (bitsandbytes' <c>Linear4bit</c> conversion). The bias is copied,
     /// optionally rounded to bfloat16.

@@ -215,12 +215,12 @@ public sealed partial class PeftModel
     /// <summary>
     /// (trainable, all) parameter counts as PEFT's <c>get_nb_trainable_parameters</c>: every distinct parameter
     /// tensor once (tied weights once), adapter parameters of all adapters included, and for modules_to_save both the
-    /// originals and every adapter's copy.
+    /// originals and every adapter's copy; 4-bit base weights at their unpacked size (<see cref="Module.PackedWeightCount"/>).
     /// </summary>
     public (long Trainable, long All) GetNumberOfTrainableParameters()
     {
         var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        long trainable = 0, all = 0;
+        long trainable = 0, all = Model.NamedModules().Sum(m => m.Module.PackedWeightCount);
         foreach (var p in Model.Parameters())
         {
             if (!seen.Add(p)) continue;

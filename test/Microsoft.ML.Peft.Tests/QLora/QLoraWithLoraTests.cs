@@ -2,6 +2,7 @@ using Microsoft.ML.Peft.Lora;
 using Microsoft.ML.Peft.NN;
 using Microsoft.ML.Peft.QLora;
 using Microsoft.ML.Peft.Tensors;
+using Microsoft.ML.Peft.Tuners;
 
 namespace Microsoft.ML.Peft.Tests.QLora;
 
@@ -21,6 +22,23 @@ public sealed class QLoraWithLoraTests
         }
 
         public Tensor Forward(Tensor x) => head.Module.Forward(down.Module.Forward(up.Module.Forward(x).Relu()));
+    }
+
+    [TestMethod]
+    public void TrainableParameterCount_CountsTheFourBitWeightsUnpacked_AsPeftDoes()
+    {
+        // PEFT counts bitsandbytes' Params4bit at their unpacked size, so QLoRA prints the float model's "all params".
+        var config = new LoraConfig { Rank = 4, Alpha = 8, TargetModules = new[] { "up_proj", "down_proj" } };
+        var floatModel = PeftModel.Inject(new Mlp(new Generator(1)), config);
+        var quantized = new Mlp(new Generator(1));
+        QuantizedModel.QuantizeLinearLayers(quantized, new QuantizationOptions());
+        var qlora = PeftModel.Inject(quantized, config);
+
+        long lora = 4 * (24 + 40) + 4 * (40 + 24);
+        long bases = (24 * 40 + 40) + (40 * 24 + 24) + (24 * 10 + 10);
+        Assert.AreEqual((lora, bases + lora), floatModel.GetNumberOfTrainableParameters());
+        Assert.AreEqual((lora, bases + lora), qlora.GetNumberOfTrainableParameters(), "4-bit weights unpacked; biases stay parameters");
+        Assert.AreEqual(floatModel.TrainableParametersSummary(), qlora.TrainableParametersSummary());
     }
 
     [TestMethod]
