@@ -31,7 +31,8 @@ RESULTS = os.environ.get("METHODS_GRID_FILE") or os.path.join(HERE, "results", "
 # Three rates per method around the usual value for the method family (AdamW, batch 32): LoRA-like methods near
 # LoRA's 2e-3; vector methods (IA3, norms, head) and soft prompts higher, as their papers train them; full and
 # last-layer fine-tuning lower. A fourth rate was added beyond the edge a three-rate grid chose (ia3, prompt, bitfit,
-# layernorm, prefix, the P-tuning encoders, last-2, FaR).
+# layernorm, prefix, the P-tuning encoders, last-2, FaR, LLaMA-Adapter, the three adapter rows, PiSSA, VeRA, GaLore,
+# LoReFT); prompt and LoRA+ keep their edge choice, on which their PyTorch references were run.
 DEFAULT_GRID = {
     "lora": [1e-3, 2e-3, 5e-3],
     "ia3": [1e-3, 3e-3, 1e-2, 3e-2],
@@ -40,32 +41,32 @@ DEFAULT_GRID = {
     "prefix-mlp": [1e-3, 3e-3, 1e-2],
     "ptuning-mlp": [3e-4, 1e-3, 3e-3, 1e-2],
     "ptuning-lstm": [3e-4, 1e-3, 3e-3, 1e-2],
-    "llama-adapter": [3e-3, 1e-2, 3e-2],
-    "houlsby": [1e-3, 3e-3, 1e-2],
-    "parallel": [1e-3, 3e-3, 1e-2],
-    "sparse-adapter": [1e-3, 3e-3, 1e-2],
+    "llama-adapter": [1e-3, 3e-3, 1e-2, 3e-2],
+    "houlsby": [1e-3, 3e-3, 1e-2, 3e-2],
+    "parallel": [3e-4, 1e-3, 3e-3, 1e-2],
+    "sparse-adapter": [1e-3, 3e-3, 1e-2, 3e-2],
     "fusion": [1e-3, 3e-3, 1e-2],
     "bitfit": [1e-3, 3e-3, 1e-2, 3e-2],
     "head-only": [3e-3, 1e-2, 3e-2],
     "last-2": [3e-4, 1e-3, 3e-3, 1e-2],
     "layernorm": [3e-3, 1e-2, 3e-2],
     "full": [3e-4, 1e-3, 3e-3],
-    "far": [3e-4, 1e-3, 3e-3, 1e-2],
+    "far": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
     "pafi": [1e-3, 3e-3, 1e-2],
     "diff-pruning": [3e-4, 1e-3, 3e-3],
     "dora": [1e-3, 2e-3, 5e-3],
     "loraplus": [2.5e-4, 5e-4, 1e-3],
     "rslora": [5e-4, 1e-3, 2e-3],
-    "pissa": [5e-4, 1e-3, 2e-3],
+    "pissa": [5e-4, 1e-3, 2e-3, 5e-3],
     "olora": [5e-4, 1e-3, 2e-3],
     "adalora": [1e-3, 2e-3, 5e-3],
-    "vera": [3e-3, 1e-2, 3e-2],
+    "vera": [1e-3, 3e-3, 1e-2, 3e-2],
     "moslora": [1e-3, 2e-3, 5e-3],
     "loha": [1e-3, 3e-3, 1e-2],
     "lokr": [1e-3, 3e-3, 1e-2],
     "qlora": [1e-3, 2e-3, 5e-3],
-    "galore": [3e-4, 1e-3, 3e-3],
-    "loreft": [3e-3, 1e-2, 3e-2],
+    "galore": [3e-4, 1e-3, 3e-3, 1e-2],
+    "loreft": [1e-3, 3e-3, 1e-2, 3e-2],
     "svgd": [2e-3],  # LoRA's rate, not searched: each particle is the lora row's adapter
 }
 
