@@ -77,8 +77,9 @@ def main():
            "over 6 % of the steps then linear decay to 0, gradient-norm clip 1.0, shuffled each epoch; dev = the 872 "
            "SST-2 dev rows. The method's learning rate is chosen on dev (see *Learning rates*). The new head trains "
            "with every method (PEFT's SEQ_CLS modules_to_save).", "",
-           "Columns: trainable parameters as PEFT's `get_nb_trainable_parameters` (head included; \"all\" counts the "
-           "frozen head too, as PEFT does for modules_to_save); dev NLL = mean cross-entropy in nats; CPU s = process "
+           "Columns: trainable parameters as PEFT's `get_nb_trainable_parameters` while training (head included; \"all\" "
+           "counts the frozen head too, as PEFT does for modules_to_save; from `results/methods_smoke.json` where it "
+           "has the method, since older full runs counted the fitted model, whose prompt encoders are dropped); dev NLL = mean cross-entropy in nats; CPU s = process "
            "CPU time of `Fit` (robust on a loaded machine); wall s = optimizer steps only; peak = process peak working "
            "set; adapter = the PEFT-format files `SaveAdapter` writes (adapter_config.json + "
            "adapter_model.safetensors, head included). Accuracy ± is the sample standard deviation over seeds.", "",
@@ -98,8 +99,12 @@ def main():
         chosen = grid["chosen"].get(method) or ({"lr": 2e-3, "fixed": True} if method == "lora" else None)
         info = runs[0] if runs else smoke.get(method) or next((p for p in grid["points"] if p["method"] == method), None)
         what = info["config"] if info else "—"
-        params = f"{info['trainable_params']:,}" if info else "—"
-        pct = f"{info['trainable_pct']:.2f}" if info else "—"
+        # The count while training: full runs made before method-sst2 read it from the trainer's log recorded the
+        # fitted model's count, which leaves out the reparameterisations dropped at the end (prefix_projection's MLP,
+        # P-tuning's encoders); the smoke runs hold the training-time count.
+        counted = smoke.get(method, info)
+        params = f"{counted['trainable_params']:,}" if counted else "—"
+        pct = f"{counted['trainable_pct']:.2f}" if counted else "—"
         lr = lr_text(runs[0]["lr"]) if runs else (lr_text(chosen["lr"]) + (" (LoRA issue)" if chosen.get("fixed") else " (grid)") if chosen else "not chosen")
         if runs:
             acc_m, acc_s = mean_std([r["dev_accuracy"] for r in runs])
