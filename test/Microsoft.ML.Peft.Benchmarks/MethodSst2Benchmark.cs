@@ -129,30 +129,11 @@ internal sealed class MethodSst2Benchmark : IBenchmark
 
     private static Fitted FitPeft(MethodRecipe recipe, IDataView train, Settings s, double lr, IDataView dev, IProgress<TrainingProgress> progress)
     {
-        var options = Options(recipe, s, lr, dev, progress);
-        // The count while training, as PEFT prints it: the fitted model's count is smaller for the methods that drop
-        // their reparameterisation at the end (prefix_projection's MLP, P-tuning's encoders become lookup tables).
-        (long, long)? trainingCount = null;
-        var log = options.Log!;
-        options.Log = line =>
-        {
-            trainingCount ??= ParseTrainableParametersLine(line);
-            log(line);
-        };
-        var trainer = new PeftTextClassificationTrainer(options, ClassificationKind.Binary,
+        var trainer = new PeftTextClassificationTrainer(Options(recipe, s, lr, dev, progress), ClassificationKind.Binary,
             recipe.Quantization is null ? null : new PeftTextClassifierFactory(recipe.Quantization));
         var model = trainer.Fit(train);
-        return new(model, model.PeftType, trainingCount ?? ((PeftTextClassifier)model.Scorer.Backend).Peft.GetNumberOfTrainableParameters(), model.SaveAdapter, model.TrainingHistory);
-    }
-
-    /// <summary>(trainable, all) from PEFT's "trainable params: 1,234 || all params: 56,789 || trainable%: …" line, else null.</summary>
-    private static (long, long)? ParseTrainableParametersLine(string line)
-    {
-        var match = System.Text.RegularExpressions.Regex.Match(line, @"^trainable params: ([\d,]+) \|\| all params: ([\d,]+) \|\|");
-        return match.Success
-            ? (long.Parse(match.Groups[1].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture),
-               long.Parse(match.Groups[2].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture))
-            : null;
+        // The count while training, as PEFT prints it (the fitted model's is smaller where an encoder was dropped).
+        return new(model, model.PeftType, ((PeftTextClassifier)model.Scorer.Backend).ParametersWhenBuilt, model.SaveAdapter, model.TrainingHistory);
     }
 
     /// <summary>

@@ -25,7 +25,15 @@ internal sealed class PeftTextClassifier : ITextClassifierBackend
         // Decoders with a pad_token_id pool the last id that is not padding, so padding must use exactly that id;
         // otherwise any id works (padded keys are masked) and the tokenizer's own choice is taken.
         PaddingId = model.Config.PadTokenId ?? tokenizer.PaddingTokenId ?? tokenizer.UnknownTokenId ?? tokenizer.EndOfSentenceTokenId ?? 0;
+        ParametersWhenBuilt = peft.GetNumberOfTrainableParameters();
     }
+
+    /// <summary>
+    /// (trainable, all) as PEFT counts them when this classifier was built, i.e. while it trains. The fitted model's
+    /// own count is smaller for methods that drop a reparameterisation at the end of training (prefix_projection's
+    /// MLP, P-tuning's encoders become lookup tables).
+    /// </summary>
+    public (long Trainable, long All) ParametersWhenBuilt { get; }
 
     public SequenceClassificationModel Model { get; }
 

@@ -153,6 +153,23 @@ public sealed class PromptMethodsTrainerTests
     }
 
     [TestMethod]
+    // PEFT's counts while training (stories260K: hidden 64; prefixes 2 · 5 layers · 32 = 320 wide; head 64 · 2):
+    // prefix_projection h 16: table 6·32, Linear(32, 16), Linear(16, 320); P-tuning MLP h 16: table 6·64,
+    // Linear(64, 16), Linear(16, 16), Linear(16, 64). After Fit the encoder is replaced by its [6, width] table.
+    [DataRow("PREFIX_TUNING+projection", 6 * 32 + (32 * 16 + 16) + (16 * 320 + 320), 6 * 320)]
+    [DataRow("P_TUNING", 6 * 64 + (64 * 16 + 16) + (16 * 16 + 16) + (16 * 64 + 64), 6 * 64)]
+    public void ParametersWhenBuilt_AreTheTrainingCount_TheFittedModelHoldsOnlyTheTable(string method, int encoder, int table)
+    {
+        var ml = new MLContext();
+        var train = Sst2.LoadBinary(ml, Sst2.Train, 16);
+        var model = ml.BinaryClassification.Trainers.PeftTextClassification(Options(Config(method, TestPaths.Stories260K), TestPaths.Stories260K)).Fit(train);
+        var classifier = Classifier(model);
+        const long head = 64 * 2, baseModel = 260_160; // the base with its new head; modules_to_save counts a second head
+        Assert.AreEqual((encoder + head, baseModel + encoder + head), classifier.ParametersWhenBuilt, method);
+        Assert.AreEqual(baseModel + table + head, classifier.Peft.GetNumberOfTrainableParameters().All, $"{method}: after Fit the encoder is its table");
+    }
+
+    [TestMethod]
     [DataRow("PREFIX_TUNING+projection")]
     [DataRow("P_TUNING")]
     [DataRow("P_TUNING+LSTM")]
