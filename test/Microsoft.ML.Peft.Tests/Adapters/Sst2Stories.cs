@@ -16,7 +16,10 @@ namespace Microsoft.ML.Peft.Tests.Adapters;
 internal static class Sst2Stories
 {
     private const int MaxTokens = 16;
-    private static readonly Lazy<(int[] Ids, int[] Mask, int[] Labels, int Rows)> Data = new(LoadRows);
+    private static readonly Lazy<Batch> Data = new(LoadRows);
+
+    /// <summary>One full batch: token ids and mask [rows, tokens] row-major, and a label per row.</summary>
+    public sealed record Batch(int[] Ids, int[] Mask, int[] Labels, int Rows, int Tokens);
 
     /// <summary>The steps every method trains for in these tests.</summary>
     public const int Steps = 5;
@@ -47,16 +50,20 @@ internal static class Sst2Stories
     /// step, for methods that need more than plain AdamW on the trainable parameters (AdaLoRA's regulariser and rank
     /// allocation, LoRA+'s groups). The reported losses are the task loss alone.
     /// </summary>
-    public static (float Before, float After) Train(SequenceClassificationModel model, PeftModel peft, int steps, double learningRate, IAdapterTrainingHooks? hooks)
+    public static (float Before, float After) Train(SequenceClassificationModel model, PeftModel peft, int steps, double learningRate, IAdapterTrainingHooks? hooks) =>
+        Train(model, peft, steps, learningRate, hooks, Data.Value);
+
+    /// <summary>The same run on another model's <paramref name="batch"/> (e.g. the tiny BERT fixture's encoding of these rows).</summary>
+    public static (float Before, float After) Train(SequenceClassificationModel model, PeftModel peft, int steps, double learningRate, IAdapterTrainingHooks? hooks, Batch batch)
     {
-        var (ids, mask, labels, rows) = Data.Value;
+        var (ids, mask, labels, rows, tokens) = batch;
         var targets = Tensor.FromInt32(labels, rows);
         float Loss()
         {
             model.Eval();
             using var scope = TensorScope.Begin();
             using var noGrad = Autograd.NoGrad();
-            return model.Forward(ids, mask, null, rows, MaxTokens).CrossEntropy(targets).Item();
+            return model.Forward(ids, mask, null, rows, tokens).CrossEntropy(targets).Item();
         }
 
         float before = Loss();
@@ -67,7 +74,7 @@ internal static class Sst2Stories
         for (int step = 0; step < steps; step++)
         {
             using var scope = TensorScope.Begin();
-            var loss = model.Forward(ids, mask, null, rows, MaxTokens).CrossEntropy(targets);
+            var loss = model.Forward(ids, mask, null, rows, tokens).CrossEntropy(targets);
             if (hooks?.ExtraLoss(peft) is { } extra) loss = loss.Add(extra);
             loss.Backward();
             optimizer.Step();
@@ -78,7 +85,7 @@ internal static class Sst2Stories
     }
 
     /// <summary>The first 16 rows of SST-2 train, right-padded (or cut) to 16 tokens.</summary>
-    private static (int[], int[], int[], int) LoadRows()
+    private static Batch LoadRows()
     {
         var tokenizer = TokenizerLoader.FromFolder(TestPaths.Stories260K);
         var lines = File.ReadLines(Path.Combine(TestPaths.Data, "sst2", "train.tsv")).Skip(1).Take(16).ToList();
@@ -98,6 +105,6 @@ internal static class Sst2Stories
                 mask[r * MaxTokens + t] = 1;
             }
         }
-        return (ids, mask, labels, rows);
+        return new Batch(ids, mask, labels, rows, MaxTokens);
     }
 }

@@ -136,14 +136,13 @@ public sealed class MethodsBeatHeadOnlyTests
             var tokenizer = TokenizerLoader.FromFolder(folder);
             var lines = File.ReadLines(Path.Combine(TestPaths.Data, "sst2", "train.tsv")).Skip(1).Take(16).Select(l => l.Split('\t')).ToList();
             var encoded = lines.Select(l => tokenizer.Encode(l[0].Trim(), options: new EncodeOptions { MaxLength = BertTokens, Padding = PaddingStrategy.MaxLength })).ToList();
-            var ids = encoded.SelectMany(e => e.InputIds).ToArray();
-            var mask = encoded.SelectMany(e => e.AttentionMask).ToArray();
-            var labels = Tensor.FromInt32(lines.Select(l => int.Parse(l[1], CultureInfo.InvariantCulture)).ToArray(), lines.Count);
+            var batch = new Sst2Stories.Batch(encoded.SelectMany(e => e.InputIds).ToArray(), encoded.SelectMany(e => e.AttentionMask).ToArray(),
+                lines.Select(l => int.Parse(l[1], CultureInfo.InvariantCulture)).ToArray(), lines.Count, BertTokens);
 
-            var (_, headOnly) = TrainBert(folder, SelectiveConfig.HeadOnly("classifier"), ids, mask, labels);
+            var (_, headOnly) = TrainBert(folder, SelectiveConfig.HeadOnly("classifier"), batch);
             var bitFit = SelectiveConfig.BitFit();
             bitFit.TaskType = "SEQ_CLS";
-            var (before, after) = TrainBert(folder, bitFit, ids, mask, labels);
+            var (before, after) = TrainBert(folder, bitFit, batch);
             Console.WriteLine($"bitfit on tiny BERT: loss {before:F4} → {after:F4} (head only: {headOnly:F4})");
             Assert.IsTrue(after < before - 0.02, $"bitfit: loss {before} → {after} did not fall by 0.02");
             Assert.IsTrue(after < headOnly, $"bitfit: {after} does not beat the head-only baseline {headOnly}");
@@ -156,32 +155,12 @@ public sealed class MethodsBeatHeadOnlyTests
 
     private const int BertTokens = 16;
 
-    /// <summary>Sst2Stories.Train's loop on the tiny BERT: loss before, <see cref="Sst2Stories.Steps"/> full-batch AdamW steps, loss after.</summary>
-    private static (float Before, float After) TrainBert(string folder, PeftConfig config, int[] ids, int[] mask, Tensor labels)
+    /// <summary>Sst2Stories' run (<see cref="Sst2Stories.Steps"/> full-batch AdamW steps at its rate) on the tiny BERT with a fresh 2-label head.</summary>
+    private static (float Before, float After) TrainBert(string folder, PeftConfig config, Sst2Stories.Batch batch)
     {
         // The fixture's head has 3 labels; a fresh seeded 2-label head replaces it (transformers' ignore_mismatched_sizes).
         var model = PretrainedModel.LoadForSequenceClassification(folder, 2, new ModelLoadOptions { IgnoreMismatchedSizes = true });
-        var peft = PeftModel.Inject(model, config);
-        int rows = labels.Shape[0];
-        float Loss()
-        {
-            model.Eval();
-            using var scope = TensorScope.Begin();
-            using var noGrad = Autograd.NoGrad();
-            return model.Forward(ids, mask, null, rows, BertTokens).CrossEntropy(labels).Item();
-        }
-
-        float before = Loss();
-        var optimizer = new AdamW(peft.TrainableParameters().Select(p => p.Parameter), learningRate: Sst2Stories.LearningRate);
-        model.Train();
-        for (int step = 0; step < Sst2Stories.Steps; step++)
-        {
-            using var scope = TensorScope.Begin();
-            model.Forward(ids, mask, null, rows, BertTokens).CrossEntropy(labels).Backward();
-            optimizer.Step();
-            optimizer.ZeroGrad();
-        }
-        return (before, Loss());
+        return Sst2Stories.Train(model, PeftModel.Inject(model, config), Sst2Stories.Steps, Sst2Stories.LearningRate, hooks: null, batch);
     }
 
     /// <summary>
