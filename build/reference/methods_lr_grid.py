@@ -30,9 +30,10 @@ RESULTS = os.environ.get("METHODS_GRID_FILE") or os.path.join(HERE, "results", "
 
 # Three rates per method around the usual value for the method family (AdamW, batch 32): LoRA-like methods near
 # LoRA's 2e-3; vector methods (IA3, norms, head) and soft prompts higher, as their papers train them; full and
-# last-layer fine-tuning lower. A fourth rate was added beyond the edge a three-rate grid chose (ia3, prompt, bitfit,
+# last-layer fine-tuning lower. Where a grid chose its edge, rates were added beyond it (ia3, prompt, bitfit,
 # layernorm, prefix, the P-tuning encoders, last-2, FaR, LLaMA-Adapter, the three adapter rows, PiSSA, VeRA, GaLore,
-# LoReFT); prompt and LoRA+ keep their edge choice, on which their PyTorch references were run.
+# LoReFT) until the choice was inside, except for prompt tuning and LoRA+, which keep the edge rate their PyTorch
+# references were run at.
 DEFAULT_GRID = {
     "lora": [1e-3, 2e-3, 5e-3],
     "ia3": [1e-3, 3e-3, 1e-2, 3e-2],

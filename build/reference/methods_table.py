@@ -104,9 +104,9 @@ def main():
         chosen = grid["chosen"].get(method) or ({"lr": 2e-3, "fixed": True} if method == "lora" else None)
         info = runs[0] if runs else smoke.get(method) or next((p for p in grid["points"] if p["method"] == method), None)
         what = info["config"] if info else "—"
-        # The count while training: full runs made before method-sst2 read it from the trainer's log recorded the
-        # fitted model's count, which leaves out the reparameterisations dropped at the end (prefix_projection's MLP,
-        # P-tuning's encoders); the smoke runs hold the training-time count.
+        # The count while training: full runs made before method-sst2 read PeftTextClassifier.ParametersWhenBuilt
+        # recorded the fitted model's count, which leaves out the reparameterisations dropped at the end
+        # (prefix_projection's MLP, P-tuning's encoders); the smoke runs hold the training-time count.
         counted = smoke.get(method, info)
         params = f"{counted['trainable_params']:,}" if counted else "—"
         pct = f"{counted['trainable_pct']:.2f}" if counted else "—"
