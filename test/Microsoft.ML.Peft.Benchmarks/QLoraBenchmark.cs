@@ -10,16 +10,18 @@ using Microsoft.ML.Peft.Tensors;
 namespace Microsoft.ML.Peft.Benchmarks;
 
 /// <summary>
-/// <c>qlora [gemm] [step] [--layers N] [--seq S] [--steps K] [--optimizer eight-bit|paged-eight-bit] [--checkpoint block|half] [--embedding bf16|nf4]</c>:
+/// <c>qlora [gemm] [step] [paired] [--layers N] [--seq S] [--steps K] [--rounds R] [--optimizer eight-bit|paged-eight-bit] [--checkpoint block|half] [--embedding bf16|nf4] [--keep o,down|none|…]</c>:
 /// (i) fused NF4 GEMM vs fp32 GEMM, y = x·Wᵀ with a 256-token x and 2048×2048 / 2048×5632 weights:
 /// <c>qgemm KxN fp32=G nf4=G ratio=R</c> (GFLOP/s, best of 8 alternating repetitions, all cores; a second line
 /// <c>qgemm-1thread-cpu</c> times one thread by its CPU clock, robust on a loaded machine). (ii) one LoRA training step
 /// (r = 64 on every linear layer) of a randomly initialised Llama with TinyLlama-1.1B's dimensions, batch 1, seq 256:
-/// (a) float32 base + AdamW, (b) NF4 + double-quantized base, bf16 embeddings and head, gradient checkpointing and
+/// (a) float32 base + AdamW, (b) NF4 + double-quantized base, bf16 embeddings and head, gradient checkpointing (with
+/// o_proj's and down_proj's outputs kept, and the head + loss differentiated chunk by chunk in the forward) and
 /// 8-bit AdamW. Each variant runs in a child process (<c>qlora variant fp32|qlora</c>) so peak RSS (VmHWM) does not mix:
 /// <c>qlora-step variant=V ... step_s=T peak_rss_mb=M</c> (step_s: the last of K = 2 steps; pool_mb: tensor-pool
 /// bytes ever allocated, i.e. the activation/gradient high-water mark). <c>qlora-phase</c> lines give resident set,
 /// VmHWM, GC heap and tensor pool after the build and after each step's forward, backward and optimizer phases.
+/// <c>paired</c> times (a) and (b) in one process, steps alternated, for the step-time ratio (see <c>RunPaired</c>).
 /// </summary>
 internal sealed class QLoraBenchmark : IBenchmark
 {
@@ -27,6 +29,13 @@ internal sealed class QLoraBenchmark : IBenchmark
 
     /// <summary>Checkpoint attention and MLP halves separately (<c>--checkpoint half</c>) instead of whole layers.</summary>
     private static bool HalfBlockCheckpoints;
+
+    /// <summary>
+    /// Projections whose frozen-base outputs each layer's checkpoint keeps for the recompute (<c>--keep o,down</c>, the
+    /// default: 4 MB per layer at seq 256, a third fewer recomputed multiply-adds; <c>--keep none</c> recomputes the
+    /// whole block).
+    /// </summary>
+    private static string[] KeptProjections = ["o", "down"];
 
     /// <summary>(b) stores the input embedding in NF4 (bitsandbytes' Embedding4bit) instead of bf16 (<c>--embedding nf4</c>).</summary>
     private static bool Nf4Embeddings;
@@ -45,7 +54,7 @@ internal sealed class QLoraBenchmark : IBenchmark
 
     public int Run(string[] args)
     {
-        int layers = 22, seq = 256, steps = 2;
+        int layers = 22, seq = 256, steps = 2, rounds = 5;
         string optimizer = "eight-bit";
         var parts = new List<string>();
         for (int i = 0; i < args.Length; i++)
@@ -54,13 +63,17 @@ internal sealed class QLoraBenchmark : IBenchmark
             else if (args[i] == "--seq" && i + 1 < args.Length) seq = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--optimizer" && i + 1 < args.Length) optimizer = args[++i];
             else if (args[i] == "--steps" && i + 1 < args.Length) steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--rounds" && i + 1 < args.Length) rounds = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--checkpoint" && i + 1 < args.Length) HalfBlockCheckpoints = args[++i] == "half";
             else if (args[i] == "--embedding" && i + 1 < args.Length) Nf4Embeddings = args[++i] == "nf4";
             else if (args[i] == "--layerwise" && i + 1 < args.Length) LayerwiseSteps = args[++i] != "off";
+            else if (args[i] == "--keep" && i + 1 < args.Length) KeptProjections = args[++i] == "none" ? [] : args[i].Split(',');
             else parts.Add(args[i]);
         }
         if (parts is ["variant", var v]) return RunVariant(v, layers, seq, steps, optimizer);
+        if (parts is ["paired"]) return RunPaired(layers, seq, rounds, optimizer);
         if (parts.Count == 0) parts = ["gemm", "step"];
+        if (parts.Contains("adamw")) AdamWSteps(layers);
         if (parts.Contains("gemm"))
         {
             QuantizedGemm(Hidden, Hidden);
@@ -71,7 +84,8 @@ internal sealed class QLoraBenchmark : IBenchmark
             foreach (var variant in new[] { "fp32", "qlora" })
             {
                 int code = RunChild(["qlora", "variant", variant, "--layers", $"{layers}", "--seq", $"{seq}", "--steps", $"{steps}", "--optimizer", optimizer,
-                    "--checkpoint", HalfBlockCheckpoints ? "half" : "block", "--embedding", Nf4Embeddings ? "nf4" : "bf16", "--layerwise", LayerwiseSteps ? "on" : "off"]);
+                    "--checkpoint", HalfBlockCheckpoints ? "half" : "block", "--embedding", Nf4Embeddings ? "nf4" : "bf16", "--layerwise", LayerwiseSteps ? "on" : "off",
+                    "--keep", KeptProjections.Length == 0 ? "none" : string.Join(',', KeptProjections)]);
                 if (code != 0) return code;
             }
         }
@@ -99,6 +113,14 @@ internal sealed class QLoraBenchmark : IBenchmark
         {
             int threads = oneThreadCpu ? 1 : Environment.ProcessorCount;
             Func<double> now = oneThreadCpu && ThreadCpuClock.IsAvailable ? ThreadCpuClock.Now : () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+            // Warm-up: the 4-bit path runs through more methods than the fp32 one (operand, row decoder, unpack kernel),
+            // and tiered compilation only promotes a method to optimised code after ~30 calls; timing the first reps
+            // measured tier-0 decoding (a 2-thread ratio of 0.5 that a training step, long warm, never sees).
+            for (int rep = 0; rep < 40; rep++)
+            {
+                Gemm.Sgemm(GemmIsaInfo.Best, threads, false, true, m, n, k, 1f, x, k, w, k, 0f, y, n);
+                Gemm.Sgemm(GemmIsaInfo.Best, threads, false, m, 1f, x, k, operand, 0f, y, n);
+            }
             double bestF32 = double.MaxValue, bestQ = double.MaxValue;
             for (int rep = 0; rep < 8; rep++)
             {
@@ -113,6 +135,82 @@ internal sealed class QLoraBenchmark : IBenchmark
             Console.WriteLine(string.Format(inv, "{0} {1}x{2} fp32={3:F1} nf4={4:F1} ratio={5:F2}",
                 oneThreadCpu ? "qgemm-1thread-cpu" : "qgemm", k, n, flops / bestF32 / 1e9, flops / bestQ / 1e9, bestF32 / bestQ));
         }
+    }
+
+    // ------------------------------------------------------------------ optimizer step alone
+
+    /// <summary>
+    /// <c>qlora adamw</c>: one AdamW step over the LoRA parameters of the step benchmark (r = 64 on the 7 projections
+    /// of every layer, 50.5 M values at 22 layers), fp32 states against 8-bit blockwise states, alternated, each
+    /// timed by wall clock (all cores) after warm-up; best and median of 7.
+    /// </summary>
+    private static void AdamWSteps(int layers)
+    {
+        var shapes = new (int Out, int In)[] { (Hidden, Hidden), (KvHeads * (Hidden / Heads), Hidden), (KvHeads * (Hidden / Heads), Hidden), (Hidden, Hidden), (Intermediate, Hidden), (Intermediate, Hidden), (Hidden, Intermediate) };
+        var parameters = new List<Tensor>();
+        var g = new Generator(5);
+        using (TensorScope.Untracked())
+        {
+            for (int layer = 0; layer < layers; layer++)
+            {
+                foreach (var (outF, inF) in shapes)
+                {
+                    parameters.Add(Tensor.Randn(g, Rank, inF).Mul(0.02f).RequiresGrad_());
+                    parameters.Add(Tensor.Randn(g, outF, Rank).Mul(0.02f).RequiresGrad_());
+                }
+            }
+            // Gradients of a random linear loss: fixed, so every step sees the same ones.
+            foreach (var p in parameters) p.Mul(Tensor.Randn(g, p.ShapeArray()).Mul(1e-3f)).Sum().Backward();
+        }
+        var optimizers = new (string Name, Optimizer Optimizer)[]
+        {
+            ("fp32", new AdamW(parameters, learningRate: 1e-4)),
+            ("eight-bit", new AdamW8Bit(parameters, AdamWStateStorage.EightBit, learningRate: 1e-4)),
+        };
+        var times = optimizers.ToDictionary(o => o.Name, _ => new List<double>());
+        for (int rep = 0; rep < 10; rep++)
+        {
+            foreach (var (name, optimizer) in optimizers)
+            {
+                var clock = Stopwatch.StartNew();
+                optimizer.Step();
+                if (rep >= 3) times[name].Add(clock.Elapsed.TotalSeconds);
+            }
+        }
+        long count = parameters.Sum(p => (long)p.Count);
+        foreach (var (name, list) in times)
+        {
+            Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "adamw-step states={0} values={1} best_s={2:F3} median_s={3:F3} ns_per_value={4:F2}",
+                name, count, list.Min(), Median(list), Median(list) * 1e9 / count));
+        }
+        foreach (var (_, optimizer) in optimizers) (optimizer as IDisposable)?.Dispose();
+
+        // The 8-bit step's parts, one thread: decoding is a gather and a multiply; encoding finds the nearest of 256
+        // non-uniform code values for each of the two moments.
+        var signedCode = BlockwiseDynamicQuantizer.Signed(256);
+        var unsignedCode = BlockwiseDynamicQuantizer.Unsigned(256);
+        int n = 1 << 22;
+        var data = new float[n];
+        g.FillNormal(data);
+        var squares = data.Select(x => x * x).ToArray();
+        var codes = new byte[n];
+        var absmax = new float[n / 256];
+        var back = new float[n];
+        double bestSigned = double.MaxValue, bestUnsigned = double.MaxValue, bestDecode = double.MaxValue;
+        for (int rep = 0; rep < 6; rep++)
+        {
+            var clock = Stopwatch.StartNew();
+            signedCode.Quantize(data, codes, absmax);
+            bestSigned = Math.Min(bestSigned, clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            signedCode.Dequantize(codes, absmax, back);
+            bestDecode = Math.Min(bestDecode, clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            unsignedCode.Quantize(squares, codes, absmax);
+            bestUnsigned = Math.Min(bestUnsigned, clock.Elapsed.TotalSeconds);
+        }
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "blockwise-8bit-1thread ns_per_value: encode_signed={0:F2} encode_unsigned={1:F2} decode={2:F2}",
+            bestSigned * 1e9 / n, bestUnsigned * 1e9 / n, bestDecode * 1e9 / n));
     }
 
     // ------------------------------------------------------------------ (ii) training step
@@ -130,35 +228,16 @@ internal sealed class QLoraBenchmark : IBenchmark
 
     private static int RunVariant(string variant, int layers, int seq, int steps, string optimizerName)
     {
-        bool qlora = variant == "qlora";
-        if (!qlora && variant != "fp32")
+        if (variant is not ("qlora" or "fp32"))
         {
             Console.Error.WriteLine($"qlora: unknown variant '{variant}' (fp32 or qlora)");
             return 2;
         }
         var clock = Stopwatch.StartNew();
-        var model = new Llama(layers, qlora, new Generator(7));
-        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        using var trainer = new StepRunner(variant, layers, seq, optimizerName);
         double buildSeconds = clock.Elapsed.TotalSeconds;
         long rssAfterBuild = Status("VmRSS:");
         Phase(-1, "build");
-
-        var trainable = model.Parameters(trainableOnly: true).ToList();
-        var storage = optimizerName == "paged-eight-bit" ? AdamWStateStorage.PagedEightBit : AdamWStateStorage.EightBit;
-        bool layerwise = qlora && LayerwiseSteps;
-        Optimizer optimizer = !qlora
-            ? new AdamW(trainable, learningRate: 1e-4)
-            : new AdamW8Bit(trainable, storage, learningRate: 1e-4); // layer-wise: finds no gradient left to step
-        // Layer-wise: one optimizer per decoder layer, stepped from backward; each zeroes its gradients right after.
-        if (layerwise) model.UseLayerwiseOptimizers(layer => new AdamW8Bit(layer.Parameters(trainableOnly: true), storage, learningRate: 1e-4));
-        var ids = new int[seq];
-        var targets = new int[seq];
-        var rng = new Generator(3);
-        for (int i = 0; i < seq; i++)
-        {
-            ids[i] = (int)(rng.NextUInt64() % Vocab);
-            targets[i] = (int)(rng.NextUInt64() % Vocab);
-        }
 
         // Step 1 also fills the tensor pool and JIT-compiles; later steps are the steady state (step_s reports the last).
         var stepSeconds = new List<double>();
@@ -166,36 +245,154 @@ internal sealed class QLoraBenchmark : IBenchmark
         float loss = 0;
         for (int step = 0; step < Math.Max(1, steps); step++)
         {
-            clock.Restart();
-            // CPU time of every thread of the process (kernel workers and GC included): on a shared machine the wall
-            // clock measures the load, this measures the work.
-            var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-            using (TensorScope.Begin())
-            {
-                var l = model.Loss(ids, targets, checkpoint: qlora);
-                Phase(step, "forward");
-                l.Backward();
-                Phase(step, "backward");
-                optimizer.Step();
-                Phase(step, "optimizer");
-                optimizer.ZeroGrad();
-                loss = l.Item();
-            }
-            stepSeconds.Add(clock.Elapsed.TotalSeconds);
-            stepCpuSeconds.Add((Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds);
+            var (wall, cpu, l) = trainer.Step(phase => Phase(step, phase));
+            stepSeconds.Add(wall);
+            stepCpuSeconds.Add(cpu);
+            loss = l;
         }
-        (optimizer as IDisposable)?.Dispose();
-        model.DisposeLayerwiseOptimizers();
+        trainer.Dispose();
         long peak = Status("VmHWM:");
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Format(inv,
-            "qlora-step variant={0} layers={1} seq={2} optimizer={3}{12} trainable={4} loss={5:F4} build_s={6:F1} rss_after_build_mb={7:F0} " +
+            "qlora-step variant={0} layers={1} seq={2} optimizer={3}{12} keep={14} trainable={4} loss={5:F4} build_s={6:F1} rss_after_build_mb={7:F0} " +
             "step_times_s={8} step_s={9:F2} step_cpu_s={13} pool_mb={10:F0} peak_rss_mb={11:F0}",
-            variant, layers, seq, qlora ? optimizerName : "adamw-fp32", trainable.Sum(p => (long)p.Count), loss, buildSeconds,
+            variant, layers, seq, trainer.Quantized ? optimizerName : "adamw-fp32", trainer.TrainableCount, loss, buildSeconds,
             rssAfterBuild / 1024.0, string.Join('/', stepSeconds.Select(s => s.ToString("F2", inv))), stepSeconds[^1],
-            TensorPool.AllocatedBytes / 1048576.0, peak / 1024.0, layerwise ? "-layerwise" : "",
-            string.Join('/', stepCpuSeconds.Select(s => s.ToString("F1", inv)))));
+            TensorPool.AllocatedBytes / 1048576.0, peak / 1024.0, trainer.Layerwise ? "-layerwise" : "",
+            string.Join('/', stepCpuSeconds.Select(s => s.ToString("F1", inv))), KeptProjectionsText));
         return 0;
+    }
+
+    /// <summary>
+    /// <c>qlora paired [--rounds R]</c>: both variants built in one process, their steps alternated (a, b, a, b, …) after
+    /// one warm-up step each, so both see the same machine: on a shared VM whose speed drifts by ±30% between runs the
+    /// ratio of interleaved steps is stable where the ratio of separate runs is not. Peak memory is not measured here
+    /// (the processes' peaks would mix); the <c>variant</c> runs measure it.
+    /// </summary>
+    private static int RunPaired(int layers, int seq, int rounds, string optimizerName)
+    {
+        using var fp32 = new StepRunner("fp32", layers, seq, optimizerName);
+        using var qlora = new StepRunner("qlora", layers, seq, optimizerName);
+        fp32.Step(_ => { });
+        qlora.Step(_ => { });
+        var inv = CultureInfo.InvariantCulture;
+        var wallRatios = new List<double>();
+        var cpuRatios = new List<double>();
+        for (int round = 1; round <= rounds; round++)
+        {
+            var phasesA = PhaseClock();
+            var a = fp32.Step(phasesA.Mark);
+            var phasesB = PhaseClock();
+            var b = qlora.Step(phasesB.Mark);
+            Console.WriteLine(string.Format(inv, "qlora-paired-phases round={0} fp32 {1} | qlora {2} (backward includes layer-wise optimizer={3:F2})",
+                round, phasesA, phasesB, qlora.LayerwiseOptimizerSeconds));
+            wallRatios.Add(b.Wall / a.Wall);
+            cpuRatios.Add(b.Cpu / a.Cpu);
+            Console.WriteLine(string.Format(inv, "qlora-paired round={0} fp32_s={1:F2} qlora_s={2:F2} ratio={3:F3} fp32_cpu_s={4:F1} qlora_cpu_s={5:F1} cpu_ratio={6:F3}",
+                round, a.Wall, b.Wall, b.Wall / a.Wall, a.Cpu, b.Cpu, b.Cpu / a.Cpu));
+        }
+        Console.WriteLine(string.Format(inv, "qlora-paired layers={0} seq={1} keep={2} rounds={3} median_ratio={4:F3} median_cpu_ratio={5:F3}",
+            layers, seq, KeptProjectionsText, rounds, Median(wallRatios), Median(cpuRatios)));
+        return 0;
+    }
+
+    private static PhaseTimes PhaseClock() => new();
+
+    /// <summary>Wall seconds from the previous mark to each phase's end.</summary>
+    private sealed class PhaseTimes
+    {
+        private readonly Stopwatch clock = Stopwatch.StartNew();
+        private readonly List<string> marks = [];
+
+        public void Mark(string phase)
+        {
+            marks.Add(string.Format(CultureInfo.InvariantCulture, "{0}={1:F2}", phase, clock.Elapsed.TotalSeconds));
+            clock.Restart();
+        }
+
+        public override string ToString() => string.Join(' ', marks);
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static string KeptProjectionsText => KeptProjections.Length == 0 ? "none" : string.Join(',', KeptProjections);
+
+    /// <summary>One variant's model, optimizer and batch: (a) fp32 LoRA + AdamW, or (b) QLoRA as configured by the flags.</summary>
+    private sealed class StepRunner : IDisposable
+    {
+        private readonly Llama model;
+        private readonly Optimizer optimizer;
+        private readonly int[] ids, targets;
+
+        public StepRunner(string variant, int layers, int seq, string optimizerName)
+        {
+            Quantized = variant == "qlora";
+            model = new Llama(layers, Quantized, new Generator(7));
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            var trainable = model.Parameters(trainableOnly: true).ToList();
+            TrainableCount = trainable.Sum(p => (long)p.Count);
+            var storage = optimizerName == "paged-eight-bit" ? AdamWStateStorage.PagedEightBit : AdamWStateStorage.EightBit;
+            Layerwise = Quantized && LayerwiseSteps;
+            optimizer = !Quantized
+                ? new AdamW(trainable, learningRate: 1e-4)
+                : new AdamW8Bit(trainable, storage, learningRate: 1e-4); // layer-wise: finds no gradient left to step
+            // Layer-wise: one optimizer per decoder layer, stepped from backward; each zeroes its gradients right after.
+            if (Layerwise) model.UseLayerwiseOptimizers(layer => new AdamW8Bit(layer.Parameters(trainableOnly: true), storage, learningRate: 1e-4));
+            ids = new int[seq];
+            targets = new int[seq];
+            var rng = new Generator(3);
+            for (int i = 0; i < seq; i++)
+            {
+                ids[i] = (int)(rng.NextUInt64() % Vocab);
+                targets[i] = (int)(rng.NextUInt64() % Vocab);
+            }
+        }
+
+        public bool Quantized { get; }
+
+        public bool Layerwise { get; }
+
+        public long TrainableCount { get; }
+
+        /// <summary>Wall seconds the last step spent in layer-wise optimizer steps, inside its backward phase.</summary>
+        public double LayerwiseOptimizerSeconds { get; private set; }
+
+        /// <summary>One training step: wall seconds, CPU seconds of every thread of the process (kernel workers and GC
+        /// included: on a shared machine the wall clock measures the load, this measures the work), loss.</summary>
+        public (double Wall, double Cpu, float Loss) Step(Action<string> phase)
+        {
+            var clock = Stopwatch.StartNew();
+            var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+            float loss;
+            using (TensorScope.Begin())
+            {
+                var l = model.Loss(ids, targets, checkpoint: Quantized);
+                phase("forward");
+                l.Backward();
+                phase("backward");
+                LayerwiseOptimizerSeconds = model.LayerwiseStepTicks / (double)Stopwatch.Frequency;
+                model.LayerwiseStepTicks = 0;
+                optimizer.Step();
+                phase("optimizer");
+                optimizer.ZeroGrad();
+                loss = l.Item();
+            }
+            return (clock.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds, loss);
+        }
+
+        private bool disposed;
+
+        public void Dispose()
+        {
+            if (disposed) return;
+            disposed = true;
+            (optimizer as IDisposable)?.Dispose();
+            model.DisposeLayerwiseOptimizers();
+        }
     }
 
     /// <summary>Where the memory is after each phase of a step: resident set and its peak, GC heap, tensor pool.</summary>
@@ -241,6 +438,8 @@ internal sealed class QLoraBenchmark : IBenchmark
             b = RegisterParameter("lora_B", tb);
         }
 
+        public LinearLayer Base => baseLayer.Module;
+
         public override int InFeatures => baseLayer.Module.InFeatures;
 
         public override int OutFeatures => baseLayer.Module.OutFeatures;
@@ -271,6 +470,14 @@ internal sealed class QLoraBenchmark : IBenchmark
         }
 
         public Tensor Forward(Tensor h, Tensor cos, Tensor sin) => Mlp(Attention(h, cos, sin));
+
+        /// <summary>The frozen base layers of the named projections (q, k, v, o, gate, up, down).</summary>
+        public Module[] Bases(IEnumerable<string> names) => [.. names.Select(name => ((LoraLinear)(name switch
+        {
+            "q" => q.Module, "k" => k.Module, "v" => v.Module, "o" => o.Module,
+            "gate" => gate.Module, "up" => up.Module, "down" => down.Module,
+            _ => throw new ArgumentException($"--keep: unknown projection '{name}' (q, k, v, o, gate, up, down)"),
+        })).Base)];
 
         /// <summary>h + o(attention(norm(h))): the first residual half of the block.</summary>
         public Tensor Attention(Tensor h, Tensor cos, Tensor sin)
@@ -335,6 +542,9 @@ internal sealed class QLoraBenchmark : IBenchmark
         private readonly Tensor cos, sin;
         private Optimizer[]? layerOptimizers;
 
+        /// <summary>Stopwatch ticks spent in the layer-wise optimizer steps (inside backward) since last read.</summary>
+        public long LayerwiseStepTicks;
+
         public Llama(int layerCount, bool quantized, Generator g)
         {
             var dtype = quantized ? DType.BFloat16 : DType.Float32;
@@ -377,12 +587,14 @@ internal sealed class QLoraBenchmark : IBenchmark
                 {
                     h = LayerwiseUpdates.AfterBlockBackward(h, () =>
                     {
+                        long start = Stopwatch.GetTimestamp();
                         layerOptimizer.Step();
                         layerOptimizer.ReleaseGradients();
+                        LayerwiseStepTicks += Stopwatch.GetTimestamp() - start;
                     });
                 }
                 if (!checkpoint) h = layer.Forward(h, cos, sin);
-                else if (!HalfBlockCheckpoints) h = Checkpointing.Checkpoint(x => layer.Forward(x, cos, sin), h, layer.Parameters());
+                else if (!HalfBlockCheckpoints) h = Checkpointing.Checkpoint(x => layer.Forward(x, cos, sin), h, layer.Parameters(), layer.Bases(KeptProjections));
                 else
                 {
                     // Two checkpoints per layer: one more saved [seq, hidden] input per layer, but backward recomputes
@@ -392,18 +604,46 @@ internal sealed class QLoraBenchmark : IBenchmark
                 }
             }
             if (!checkpoint) return head.Module.Forward(norm.Module.Forward(h)).CrossEntropy(Tensor.FromInt32(targets, 1, seq));
-            Tensor? total = null;
-            for (int start = 0; start < seq; start += LossChunk)
+            return FusedChunkedLoss(h, targets);
+        }
+
+        /// <summary>
+        /// Head + loss in chunks of <see cref="LossChunk"/> tokens, each differentiated as soon as it is computed: the
+        /// loss is the end of the graph and the head and final norm are frozen, so ∂loss/∂h is known during the forward
+        /// (up to the scalar that backward will bring, 1 for a plain <c>Backward()</c>). Only that [seq, hidden] gradient
+        /// is kept; no [seq, vocab] logits tensor ever exists, and backward does not run the 32000-wide head again.
+        /// </summary>
+        private Tensor FusedChunkedLoss(Tensor h, int[] targets)
+        {
+            int seq = targets.Length;
+            var gradient = Tensor.Zeros(h.ShapeArray());
+            double total = 0;
+            using (Autograd.EnableGrad())
             {
-                int length = Math.Min(LossChunk, seq - start);
-                var chunkTargets = Tensor.FromInt32(targets.AsSpan(start, length).ToArray(), 1, length);
-                float weight = length / (float)seq; // chunk means weighted by their share of the tokens = the overall mean
-                var part = Checkpointing.Checkpoint(
-                    x => head.Module.Forward(norm.Module.Forward(x)).CrossEntropy(chunkTargets).Mul(weight),
-                    h.Narrow(1, start, length), []);
-                total = total is null ? part : total.Add(part);
+                for (int start = 0; start < seq; start += LossChunk)
+                {
+                    int length = Math.Min(LossChunk, seq - start);
+                    using var scope = TensorScope.Begin();
+                    var chunkTargets = Tensor.FromInt32(targets.AsSpan(start, length).ToArray(), 1, length);
+                    float weight = length / (float)seq; // chunk means weighted by their share of the tokens = the overall mean
+                    Tensor x;
+                    using (Autograd.NoGrad()) x = h.Narrow(1, start, length).Contiguous();
+                    // x hangs off a private leaf through a node that only records the gradient reaching it (as in
+                    // Checkpointing), so no gradient buffer is allocated for the leaf.
+                    Tensor? chunkGradient = null;
+                    var anchor = x.Detach();
+                    anchor.RequiresGrad = true;
+                    Autograd.Record("loss_chunk_input", x, [anchor], (_, g) => chunkGradient = g);
+                    var loss = head.Module.Forward(norm.Module.Forward(x)).CrossEntropy(chunkTargets).Mul(weight);
+                    total += loss.Item();
+                    loss.Backward();
+                    gradient.Narrow(1, start, length).CopyFrom_(chunkGradient!);
+                }
             }
-            return total!;
+            var result = Tensor.Scalar((float)total);
+            if (Autograd.ShouldRecord(h))
+                Autograd.Record("fused_chunked_loss", result, [h], (node, g) => node.AccumulateGrad(0, gradient.Mul(g)));
+            return result;
         }
 
         /// <summary>Rows of the 4-bit embedding table, dequantized into a [1, seq, hidden] float32 tensor (frozen input).</summary>

@@ -105,12 +105,30 @@ public sealed class QuantizedLinear : LinearLayer
         int inF = InFeatures, outF = OutFeatures;
         if (input.Rank < 1 || input.Size(-1) != inF)
             throw new ArgumentException($"{op}: input {input} does not end in in_features = {inF} of the 4-bit weight [{outF}, {inF}]");
+        var biasValue = Bias;
+        // Inside a checkpoint that keeps this layer's output, the recompute takes the first forward's product back
+        // instead of running the GEMM again (Checkpointing, selective recompute).
+        var y = Checkpointing.KeptOutput(this) ?? Product(input, biasValue);
+        Checkpointing.OfferOutput(this, y);
+        bool biasTrains = biasValue is { RequiresGrad: true };
+        if (Autograd.ShouldRecord(input, biasTrains ? biasValue : null))
+        {
+            Tensor[] inputs = biasTrains ? [input, biasValue!] : [input];
+            var gradOperand = inputGradientOperand;
+            Autograd.Record(op, y, inputs, (node, g) => Backward(node, g, gradOperand, inF, outF));
+        }
+        return Autograd.Checked(y, input);
+    }
+
+    /// <summary>y = x·Wᵀ (+ bias) through the fused kernel, as a fresh tensor.</summary>
+    private Tensor Product(Tensor input, Tensor? biasValue)
+    {
+        int inF = InFeatures, outF = OutFeatures;
         var x = input.IsContiguous ? input : input.ContiguousCopy();
         int rows = x.Count / inF;
         var outShape = input.ShapeArray();
         outShape[^1] = outF;
-        var y = Tensor.NewOutput(outShape, op);
-        var biasValue = Bias;
+        var y = Tensor.NewOutput(outShape, "quantized_linear");
         float beta = 0f;
         if (biasValue is not null && rows > 0)
         {
@@ -122,14 +140,7 @@ public sealed class QuantizedLinear : LinearLayer
             beta = 1f;
         }
         if (rows > 0) Gemm.Sgemm(false, rows, 1f, x.Span, inF, forwardOperand, beta, y.Span, outF);
-        bool biasTrains = biasValue is { RequiresGrad: true };
-        if (Autograd.ShouldRecord(input, biasTrains ? biasValue : null))
-        {
-            Tensor[] inputs = biasTrains ? [input, biasValue!] : [input];
-            var gradOperand = inputGradientOperand;
-            Autograd.Record(op, y, inputs, (node, g) => Backward(node, g, gradOperand, inF, outF));
-        }
-        return Autograd.Checked(y, input);
+        return y;
     }
 
     /// <summary>dX = dY·W through the fused kernel; dB = Σ rows of dY; W gets nothing (it is frozen).</summary>

@@ -1,6 +1,7 @@
 using Microsoft.ML.Peft.Lora;
 using Microsoft.ML.Peft.Models;
 using Microsoft.ML.Peft.Models.Configs;
+using Microsoft.ML.Peft.QLora;
 using Microsoft.ML.Peft.Tensors;
 using Microsoft.ML.Peft.Tuners;
 
@@ -59,6 +60,23 @@ public sealed class DecoderCheckpointingTests
     }
 
     [TestMethod]
+    [DataRow("llama")]
+    [DataRow("gpt_neox")]
+    public void QuantizedBase_KeepingProjectionOutputs_GivesTheSameGradients(string arch)
+    {
+        var plain = Run(arch, checkpointing: false, quantized: true);
+        var full = Run(arch, checkpointing: true, quantized: true);
+        var selective = Run(arch, checkpointing: true, quantized: true, keepProjectionOutputs: true);
+        Assert.AreEqual(plain.Loss, selective.Loss, $"{arch}: loss");
+        Assert.IsTrue(selective.UsedCheckpoints);
+        foreach (var (name, grad) in plain.Grads)
+        {
+            CollectionAssert.AreEqual(grad, full.Grads[name], $"{arch}: gradient of {name}, full recompute");
+            CollectionAssert.AreEqual(grad, selective.Grads[name], $"{arch}: gradient of {name}, projection outputs kept");
+        }
+    }
+
+    [TestMethod]
     public void Checkpointing_IsSkippedWithoutGradients_AndGivesTheSameOutput()
     {
         var model = Build("llama", checkpointing: true);
@@ -73,10 +91,12 @@ public sealed class DecoderCheckpointingTests
         CollectionAssert.AreEqual(model.Decoder.Forward(ids).ToArray(), output);
     }
 
-    private static CausalLanguageModel Build(string arch, bool checkpointing)
+    private static CausalLanguageModel Build(string arch, bool checkpointing, bool quantized = false, bool keepProjectionOutputs = false)
     {
         var config = ModelConfig.Parse(arch switch { "llama" => Llama, "gpt2" => Gpt2, _ => GptNeoX });
         var model = (CausalLanguageModel)PretrainedModel.Create(config, ModelTask.CausalLM, seed: 5);
+        if (quantized) QuantizedModel.QuantizeLinearLayers(model);
+        model.Decoder.CheckpointKeepsProjectionOutputs = keepProjectionOutputs;
         string[] targets = arch switch
         {
             "llama" => ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
@@ -92,9 +112,10 @@ public sealed class DecoderCheckpointingTests
         return model;
     }
 
-    private static (float Loss, Dictionary<string, float[]> Grads, bool UsedCheckpoints) Run(string arch, bool checkpointing, bool train = true)
+    private static (float Loss, Dictionary<string, float[]> Grads, bool UsedCheckpoints) Run(string arch, bool checkpointing, bool train = true,
+        bool quantized = false, bool keepProjectionOutputs = false)
     {
-        var model = Build(arch, checkpointing);
+        var model = Build(arch, checkpointing, quantized, keepProjectionOutputs);
         model.Train(train);
         // Two rows, the second left-padded: the key mask travels into the recompute too.
         var ids = Tensor.FromInt32([3, 9, 27, 20, 5, 44, 12, 0, 0, 8, 17, 33, 2, 50], 2, 7);

@@ -53,6 +53,8 @@ public sealed class Gpt2Model : DecoderModel
     /// <inheritdoc/>
     public override Embedding InputEmbeddings => wte.Module;
 
+    private protected override IReadOnlyList<string> ResidualOutputProjections { get; } = ["c_proj"];
+
     private protected override Tensor ForwardCore(Tensor inputsEmbeds, DecoderStep step, IList<Tensor>? hiddenStates)
     {
         if (step.PositionLimit > config.NPositions)

@@ -59,6 +59,8 @@ public sealed class GptNeoXModel : DecoderModel
     /// <inheritdoc/>
     public override Embedding InputEmbeddings => embedIn.Module;
 
+    private protected override IReadOnlyList<string> ResidualOutputProjections { get; } = ["dense", "dense_4h_to_h"];
+
     private protected override Tensor ForwardCore(Tensor inputsEmbeds, DecoderStep step, IList<Tensor>? hiddenStates)
     {
         var (cos, sin) = Rotary.Tables(step.PositionLimit);

@@ -57,6 +57,8 @@ public sealed class LlamaModel : DecoderModel
     /// <inheritdoc/>
     public override Embedding InputEmbeddings => embedTokens.Module;
 
+    private protected override IReadOnlyList<string> ResidualOutputProjections { get; } = ["o_proj", "down_proj"];
+
     private protected override Tensor ForwardCore(Tensor inputsEmbeds, DecoderStep step, IList<Tensor>? hiddenStates)
     {
         var (cos, sin) = Rotary.Tables(step.PositionLimit);
