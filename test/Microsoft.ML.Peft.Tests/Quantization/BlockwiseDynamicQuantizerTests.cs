@@ -77,22 +77,59 @@ public sealed class BlockwiseDynamicQuantizerTests
             for (int i = 0; i < 3000; i++) values.Add((float)random.NextDouble() * (map[0] < 0 ? 2 * random.Next(2) - 1 : 1) * MathF.Pow(10, -random.Next(0, 7)));
             values.Add(1f);
             values.Add(-1f);
+            // Zeros of both signs, subnormals, and values either side of bucket edges (keys ending in 0000 / FFFF).
+            values.AddRange([0f, -0f, float.Epsilon, -float.Epsilon, 1e-40f, -1e-40f, 1e-30f, -1e-30f]);
+            for (int i = 0; i < 400; i++)
+            {
+                float edge = BitConverter.Int32BitsToSingle((random.Next(0x3000, 0x3F80) << 16) | (i % 2 == 0 ? 0 : 0xFFFF));
+                values.AddRange([edge, map[0] < 0 ? -edge : edge]);
+            }
             float[] data = [.. values];
 
-            var vectorCodes = new byte[data.Length];
             var scalarCodes = new byte[data.Length];
-            var vectorAbsmax = new float[quantizer.BlockCount(data.Length)];
-            var scalarAbsmax = new float[vectorAbsmax.Length];
-            quantizer.Quantize(data, vectorCodes, vectorAbsmax, vector: true);
+            var scalarAbsmax = new float[quantizer.BlockCount(data.Length)];
             quantizer.Quantize(data, scalarCodes, scalarAbsmax, vector: false);
-            CollectionAssert.AreEqual(scalarCodes, vectorCodes);
-            CollectionAssert.AreEqual(scalarAbsmax, vectorAbsmax);
+            foreach (var path in new[] { BlockwiseDynamicQuantizer.EncodePath.BinarySearchAvx2, BlockwiseDynamicQuantizer.EncodePath.BucketsAvx2 })
+            {
+                var vectorCodes = new byte[data.Length];
+                var vectorAbsmax = new float[scalarAbsmax.Length];
+                quantizer.Quantize(data, vectorCodes, vectorAbsmax, path);
+                CollectionAssert.AreEqual(scalarCodes, vectorCodes, path.ToString());
+                CollectionAssert.AreEqual(scalarAbsmax, vectorAbsmax, path.ToString());
+            }
 
             var vectorValues = new float[data.Length];
             var scalarValues = new float[data.Length];
             quantizer.Dequantize(scalarCodes, scalarAbsmax, vectorValues, vector: true);
             quantizer.Dequantize(scalarCodes, scalarAbsmax, scalarValues, vector: false);
             CollectionAssert.AreEqual(scalarValues, vectorValues);
+        }
+    }
+
+    [TestMethod]
+    public void Buckets_GiveTheBinarySearchAnswer_ForEveryBucketEdge_AndNeedOneStepForBitsandbytesMaps()
+    {
+        foreach (var quantizer in new[] { BlockwiseDynamicQuantizer.Signed(), BlockwiseDynamicQuantizer.Unsigned() })
+        {
+            float[] map = quantizer.Map.ToArray();
+            var buckets = DynamicCodeBuckets.For(map);
+            Assert.AreEqual(1, buckets.MaxSteps, "codes at least a bucket apart");
+            Assert.AreEqual(BlockwiseDynamicQuantizer.EncodePath.BucketsAvx2 == quantizer.BestEncodePath, System.Runtime.Intrinsics.X86.Avx2.IsSupported);
+            // Every finite value in [-1, 1] by its bucket's smallest and largest float: lookup + one step = largest
+            // index with map[i] ≤ x (0 when none), counted directly.
+            for (uint bucket = 0x4000; bucket < 0xC000; bucket += 7)
+            {
+                foreach (uint key in new[] { bucket << DynamicCodeBuckets.Shift, (bucket << DynamicCodeBuckets.Shift) | 0xFFFF })
+                {
+                    float x = BitConverter.Int32BitsToSingle((int)((key & 0x8000_0000u) != 0 ? key & 0x7FFF_FFFFu : ~key));
+                    if (float.IsNaN(x) || Math.Abs(x) > 1) continue;
+                    Assert.AreEqual(key, DynamicCodeBuckets.Key(x));
+                    int expected = Math.Max(0, map.Count(v => v <= x) - 1);
+                    int lo = buckets.Lower[key >> DynamicCodeBuckets.Shift];
+                    if (lo + 1 < map.Length && map[lo + 1] <= x) lo++;
+                    Assert.AreEqual(expected, lo, $"x = {x:R}");
+                }
+            }
         }
     }
 
