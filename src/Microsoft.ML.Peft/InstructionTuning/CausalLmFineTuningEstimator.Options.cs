@@ -97,6 +97,13 @@ public sealed partial class CausalLmFineTuningEstimator
         public bool GradientCheckpointing { get; set; }
 
         /// <summary>
+        /// With <see cref="GradientCheckpointing"/>: each block also keeps the outputs of its 4-bit residual-branch output
+        /// projections (<see cref="Models.DecoderModel.CheckpointKeepsProjectionOutputs"/>), so backward recomputes a third
+        /// fewer multiply-adds; only a quantized (QLoRA) base takes part. Gradients are unchanged. Default false.
+        /// </summary>
+        public bool CheckpointKeepsProjectionOutputs { get; set; }
+
+        /// <summary>
         /// Positions per chunk of the language-modelling head and loss in training: with a large vocabulary the
         /// [batch, seq, vocab] logits, their softmax and their gradient are the largest activations of a step; in chunks
         /// (each recomputed in backward) only a [batch, chunk, vocab] block exists at a time. The loss equals the

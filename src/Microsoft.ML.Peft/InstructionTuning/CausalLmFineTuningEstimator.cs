@@ -50,6 +50,8 @@ public sealed partial class CausalLmFineTuningEstimator : IEstimator<CausalLmFin
             throw new ArgumentException("Options.BaseModel must name the pretrained decoder (a local folder or a Hugging Face hub id)", nameof(input));
         if (options.MaxSequenceLength < 2) throw new ArgumentOutOfRangeException(nameof(input), options.MaxSequenceLength, "MaxSequenceLength must be at least 2");
         ArgumentNullException.ThrowIfNull(options.Template, "Options.Template");
+        if (options.CheckpointKeepsProjectionOutputs && !options.GradientCheckpointing)
+            throw new ArgumentException("Options.CheckpointKeepsProjectionOutputs needs Options.GradientCheckpointing = true: outputs are kept for the recompute of checkpointed blocks.", nameof(input));
         options.EffectiveGeneration.Validate();
         if (options.Quantization is { BlockSize: var block } && (block is < 32 or > 4096 || (block & (block - 1)) != 0))
             throw new ArgumentOutOfRangeException(nameof(input), block, "Quantization.BlockSize must be a power of two from 32 to 4096");
@@ -60,6 +62,7 @@ public sealed partial class CausalLmFineTuningEstimator : IEstimator<CausalLmFin
 
         var backend = CausalLmBackend.Create(options);
         backend.Model.Decoder.GradientCheckpointing = options.GradientCheckpointing;
+        backend.Model.Decoder.CheckpointKeepsProjectionOutputs = options.CheckpointKeepsProjectionOutputs;
         var encoder = new InstructionEncoder(backend.Tokenizer, options.Template, options.MaxSequenceLength, backend.EndOfSequenceId);
         var trainSequences = Encode(encoder, train, "training");
         var validationSequences = validation is null ? null : Encode(encoder, validation, "validation");

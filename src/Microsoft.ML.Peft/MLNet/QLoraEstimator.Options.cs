@@ -103,6 +103,13 @@ public sealed partial class QLoraEstimator
         /// </summary>
         public bool GradientCheckpointing { get; set; }
 
+        /// <summary>
+        /// With <see cref="GradientCheckpointing"/>: keep the 4-bit o_proj/down_proj outputs for the recompute
+        /// (<see cref="TextClassificationTrainerOptions.CheckpointKeepsProjectionOutputs"/>); gradients are unchanged.
+        /// Default false.
+        /// </summary>
+        public bool CheckpointKeepsProjectionOutputs { get; set; }
+
         /// <summary>Receives log lines. Default null.</summary>
         public Action<string>? Log { get; set; }
     }

@@ -76,5 +76,6 @@ public sealed partial class QLoraEstimator : IEstimator<LoraTextClassificationTr
         Log = o.Log,
         OptimizerState = o.OptimizerState,
         GradientCheckpointing = o.GradientCheckpointing,
+        CheckpointKeepsProjectionOutputs = o.CheckpointKeepsProjectionOutputs,
     };
 }

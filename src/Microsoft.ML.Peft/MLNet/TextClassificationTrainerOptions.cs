@@ -99,6 +99,14 @@ public abstract class TextClassificationTrainerOptions
     public bool GradientCheckpointing { get; set; }
 
     /// <summary>
+    /// With <see cref="GradientCheckpointing"/>: each block also keeps the outputs of its 4-bit residual-branch output
+    /// projections, so backward recomputes a third fewer multiply-adds for two [tokens, hidden] tensors per layer
+    /// (<see cref="Models.DecoderModel.CheckpointKeepsProjectionOutputs"/>; only quantized bases, i.e. QLoRA, take
+    /// part). Gradients are unchanged. Default false.
+    /// </summary>
+    public bool CheckpointKeepsProjectionOutputs { get; set; }
+
+    /// <summary>
     /// Tokens per example including special tokens; longer texts are truncated (longest-first for pairs) and
     /// counted in the log. Default 128.
     /// </summary>

@@ -67,6 +67,8 @@ internal sealed class TextClassifierTraining
         if (settings.EarlyStoppingPatience > 0 && options.ValidationSet is null)
             throw new ArgumentException("EarlyStoppingPatience needs a ValidationSet", nameof(input));
 
+        if (options.CheckpointKeepsProjectionOutputs && !options.GradientCheckpointing)
+            throw new ArgumentException("Options.CheckpointKeepsProjectionOutputs needs Options.GradientCheckpointing = true: outputs are kept for the recompute of checkpointed blocks.", nameof(input));
         var log = options.Log;
         var train = LabeledTexts.Read(input, trainColumns, columns.Kind);
         if (train.Count == 0)
@@ -121,7 +123,11 @@ internal sealed class TextClassifierTraining
             throw new NotSupportedException(
                 $"Options.GradientCheckpointing: the base model '{options.BaseModel}' ({module.GetType().Name}) has no decoder layer loop to checkpoint; checkpointing is available for Llama-family, GPT-2 and GPT-NeoX models. Set it to false.");
         }
-        foreach (var decoder in decoders) decoder.GradientCheckpointing = true;
+        foreach (var decoder in decoders)
+        {
+            decoder.GradientCheckpointing = true;
+            decoder.CheckpointKeepsProjectionOutputs = options.CheckpointKeepsProjectionOutputs;
+        }
     }
 
     private TrainingSettings Settings()

@@ -91,6 +91,16 @@ public sealed class CausalLmPipelineTests
     }
 
     [TestMethod]
+    public void KeepingProjectionOutputs_WithoutCheckpointing_IsRefusedAtFit()
+    {
+        var ml = new MLContext();
+        var options = Options(new QuantizationOptions());
+        options.CheckpointKeepsProjectionOutputs = true;
+        var e = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.CausalLmFineTuning(options).Fit(SentimentInstructions.View(ml, 4)));
+        StringAssert.Contains(e.Message, "CheckpointKeepsProjectionOutputs");
+    }
+
+    [TestMethod]
     public void Packing_WithEightBitAdamWStates_FollowsThe32BitRun()
     {
         // Rank 64 (QLoRA's default): every LoRA matrix of stories260K has ≥ 4,096 weights, so its moments are stored
@@ -106,6 +116,7 @@ public sealed class CausalLmPipelineTests
             options.LoraRank = 64;
             options.OptimizerState = state;
             options.GradientCheckpointing = checkpointing;
+            options.CheckpointKeepsProjectionOutputs = checkpointing;
             options.MaxEpochs = 1;
             options.Log = line => packingLine ??= line.StartsWith("packing:", StringComparison.Ordinal) ? line : null;
             return (ml.Transforms.CausalLmFineTuning(options).Fit(data), packingLine);

@@ -29,6 +29,7 @@ public sealed class QLoraEstimatorTests
         CollectionAssert.AreEqual(new[] { "all-linear" }, o.TargetModules.ToArray());
         Assert.AreEqual(AdamWStateStorage.Float32, o.OptimizerState);
         Assert.IsFalse(o.GradientCheckpointing);
+        Assert.IsFalse(o.CheckpointKeepsProjectionOutputs);
     }
 
     [TestMethod]
@@ -104,22 +105,36 @@ public sealed class QLoraEstimatorTests
         var ml = new MLContext();
         var train = Sst2.LoadBinary(ml, Sst2.Train, 32);
         var dev = Sst2.LoadBinary(ml, Sst2.Dev, 16);
-        float[] Scores(AdamWStateStorage state, bool checkpointing)
+        float[] Scores(AdamWStateStorage state, bool checkpointing, bool keepProjectionOutputs = false)
         {
             var o = Options();
             o.LoraRank = 64;
             o.LoraAlpha = 16;
             o.OptimizerState = state;
             o.GradientCheckpointing = checkpointing;
+            o.CheckpointKeepsProjectionOutputs = keepProjectionOutputs;
             return ml.Data.CreateEnumerable<BinaryScoredRow>(ml.BinaryClassification.Trainers.QLora(o).Fit(train).Transform(dev), false).Select(r => r.Score).ToArray();
         }
         var plain = Scores(AdamWStateStorage.Float32, checkpointing: false);
         CollectionAssert.AreEqual(plain, Scores(AdamWStateStorage.Float32, checkpointing: true), "checkpointing changes no gradient");
+        CollectionAssert.AreEqual(plain, Scores(AdamWStateStorage.Float32, checkpointing: true, keepProjectionOutputs: true), "nor does keeping o_proj/down_proj outputs");
         var eightBit = Scores(AdamWStateStorage.EightBit, checkpointing: true);
         double maxDiff = plain.Zip(eightBit, (a, b) => Math.Abs(a - b)).Max();
         double spread = plain.Max() - plain.Min();
         Assert.IsGreaterThan(0.0, maxDiff, "8-bit states are in use");
         Assert.IsLessThan(0.05 * spread, maxDiff, $"8-bit vs 32-bit scores: max |Δ| {maxDiff:G3}, score spread {spread:G3}");
+    }
+
+    [TestMethod]
+    public void KeepingProjectionOutputs_WithoutCheckpointing_IsRefusedAtFit_NamingBothOptions()
+    {
+        var ml = new MLContext();
+        var data = Sst2.LoadBinary(ml, Sst2.Train, 4);
+        var o = Options();
+        o.CheckpointKeepsProjectionOutputs = true;
+        var e = Assert.ThrowsExactly<ArgumentException>(() => ml.BinaryClassification.Trainers.QLora(o).Fit(data));
+        StringAssert.Contains(e.Message, "CheckpointKeepsProjectionOutputs");
+        StringAssert.Contains(e.Message, "GradientCheckpointing");
     }
 
     [TestMethod]
