@@ -15,9 +15,9 @@ namespace Microsoft.ML.Peft.Benchmarks;
 /// <c>qgemm KxN fp32=G nf4=G ratio=R</c> (GFLOP/s, best of 8 alternating repetitions, all cores; a second line
 /// <c>qgemm-1thread-cpu</c> times one thread by its CPU clock, robust on a loaded machine). (ii) one LoRA training step
 /// (r = 64 on every linear layer) of a randomly initialised Llama with TinyLlama-1.1B's dimensions, batch 1, seq 256:
-/// (a) float32 base + AdamW, (b) NF4 + double-quantized base, bf16 embeddings and head, gradient checkpointing (with
-/// o_proj's and down_proj's outputs kept, and the head + loss differentiated chunk by chunk in the forward) and
-/// 8-bit AdamW. Each variant runs in a child process (<c>qlora variant fp32|qlora</c>) so peak RSS (VmHWM) does not mix:
+/// (a) float32 base + AdamW, (b) NF4 + double-quantized linear layers and input embedding, bf16 head, gradient
+/// checkpointing (q/k/v/o/down outputs kept, the head + loss differentiated chunk by chunk in the forward) and
+/// layer-wise 8-bit AdamW. Each variant runs in a child process (<c>qlora variant fp32|qlora</c>) so peak RSS (VmHWM) does not mix:
 /// <c>qlora-step variant=V ... step_s=T peak_rss_mb=M</c> (step_s: the last of K = 2 steps; pool_mb: tensor-pool
 /// bytes ever allocated, i.e. the activation/gradient high-water mark). <c>qlora-phase</c> lines give resident set,
 /// VmHWM, GC heap and tensor pool after the build and after each step's forward, backward and optimizer phases.
@@ -31,14 +31,18 @@ internal sealed class QLoraBenchmark : IBenchmark
     private static bool HalfBlockCheckpoints;
 
     /// <summary>
-    /// Projections whose frozen-base outputs each layer's checkpoint keeps for the recompute (<c>--keep o,down</c>, the
-    /// default: 4 MB per layer at seq 256, a third fewer recomputed multiply-adds; <c>--keep none</c> recomputes the
-    /// whole block).
+    /// Projections whose frozen-base outputs each layer's checkpoint keeps for the recompute. Default
+    /// <c>--keep q,k,v,o,down</c>: 6.5 MB per layer at seq 256, which fits under 1.5 GB with the NF4 input embedding
+    /// and leaves gate/up (52% of a layer's multiply-adds) to recompute; <c>--keep o,down</c> (4 MB per layer) fits
+    /// with a bf16 embedding; <c>--keep none</c> recomputes the whole block.
     /// </summary>
-    private static string[] KeptProjections = ["o", "down"];
+    private static string[] KeptProjections = ["q", "k", "v", "o", "down"];
 
-    /// <summary>(b) stores the input embedding in NF4 (bitsandbytes' Embedding4bit) instead of bf16 (<c>--embedding nf4</c>).</summary>
-    private static bool Nf4Embeddings;
+    /// <summary>
+    /// (b) stores the input embedding in NF4 (bitsandbytes' Embedding4bit; the default, <c>--embedding nf4</c>) or bf16
+    /// (<c>--embedding bf16</c>); the output head stays bf16 either way.
+    /// </summary>
+    private static bool Nf4Embeddings = true;
 
     /// <summary>
     /// (b) updates each decoder layer's LoRA weights as soon as backward is done with the layer and frees their
@@ -274,7 +278,7 @@ internal sealed class QLoraBenchmark : IBenchmark
             variant, layers, seq, trainer.Quantized ? optimizerName : "adamw-fp32", trainer.TrainableCount, loss, buildSeconds,
             rssAfterBuild / 1024.0, string.Join('/', stepSeconds.Select(s => s.ToString("F2", inv))), stepSeconds[^1],
             TensorPool.AllocatedBytes / 1048576.0, peak / 1024.0, trainer.Layerwise ? "-layerwise" : "",
-            string.Join('/', stepCpuSeconds.Select(s => s.ToString("F1", inv))), KeptProjectionsText));
+            string.Join('/', stepCpuSeconds.Select(s => s.ToString("F1", inv))), trainer.Quantized ? KeptProjectionsText : "n/a"));
         return 0;
     }
 

@@ -220,6 +220,8 @@ public static class Gemm
     {
         if (threads <= 1)
             GemmDriver<TKernel>.RunSingleThreaded(call, b);
+        else if (ColumnSliceGemm<TKernel, TB>.Suits(call.N, threads))
+            ColumnSliceGemm<TKernel, TB>.Run(call, b, threads);
         else
             ParallelGemm<TKernel, TB>.Run(call, b, threads);
     }
