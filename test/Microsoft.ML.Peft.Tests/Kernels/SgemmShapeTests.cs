@@ -103,5 +103,25 @@ public sealed class SgemmShapeTests
         CheckOne(isa, 2, false, true, 20, 2049, 300, 1f, 0f, pad: 1, random);
         CheckOne(isa, 3, false, true, 131, 257, 129, 2f, 0f, pad: 1, random);
         CheckOne(isa, 4, true, false, 300, 33, 520, 1f, 1f, pad: 3, random);
+        // Wide enough for column slices (≥ 4 panels per thread), uneven over three threads, with beta ≠ 0.
+        CheckOne(isa, 3, false, true, 70, 1000, 260, 0.5f, -1f, pad: 1, random);
+    }
+
+    [TestMethod]
+    [DataRow(2)]
+    [DataRow(3)]
+    public void ColumnSlices_GiveTheOneThreadResult_BitForBit(int threads)
+    {
+        // The slices keep the k blocking of the one-thread loop nest, so every element sums in the same order.
+        RequireIsa(GemmIsa.Avx512);
+        var random = new Random(77 + threads);
+        int m = 64, n = 1000, k = 700;
+        float[] a = [.. Enumerable.Range(0, m * k).Select(_ => (float)(random.NextDouble() - 0.5))];
+        float[] b = [.. Enumerable.Range(0, n * k).Select(_ => (float)(random.NextDouble() - 0.5))];
+        float[] one = new float[m * n], many = new float[m * n];
+        Assert.IsTrue(Gemm.ThreadsFor(m, n, k, threads) == threads, "the product is above the parallel threshold");
+        Gemm.Sgemm(GemmIsa.Avx512, 1, false, true, m, n, k, 1f, a, k, b, k, 0f, one, n);
+        Gemm.Sgemm(GemmIsa.Avx512, threads, false, true, m, n, k, 1f, a, k, b, k, 0f, many, n);
+        CollectionAssert.AreEqual(one, many);
     }
 }
