@@ -25,7 +25,8 @@ namespace Microsoft.ML.Peft.NN;
 /// frozen layers named in <c>keepOutputsOf</c> are kept from the first forward and handed back during the recompute
 /// instead of being computed again. The natural choice is the last projection of each residual branch (a decoder's
 /// o_proj and down_proj): their outputs are cheap to store ([tokens, hidden]) but a recompute would spend a third of
-/// the block's multiply-adds on them. The kept buffers are released as soon as the block's backward is done.
+/// the block's multiply-adds on them. The kept buffers are released as soon as the block's backward is done, so such
+/// a checkpoint can be back-propagated once; kept layers must not sit inside a nested checkpoint.
 /// </para>
 /// </remarks>
 public static class Checkpointing
@@ -171,7 +172,7 @@ public static class Checkpointing
                     keeping = outerKept;
                 }
                 if (kept is not null && kept.Next != kept.Outputs.Count)
-                    throw new InvalidOperationException($"checkpoint: the recompute used {kept.Next} of the {kept.Outputs.Count} outputs the first forward kept; the block must be deterministic.");
+                    throw new InvalidOperationException($"checkpoint: the recompute used {kept.Next} of the {kept.Outputs.Count} outputs the first forward kept; the block must be deterministic, and kept layers must not sit inside a nested checkpoint.");
                 if (!y.Shape.SequenceEqual(gradOutput.Shape))
                     throw new InvalidOperationException($"checkpoint: the recomputed output {y} differs in shape from the first forward's {ShapeText.Format(gradOutput.Shape)}; the block must be deterministic.");
                 if (y.RequiresGrad) y.Backward(gradOutput);
