@@ -1,9 +1,9 @@
 namespace Microsoft.ML.Peft.Kernels;
 
 /// <summary>
-/// Multithreaded product split by columns of C: the threads claim slices of B's columns (whole NR panels) one at a
-/// time and run the single-threaded loop nest on each, so every B panel is packed by the thread that multiplies it and
-/// is read from that thread's own caches.
+/// Multithreaded product split by columns of C: thread t takes the t-th slice of B's columns (whole NR panels) and runs
+/// the single-threaded loop nest on it, so every B panel is packed by the thread that multiplies it and is read from
+/// that thread's own caches.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -16,9 +16,9 @@ namespace Microsoft.ML.Peft.Kernels;
 /// <para>
 /// The price is that each slice packs all of A again: m×k per slice, against k × (slice width) of B and m × k × (slice
 /// width) multiply-adds, so slices are kept at least <see cref="MinPanelsPerSlice"/> panels wide. Products with fewer
-/// columns than that per thread (LoRA's rank-r products, for one) stay with the row split. One slice per thread: four
-/// smaller slices claimed dynamically (which would let the others take over from a descheduled thread) measured 5–15%
-/// slower on a quiet machine, because of the extra A packing.
+/// columns than that per thread (LoRA's rank-r products, for one) stay with the row split. One static slice per
+/// thread: four smaller slices claimed dynamically (which would let the others take over from a descheduled thread)
+/// measured 5–15% slower on a quiet machine, because of the extra A packing.
 /// </para>
 /// </remarks>
 internal static unsafe class ColumnSliceGemm<TKernel, TB>
@@ -28,26 +28,19 @@ internal static unsafe class ColumnSliceGemm<TKernel, TB>
     /// <summary>Narrowest slice, in NR-column panels (128 columns with the AVX-512 kernel).</summary>
     public const int MinPanelsPerSlice = 4;
 
-    private const int MaxSlicesPerThread = 1;
-
     /// <summary>Whether an n-column product is wide enough to give every thread a slice.</summary>
     public static bool Suits(int n, int threads) => (n + TKernel.NR - 1) / TKernel.NR >= threads * MinPanelsPerSlice;
 
     public static void Run(in GemmCall call, TB b, int threads)
     {
         int panels = (call.N + TKernel.NR - 1) / TKernel.NR;
-        int slices = Math.Clamp(panels / MinPanelsPerSlice, threads, threads * MaxSlicesPerThread);
         var whole = call;
-        var claimed = new int[1];
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
         {
-            for (int s; (s = Interlocked.Increment(ref claimed[0]) - 1) < slices;)
-            {
-                int j0 = (int)((long)panels * s / slices) * TKernel.NR;
-                int j1 = Math.Min(whole.N, (int)((long)panels * (s + 1) / slices) * TKernel.NR);
-                var slice = new GemmCall(whole.TransA, whole.M, j1 - j0, whole.K, whole.Alpha, whole.A, whole.Lda, whole.Beta, whole.C + j0, whole.Ldc);
-                GemmDriver<TKernel>.RunSingleThreaded(slice, new ColumnOffsetBSource<TB>(b, j0));
-            }
+            int j0 = (int)((long)panels * t / threads) * TKernel.NR;
+            int j1 = Math.Min(whole.N, (int)((long)panels * (t + 1) / threads) * TKernel.NR);
+            var slice = new GemmCall(whole.TransA, whole.M, j1 - j0, whole.K, whole.Alpha, whole.A, whole.Lda, whole.Beta, whole.C + j0, whole.Ldc);
+            GemmDriver<TKernel>.RunSingleThreaded(slice, new ColumnOffsetBSource<TB>(b, j0));
         });
     }
 }
