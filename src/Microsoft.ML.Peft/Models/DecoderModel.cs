@@ -201,11 +201,16 @@ public abstract class DecoderModel : Module, IPromptHost, IInputEmbeddingsModel,
         if (!GradientCheckpointing || !Autograd.IsGradEnabled || step.Cache is not null || step.PrefixKeyValues is not null) return forward(input);
         var generators = block.NamedModules().Select(m => m.Module).OfType<Dropout>().Select(d => d.Generator)
             .Prepend(dropoutGenerator).Distinct(ReferenceEqualityComparer.Instance).Cast<Generator>().ToArray();
-        Module[] keep = CheckpointKeepsProjectionOutputs
-            ? [.. block.NamedModules().Where(m => m.Name.Split('.').Any(ResidualOutputProjections.Contains)).Select(m => m.Module)]
-            : [];
+        Module[] keep = CheckpointKeepsProjectionOutputs ? KeptProjections(block) : [];
         return Checkpointing.Checkpoint(forward, input, block.Parameters(), keep, generators);
     }
+
+    /// <summary>
+    /// The modules of <paramref name="block"/> under its residual-branch output projections (the projection, an
+    /// adapter wrapping it, its base layer); of these only 4-bit base layers keep their outputs.
+    /// </summary>
+    internal Module[] KeptProjections(Module block) =>
+        [.. block.NamedModules().Where(m => m.Name.Split('.').Any(ResidualOutputProjections.Contains)).Select(m => m.Module)];
 
     /// <summary>The architecture's forward from word embeddings [batch, seq, hidden] with masks and positions resolved.</summary>
     private protected abstract Tensor ForwardCore(Tensor inputsEmbeds, DecoderStep step, IList<Tensor>? hiddenStates);

@@ -77,6 +77,22 @@ public sealed class DecoderCheckpointingTests
     }
 
     [TestMethod]
+    [DataRow("llama", "self_attn.o_proj.base_layer", "mlp.down_proj.base_layer")]
+    [DataRow("gpt_neox", "attention.dense.base_layer", "mlp.dense_4h_to_h.base_layer")]
+    public void KeptProjections_AreTheFourBitBasesOfEachResidualBranchOutput(string arch, string attention, string mlp)
+    {
+        // Equal gradients above hold whether or not anything is kept; this pins down what is: of a block's 4-bit
+        // layers (7 in Llama, 4 in GPT-NeoX, under their LoRA wrappers), exactly the two residual-branch outputs.
+        var decoder = Build(arch, checkpointing: true, quantized: true, keepProjectionOutputs: true).Decoder;
+        var block = decoder.GetModule("layers.1");
+        var names = block.NamedModules().ToDictionary(m => m.Module, m => m.Name);
+        var quantized = block.NamedModules().Where(m => m.Module is QuantizedLinear).Select(m => m.Name).ToList();
+        Assert.HasCount(arch == "llama" ? 7 : 4, quantized);
+        var kept = decoder.KeptProjections(block).Where(m => m is QuantizedLinear).Select(m => names[m]).Order().ToArray();
+        CollectionAssert.AreEqual(new[] { attention, mlp }.Order().ToArray(), kept);
+    }
+
+    [TestMethod]
     public void Checkpointing_IsSkippedWithoutGradients_AndGivesTheSameOutput()
     {
         var model = Build("llama", checkpointing: true);
