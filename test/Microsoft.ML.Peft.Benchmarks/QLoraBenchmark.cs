@@ -299,9 +299,9 @@ internal sealed class QLoraBenchmark : IBenchmark
         var cpuRatios = new List<double>();
         for (int round = 1; round <= rounds; round++)
         {
-            var phasesA = PhaseClock();
+            var phasesA = new PhaseTimes();
             var a = fp32.Step(phasesA.Mark);
-            var phasesB = PhaseClock();
+            var phasesB = new PhaseTimes();
             var b = qlora.Step(phasesB.Mark);
             Console.WriteLine(string.Format(inv, "qlora-paired-phases round={0} fp32 {1} | qlora {2} (backward includes layer-wise optimizer={3:F2})",
                 round, phasesA, phasesB, qlora.LayerwiseOptimizerSeconds));
@@ -314,8 +314,6 @@ internal sealed class QLoraBenchmark : IBenchmark
             layers, seq, KeptProjectionsText, rounds, Median(wallRatios), Median(cpuRatios)));
         return 0;
     }
-
-    private static PhaseTimes PhaseClock() => new();
 
     /// <summary>Wall seconds from the previous mark to each phase's end.</summary>
     private sealed class PhaseTimes
@@ -618,8 +616,8 @@ internal sealed class QLoraBenchmark : IBenchmark
                 {
                     // Two checkpoints per layer: one more saved [seq, hidden] input per layer, but backward recomputes
                     // (and holds the activations of) only half a block at a time.
-                    h = Checkpointing.Checkpoint(x => layer.Attention(x, cos, sin), h, layer.AttentionParameters());
-                    h = Checkpointing.Checkpoint(layer.Mlp, h, layer.MlpParameters());
+                    h = Checkpointing.Checkpoint(x => layer.Attention(x, cos, sin), h, layer.AttentionParameters(), layer.Bases(KeptProjections));
+                    h = Checkpointing.Checkpoint(layer.Mlp, h, layer.MlpParameters(), layer.Bases(KeptProjections));
                 }
             }
             if (!checkpoint) return head.Module.Forward(norm.Module.Forward(h)).CrossEntropy(Tensor.FromInt32(targets, 1, seq));
