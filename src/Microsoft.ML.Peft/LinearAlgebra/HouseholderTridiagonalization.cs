@@ -1,4 +1,6 @@
-using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.Peft.LinearAlgebra;
 
@@ -20,6 +22,7 @@ internal static class HouseholderTridiagonalization
     /// <param name="diagonal">Receives T's diagonal (length n).</param>
     /// <param name="subDiagonal">Receives T[i+1, i] at index i (length n, last entry 0).</param>
     /// <returns>Qᵀ, n×n row-major.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double[] Reduce(double[] a, int n, double[] diagonal, double[] subDiagonal)
     {
         var reflectors = new double[n * n]; // reflector k lives in row k, columns k+1..n-1
@@ -29,7 +32,7 @@ internal static class HouseholderTridiagonalization
             int m = n - k - 1;
             // The column below the diagonal equals the row right of it (symmetry), which is contiguous.
             Span<double> x = a.AsSpan(k * n + k + 1, m);
-            double tailNorm = TensorPrimitives.Norm(x[1..]);
+            double tailNorm = Math.Sqrt(Dot(x[1..], x[1..]));
             double x0 = x[0];
             diagonal[k] = a[k * n + k];
             Span<double> w = reflectors.AsSpan(k * n + k + 1, m);
@@ -43,18 +46,18 @@ internal static class HouseholderTridiagonalization
             subDiagonal[k] = alpha;
             x.CopyTo(w);
             w[0] -= alpha;
-            TensorPrimitives.Multiply(w, Math.Sqrt(2) / TensorPrimitives.Norm(w), w);
+            Scale(w, Math.Sqrt(2) / Math.Sqrt(Dot(w, w)));
 
             // p = B·w over the trailing block B = A[k+1:, k+1:].
             Span<double> pk = p.AsSpan(0, m);
-            for (int i = 0; i < m; i++) pk[i] = TensorPrimitives.Dot(a.AsSpan((k + 1 + i) * n + k + 1, m), w);
-            double half = 0.5 * TensorPrimitives.Dot(w, pk);
-            TensorPrimitives.MultiplyAdd(w, -half, pk, pk); // q
+            for (int i = 0; i < m; i++) pk[i] = Dot(a.AsSpan((k + 1 + i) * n + k + 1, m), w);
+            double half = 0.5 * Dot(w, pk);
+            Axpy(-half, w, pk); // q
             for (int i = 0; i < m; i++)
             {
                 Span<double> row = a.AsSpan((k + 1 + i) * n + k + 1, m);
-                TensorPrimitives.MultiplyAdd(pk, -w[i], row, row);
-                TensorPrimitives.MultiplyAdd(w, -pk[i], row, row);
+                Axpy(-w[i], pk, row);
+                Axpy(-pk[i], w, row);
             }
         }
         if (n >= 2)
@@ -75,13 +78,49 @@ internal static class HouseholderTridiagonalization
         {
             int m = n - k - 1;
             ReadOnlySpan<double> w = reflectors.AsSpan(k * n + k + 1, m);
-            if (TensorPrimitives.Norm(w) == 0) continue;
+            if (Dot(w, w) == 0) continue;
             for (int i = k + 1; i < n; i++)
             {
                 Span<double> row = qt.AsSpan(i * n + k + 1, m);
-                TensorPrimitives.MultiplyAdd(w, -TensorPrimitives.Dot(row, w), row, row);
+                Axpy(-Dot(row, w), w, row);
             }
         }
         return qt;
+    }
+
+    // Own dot/axpy/scale instead of TensorPrimitives: a Laplace fit decomposes ~16 small factors once per process, too
+    // few calls for tiered JIT to replace TensorPrimitives' generic tier-0 code (the first 16 decompositions of 64×64
+    // took 4× as long with it; docs/BENCHMARKS.md, "Laplace-LoRA, session 7"). Inlined here, they are compiled
+    // optimised together with Reduce.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static double Dot(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
+    {
+        int n = x.Length, i = 0;
+        ref double xr = ref MemoryMarshal.GetReference(x);
+        ref double yr = ref MemoryMarshal.GetReference(y);
+        var acc = Vector256<double>.Zero;
+        for (; i <= n - Vector256<double>.Count; i += Vector256<double>.Count)
+            acc += Vector256.LoadUnsafe(ref xr, (nuint)i) * Vector256.LoadUnsafe(ref yr, (nuint)i);
+        double sum = Vector256.Sum(acc);
+        for (; i < n; i++) sum += Unsafe.Add(ref xr, i) * Unsafe.Add(ref yr, i);
+        return sum;
+    }
+
+    /// <summary>y ← y + a·x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Axpy(double a, ReadOnlySpan<double> x, Span<double> y)
+    {
+        int n = x.Length, i = 0;
+        ref double xr = ref MemoryMarshal.GetReference(x);
+        ref double yr = ref MemoryMarshal.GetReference(y);
+        var va = Vector256.Create(a);
+        for (; i <= n - Vector256<double>.Count; i += Vector256<double>.Count)
+            (Vector256.LoadUnsafe(ref yr, (nuint)i) + va * Vector256.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        for (; i < n; i++) Unsafe.Add(ref yr, i) += a * Unsafe.Add(ref xr, i);
+    }
+
+    private static void Scale(Span<double> x, double a)
+    {
+        for (int i = 0; i < x.Length; i++) x[i] *= a;
     }
 }

@@ -14,6 +14,7 @@ namespace Microsoft.ML.Peft.LinearAlgebra;
 /// </remarks>
 internal static class PlaneRotation
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     public static void Apply(Span<double> x, Span<double> y, double c, double s)
     {
         if (x.Length != y.Length) throw new ArgumentException("Rotated rows must have equal lengths.", nameof(y));

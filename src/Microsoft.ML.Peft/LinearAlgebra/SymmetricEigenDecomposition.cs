@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Microsoft.ML.Peft.LinearAlgebra;
 
 /// <summary>
@@ -37,6 +39,7 @@ public sealed class SymmetricEigenDecomposition
     /// <param name="size">n.</param>
     /// <param name="matrixName">Name used in error messages.</param>
     /// <exception cref="ArgumentException">Wrong length or a non-finite element (named by row and column).</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static SymmetricEigenDecomposition Compute(ReadOnlySpan<double> matrix, int size, string matrixName = "matrix")
     {
         MatrixGuard.Shape(matrix.Length, size, size, matrixName);
@@ -76,6 +79,7 @@ public sealed class SymmetricEigenDecomposition
         for (int i = 0; i < Size; i++) destination[i] = _vectors[i * Size + j];
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static SymmetricEigenDecomposition Sorted(int n, double[] values, double[] vectorRows)
     {
         var order = new int[n];

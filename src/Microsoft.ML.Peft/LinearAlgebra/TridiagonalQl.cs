@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Microsoft.ML.Peft.LinearAlgebra;
 
 /// <summary>
@@ -19,6 +21,7 @@ internal static class TridiagonalQl
     /// <param name="vectorRows">n×n basis whose rows are rotated along (start from Qᵀ of the reduction).</param>
     /// <param name="n">Order.</param>
     /// <param name="matrixName">Name for the non-convergence error.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Solve(double[] d, double[] e, double[] vectorRows, int n, string matrixName)
     {
         for (int l = 0; l < n; l++)
@@ -73,6 +76,7 @@ internal static class TridiagonalQl
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static double Hypot(double a, double b)
     {
         a = Math.Abs(a);
