@@ -1,10 +1,12 @@
 // Evidence-driven LoRA sweep with ML.NET AutoML: every configuration (rank × learning rate) is trained on an SST-2
-// subset, scored by its Laplace-LoRA log marginal likelihood on the TRAINING data (the AutoML loss), and also
+// subset, scored by its Laplace-LoRA log marginal likelihood on the TRAINING data (the AutoML loss; with --conditional,
+// the conditional log p(D2 | D1) of a held-out share of the training rows), and also
 // evaluated on the dev set; the sample compares the configuration evidence picks with the one dev accuracy picks and
 // prints the Spearman rank correlation between evidence and dev accuracy.
 //   dotnet run -c Release --project samples/EvidenceSweep
 // Options: --dataset sst2|subj|mr --model <folder> --data <data folder> --rows N --epochs N --max-length N --ranks 2,8
 //          --learning-rates 3e-4,1e-3 --alpha X --seed N --laplace-dev (also score dev with the Laplace probit predictive)
+//          --conditional F (score by the conditional evidence log p(D2 | D1): train on 1 - F of the rows, score the other F)
 // Environment: PEFT_MODEL, PEFT_DATA override the default shared folders.
 using System.Diagnostics;
 using System.Globalization;
@@ -22,6 +24,8 @@ int configurations = settings.Ranks.Length * settings.LearningRates.Length;
 Console.WriteLine($"base model: {settings.Model}");
 Console.WriteLine($"data:       {settings.Dataset} from {settings.Data} ({settings.Rows:N0} shuffled training rows, {settings.Epochs} epochs)");
 Console.WriteLine($"sweep:      {configurations} configurations: rank {{{string.Join(", ", settings.Ranks)}}} x learning rate {{{string.Join(", ", settings.LearningRates.Select(r => r.ToString(CultureInfo.InvariantCulture)))}}}, alpha {settings.Alpha.ToString(CultureInfo.InvariantCulture)}");
+if (settings.Conditional is { } heldOut)
+    Console.WriteLine(Invariant($"score:      conditional evidence log p(D2 | D1): each trial trains on {1 - heldOut:P0} of the training rows (D1) and scores the other {heldOut:P0} (D2)"));
 
 var ml = new MLContext(seed: settings.Seed);
 var (train, dev) = SweepData.Load(ml, settings);
@@ -56,7 +60,7 @@ var watch = Stopwatch.StartNew();
 var best = ml.Auto().CreateExperiment()
     .SetPipeline(pipeline)
     .SetDataset(train, dev)
-    .SetTrialRunner(services => new LoraEvidenceTrialRunner(services, new LoraEvidenceOptions { LaplaceValidation = settings.LaplaceDev }))
+    .SetTrialRunner(services => new LoraEvidenceTrialRunner(services, new LoraEvidenceOptions { LaplaceValidation = settings.LaplaceDev, ConditionalFraction = settings.Conditional }))
     .SetGridSearchTuner()
     .SetMaxModelToExplore(configurations)
     .SetMonitor(monitor)
@@ -65,18 +69,22 @@ Console.WriteLine($"sweep finished in {watch.Elapsed.TotalSeconds:F0} s");
 
 var trials = monitor.Trials.OrderBy(t => t.TrialSettings.TrialId).ToList();
 Console.WriteLine();
-Console.WriteLine($"trial  rank  learning rate  log evidence  prior λ   train NLL  dev accuracy  dev NLL{(settings.LaplaceDev ? "  Laplace dev NLL" : "")}  time (s)");
+string conditionalHeader = settings.Conditional is null ? "" : "  log p(D2|D1)";
+Console.WriteLine($"trial  rank  learning rate  log evidence{conditionalHeader}  prior λ   train NLL  dev accuracy  dev NLL{(settings.LaplaceDev ? "  Laplace dev NLL" : "")}  time (s)");
 foreach (var t in trials)
 {
     var e = t.Evidence;
     var (rank, lr) = Config(t);
-    Console.WriteLine(Invariant($"{t.TrialSettings.TrialId,5}  {rank,4}  {lr,13:G3}  {e.LogMarginalLikelihood,12:F2}  {e.PriorPrecision,7:G3}  {-e.TrainLogLikelihood / e.TrainingExamples,9:F4}  {e.ValidationAccuracy,12:F4}  {e.ValidationLogLoss,7:F4}  {(settings.LaplaceDev ? Invariant($"{e.LaplaceValidationLogLoss,15:F4}  ") : "")}{t.DurationInMilliseconds / 1000,8:F1}"));
+    string conditional = e.ConditionalLogMarginalLikelihood is { } c ? Invariant($"  {c,12:F2}") : "";
+    Console.WriteLine(Invariant($"{t.TrialSettings.TrialId,5}  {rank,4}  {lr,13:G3}  {e.LogMarginalLikelihood,12:F2}{conditional}  {e.PriorPrecision,7:G3}  {-e.TrainLogLikelihood / e.TrainingExamples,9:F4}  {e.ValidationAccuracy,12:F4}  {e.ValidationLogLoss,7:F4}  {(settings.LaplaceDev ? Invariant($"{e.LaplaceValidationLogLoss,15:F4}  ") : "")}{t.DurationInMilliseconds / 1000,8:F1}"));
 }
 
-var byEvidence = trials.MaxBy(t => t.Evidence.LogMarginalLikelihood)!;
+// The AutoML metric: log p(D), or log p(D2 | D1) with --conditional.
+string scoreName = settings.Conditional is null ? "log evidence" : "log p(D2|D1)";
+var byEvidence = trials.MaxBy(t => t.Metric)!;
 var byAccuracy = trials.OrderByDescending(t => t.Evidence.ValidationAccuracy).ThenBy(t => t.Evidence.ValidationLogLoss).First();
 Console.WriteLine();
-Console.WriteLine($"AutoML's best trial (lowest Loss = -log evidence): {best.TrialSettings.TrialId}");
+Console.WriteLine($"AutoML's best trial (lowest Loss = -{scoreName}): {best.TrialSettings.TrialId}");
 Report("chosen by evidence:      ", byEvidence);
 Report("chosen by dev accuracy:  ", byAccuracy);
 if (trials.Count < 2)
@@ -84,10 +92,15 @@ if (trials.Count < 2)
     Console.WriteLine("rank correlation needs at least 2 configurations");
     return 0;
 }
-double rho = RankCorrelation.Spearman(trials.Select(t => t.Evidence.LogMarginalLikelihood).ToArray(), trials.Select(t => t.Evidence.ValidationAccuracy!.Value).ToArray());
-double rhoNll = RankCorrelation.Spearman(trials.Select(t => t.Evidence.LogMarginalLikelihood).ToArray(), trials.Select(t => -t.Evidence.ValidationLogLoss!.Value).ToArray());
-Console.WriteLine(Invariant($"Spearman rank correlation, log evidence vs dev accuracy: {rho:F3} (target >= 0.6: {(rho >= 0.6 ? "met" : "NOT met")})"));
-Console.WriteLine(Invariant($"Spearman rank correlation, log evidence vs -dev NLL:     {rhoNll:F3}"));
+double rho = RankCorrelation.Spearman(trials.Select(t => t.Metric).ToArray(), trials.Select(t => t.Evidence.ValidationAccuracy!.Value).ToArray());
+double rhoNll = RankCorrelation.Spearman(trials.Select(t => t.Metric).ToArray(), trials.Select(t => -t.Evidence.ValidationLogLoss!.Value).ToArray());
+Console.WriteLine(Invariant($"Spearman rank correlation, {scoreName} vs dev accuracy: {rho:F3} (target >= 0.6: {(rho >= 0.6 ? "met" : "NOT met")})"));
+Console.WriteLine(Invariant($"Spearman rank correlation, {scoreName} vs -dev NLL:     {rhoNll:F3}"));
+if (settings.Conditional is not null)
+{
+    double rhoPlain = RankCorrelation.Spearman(trials.Select(t => t.Evidence.LogMarginalLikelihood).ToArray(), trials.Select(t => t.Evidence.ValidationAccuracy!.Value).ToArray());
+    Console.WriteLine(Invariant($"Spearman rank correlation, log evidence of D1 vs dev accuracy: {rhoPlain:F3}"));
+}
 return 0;
 
 static (int Rank, double LearningRate) Config(TrialResult t)
@@ -100,7 +113,7 @@ static void Report(string what, LoraEvidenceTrialResult t)
 {
     var (rank, lr) = Config(t);
     var e = t.Evidence;
-    Console.WriteLine(Invariant($"{what}trial {t.TrialSettings.TrialId} (rank {rank}, lr {lr:G3}): log evidence {e.LogMarginalLikelihood:F2}, dev accuracy {e.ValidationAccuracy:F4}, dev NLL {e.ValidationLogLoss:F4}"));
+    Console.WriteLine(Invariant($"{what}trial {t.TrialSettings.TrialId} (rank {rank}, lr {lr:G3}): AutoML metric {t.Metric:F2}, dev accuracy {e.ValidationAccuracy:F4}, dev NLL {e.ValidationLogLoss:F4}"));
 }
 
 static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
@@ -118,7 +131,7 @@ internal sealed class SweepMonitor : IMonitor
     {
         var t = (LoraEvidenceTrialResult)result;
         Trials.Add(t);
-        Console.WriteLine(FormattableString.Invariant($"  trial {t.TrialSettings.TrialId}: log evidence {t.Evidence.LogMarginalLikelihood:F2}, dev accuracy {t.Evidence.ValidationAccuracy:F4} ({t.DurationInMilliseconds / 1000:F1} s)"));
+        Console.WriteLine(FormattableString.Invariant($"  trial {t.TrialSettings.TrialId}: AutoML metric {t.Metric:F2}, dev accuracy {t.Evidence.ValidationAccuracy:F4} ({t.DurationInMilliseconds / 1000:F1} s)"));
     }
 
     public void ReportFailTrial(TrialSettings settings, Exception? exception = null) =>
@@ -190,6 +203,8 @@ internal sealed record SweepSettings
 
     public bool LaplaceDev { get; init; }
 
+    public double? Conditional { get; init; }
+
     public static SweepSettings? Parse(string[] args)
     {
         string shared = FindShared();
@@ -215,6 +230,7 @@ internal sealed record SweepSettings
                 case "--alpha": s = s with { Alpha = Real() }; break;
                 case "--seed": s = s with { Seed = Int() }; break;
                 case "--laplace-dev": s = s with { LaplaceDev = true }; break;
+                case "--conditional": s = s with { Conditional = Real() }; break;
                 default:
                     Console.Error.WriteLine($"unknown option '{args[i]}'; see the header of samples/EvidenceSweep/Program.cs");
                     return null;

@@ -9,7 +9,7 @@ namespace Microsoft.ML.Peft.AutoML;
 /// <summary>
 /// The Laplace-LoRA log marginal likelihood (model evidence) of a trained LoRA text classifier: the score an
 /// evidence-driven sweep minimises the negative of, computed on the training data alone (Yang et al. 2024;
-/// <c>../shared/docs/peft-reference.md</c> §3).
+/// <c>../shared/docs/peft-reference.md</c> §3), or its conditional form log p(D₂ | D₁) (Lotfi et al. 2022).
 /// </summary>
 public static class LoraEvidence
 {
@@ -26,7 +26,31 @@ public static class LoraEvidence
     /// <exception cref="ArgumentException">The model has no LoRA parameters, a column is missing or mistyped, the label
     /// classes do not match the model's, or the data has no labeled rows.</exception>
     public static LoraEvidenceResult Compute(LoraTextClassificationTransformer model, IDataView trainingData, IDataView? validationData = null,
-        LoraEvidenceOptions? options = null, CancellationToken cancellationToken = default)
+        LoraEvidenceOptions? options = null, CancellationToken cancellationToken = default) =>
+        ComputeCore(model, trainingData, heldOutData: null, validationData, options, cancellationToken);
+
+    /// <summary>
+    /// The conditional log marginal likelihood log p(D₂ | D₁) (Lotfi et al. 2022) of a classifier trained on D₁ only:
+    /// fits the Laplace posterior on <paramref name="conditioningData"/> (D₁) as <see cref="Compute(LoraTextClassificationTransformer, IDataView, IDataView?, LoraEvidenceOptions?, CancellationToken)"/>
+    /// does, then sums the log probit predictive of <paramref name="heldOutData"/> (D₂) into
+    /// <see cref="LoraEvidenceResult.ConditionalLogMarginalLikelihood"/>. The plain evidence of D₁ is reported too.
+    /// </summary>
+    /// <param name="model">A fitted <see cref="LoraTextClassificationTransformer"/> with a PEFT LoRA adapter, trained on D₁ alone.</param>
+    /// <param name="conditioningData">D₁: the rows the model was trained on.</param>
+    /// <param name="heldOutData">D₂: further training rows the model has not seen, with the same columns.</param>
+    /// <param name="validationData">Optional validation rows, scored for reporting only.</param>
+    /// <param name="options">Laplace and prior settings.</param>
+    /// <param name="cancellationToken">Checked between Laplace batches.</param>
+    /// <exception cref="ArgumentException">As <see cref="Compute(LoraTextClassificationTransformer, IDataView, IDataView?, LoraEvidenceOptions?, CancellationToken)"/>; also when D₂ has no labeled rows.</exception>
+    public static LoraEvidenceResult ComputeConditional(LoraTextClassificationTransformer model, IDataView conditioningData, IDataView heldOutData,
+        IDataView? validationData = null, LoraEvidenceOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(heldOutData);
+        return ComputeCore(model, conditioningData, heldOutData, validationData, options, cancellationToken);
+    }
+
+    private static LoraEvidenceResult ComputeCore(LoraTextClassificationTransformer model, IDataView trainingData, IDataView? heldOutData, IDataView? validationData,
+        LoraEvidenceOptions? options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(trainingData);
@@ -35,6 +59,7 @@ public static class LoraEvidence
         var backend = model.Scorer.Backend as PeftTextClassifier
             ?? throw new ArgumentException($"LoraEvidence: the transformer has no LoRA parameters (its model is a {model.Scorer.Backend.GetType().Name}, not a PEFT LoRA classifier)", nameof(model));
         var train = ReadExamples(model, trainingData, "the training data");
+        var heldOut = heldOutData is null ? null : ReadExamples(model, heldOutData, "the held-out training rows (D₂)");
         var validation = validationData is null ? null : ReadExamples(model, validationData, "the validation set");
 
         backend.Module.Eval();
@@ -60,6 +85,13 @@ public static class LoraEvidence
         double evidence = laplace.LogMarginalLikelihood();
         var laplaceTime = watch.Elapsed;
 
+        double? conditional = null;
+        if (heldOut is not null)
+        {
+            source.Rows = heldOut;
+            conditional = -ScoreProbit(laplace, heldOut, options.BatchSize, cancellationToken).LogLoss * heldOut.Count;
+        }
+
         double? laplaceAccuracy = null, laplaceLogLoss = null;
         if (validation is not null && options.LaplaceValidation)
         {
@@ -70,6 +102,8 @@ public static class LoraEvidence
         return new LoraEvidenceResult
         {
             LogMarginalLikelihood = evidence,
+            ConditionalLogMarginalLikelihood = conditional,
+            ConditionalExamples = heldOut?.Count,
             PriorPrecision = lambda,
             PriorPrecisionTuned = options.PriorPrecision is null,
             TrainLogLikelihood = laplace.TrainLogLikelihood,

@@ -7,8 +7,10 @@ namespace Microsoft.ML.Peft.AutoML;
 
 /// <summary>
 /// An AutoML trial runner that scores each proposed LoRA configuration by its Laplace log marginal likelihood
-/// (model evidence) on the training data: <c>Loss = −log p(D)</c>, <c>Metric = log p(D)</c>. The validation set is
-/// only scored for reporting (<see cref="LoraEvidenceTrialResult.Evidence"/>), never used to choose.
+/// (model evidence) on the training data: <c>Loss = −log p(D)</c>, <c>Metric = log p(D)</c>; or, with
+/// <see cref="LoraEvidenceOptions.ConditionalFraction"/>, by the conditional log p(D₂ | D₁) of a held-out share of the
+/// training rows. The validation set is only scored for reporting (<see cref="LoraEvidenceTrialResult.Evidence"/>),
+/// never used to choose.
 /// </summary>
 /// <remarks>
 /// <para>Register it after <c>SetPipeline</c> (contract §9's custom-objective pattern; the last runner set wins):</para>
@@ -66,21 +68,31 @@ public sealed class LoraEvidenceTrialRunner : ITrialRunner
         var trialOptions = WithPrior(options, settings.Parameter);
         var train = datasets.LoadTrainDataset(context, settings);
         var validation = datasets.LoadValidateDataset(context, settings);
+        // A conditional evidence trains on D₁ and scores the held-out D₂: the same seeded split in every trial.
+        IDataView? heldOut = null;
+        if (options.ConditionalFraction is { } fraction)
+        {
+            var split = context.Data.TrainTestSplit(train, fraction, seed: options.ConditionalSplitSeed);
+            (train, heldOut) = (split.TrainSet, split.TestSet);
+        }
 
         TransformerChain<ITransformer> model;
         using (TrialCancellation.Enter(ct))
             model = pipeline.BuildFromOption(context, settings.Parameter[PipelineSearchSpaceKey]).Fit(train);
         ct.ThrowIfCancellationRequested();
 
-        var (lora, trainAtLora, validationAtLora) = FindLora(model, train, validation)
+        var (lora, atLora) = FindLora(model, [train, validation, heldOut])
             ?? throw new InvalidOperationException($"LoraEvidenceTrialRunner: the fitted pipeline '{pipeline.ToString(settings.Parameter[PipelineSearchSpaceKey])}' has no LoraTextClassificationTransformer");
-        var evidence = LoraEvidence.Compute(lora, trainAtLora, validationAtLora, trialOptions, ct);
+        var evidence = heldOut is null
+            ? LoraEvidence.Compute(lora, atLora[0]!, atLora[1], trialOptions, ct)
+            : LoraEvidence.ComputeConditional(lora, atLora[0]!, atLora[2]!, atLora[1], trialOptions, ct);
+        double score = evidence.ConditionalLogMarginalLikelihood ?? evidence.LogMarginalLikelihood;
         return Task.FromResult<TrialResult>(new LoraEvidenceTrialResult
         {
             TrialSettings = settings,
             Model = model,
-            Metric = evidence.LogMarginalLikelihood,
-            Loss = -evidence.LogMarginalLikelihood,
+            Metric = score,
+            Loss = -score,
             DurationInMilliseconds = watch.Elapsed.TotalMilliseconds,
             Evidence = evidence,
         });
@@ -98,15 +110,14 @@ public sealed class LoraEvidenceTrialRunner : ITrialRunner
         return options with { PriorPrecision = p.TunePriorPrecision ? null : p.PriorPrecision };
     }
 
-    /// <summary>The first LoRA classifier of the (possibly nested) chain, with both data sets transformed up to its input.</summary>
-    private static (LoraTextClassificationTransformer Model, IDataView Train, IDataView Validation)? FindLora(IEnumerable<ITransformer> chain, IDataView train, IDataView validation)
+    /// <summary>The first LoRA classifier of the (possibly nested) chain, with each data set (null stays null) transformed up to its input.</summary>
+    private static (LoraTextClassificationTransformer Model, IDataView?[] Views)? FindLora(IEnumerable<ITransformer> chain, IDataView?[] views)
     {
         foreach (var transformer in chain)
         {
-            if (transformer is LoraTextClassificationTransformer lora) return (lora, train, validation);
-            if (transformer is IEnumerable<ITransformer> nested && FindLora(nested, train, validation) is { } found) return found;
-            train = transformer.Transform(train);
-            validation = transformer.Transform(validation);
+            if (transformer is LoraTextClassificationTransformer lora) return (lora, views);
+            if (transformer is IEnumerable<ITransformer> nested && FindLora(nested, views) is { } found) return found;
+            views = views.Select(v => v is null ? null : transformer.Transform(v)).ToArray();
         }
         return null;
     }

@@ -71,6 +71,25 @@ public sealed class LoraEvidenceTrialRunnerTests
         public float[] Score { get; set; } = [];
     }
 
+    /// <summary>A trial's classifier backend and a reader of a data set as (token ids, 0-based label) through the chain's key mapping.</summary>
+    private static (PeftTextClassifier Backend, Func<IDataView, List<(int[] Ids, int Label)>> Examples) Direct(MLContext ml, TransformerChain<ITransformer> chain)
+    {
+        var lora = chain.OfType<LoraTextClassificationTransformer>().Single();
+        List<(int[] Ids, int Label)> Examples(IDataView data) => ml.Data.CreateEnumerable<KeyedRow>(chain.First().Transform(data), reuseRowObject: false)
+            .Select(r => (lora.Scorer.Encoder.Encode(r.Sentence1, null, out _).Ids, (int)r.Label - 1)).ToList();
+        return ((PeftTextClassifier)lora.Scorer.Backend, Examples);
+    }
+
+    /// <summary>Logits of one unpadded example given as a tensor of its token ids.</summary>
+    private static Tensor SingleExampleLogits(PeftTextClassifier backend, Tensor ids)
+    {
+        var tokens = ids.ToInt32Array();
+        return backend.Model.Forward(tokens, Enumerable.Repeat(1, tokens.Length).ToArray(), null, 1, tokens.Length);
+    }
+
+    private static List<LaplaceBatch> OneExampleBatches(List<(int[] Ids, int Label)> examples) =>
+        examples.Select(x => new LaplaceBatch(Tensor.FromInt32(x.Ids, 1, x.Ids.Length), [x.Label])).ToList();
+
     [TestMethod]
     public void ExperimentOfTwoTrials_EvidenceMatchesLaplaceLoraOnUnpaddedExamples_DevFiguresMatchMlNetScores()
     {
@@ -174,19 +193,12 @@ public sealed class LoraEvidenceTrialRunnerTests
         Assert.AreEqual(0.5, e.PriorPrecision);
 
         var chain = (TransformerChain<ITransformer>)trial.Model!;
-        var lora = chain.OfType<LoraTextClassificationTransformer>().Single();
-        var backend = (PeftTextClassifier)lora.Scorer.Backend;
-        List<(int[] Ids, int Label)> Examples(IDataView data) => ml.Data.CreateEnumerable<KeyedRow>(chain.First().Transform(data), reuseRowObject: false)
-            .Select(r => (lora.Scorer.Encoder.Encode(r.Sentence1, null, out _).Ids, (int)r.Label - 1)).ToList();
-        Tensor Logits(Tensor ids)
-        {
-            var tokens = ids.ToInt32Array();
-            return backend.Model.Forward(tokens, Enumerable.Repeat(1, tokens.Length).ToArray(), null, 1, tokens.Length);
-        }
+        var (backend, Examples) = Direct(ml, chain);
+        Tensor Logits(Tensor ids) => SingleExampleLogits(backend, ids);
         var devRows = Examples(dev);
         int correct = 0;
         double nll = 0;
-        using (var direct = LaplaceLora.Fit(backend.Peft, Logits, Examples(train).Select(x => new LaplaceBatch(Tensor.FromInt32(x.Ids, 1, x.Ids.Length), [x.Label])).ToList(),
+        using (var direct = LaplaceLora.Fit(backend.Peft, Logits, OneExampleBatches(Examples(train)),
             new LaplaceLoraOptions { Fisher = FisherKind.Exact, HeadModules = ["score"], PriorPrecision = 0.5 }))
         {
             Assert.AreEqual(direct.LogMarginalLikelihood(), e.LogMarginalLikelihood, 1e-5 * Math.Abs(e.LogMarginalLikelihood));
@@ -200,6 +212,56 @@ public sealed class LoraEvidenceTrialRunnerTests
         TestContext.WriteLine($"Laplace dev accuracy {e.LaplaceValidationAccuracy} (direct {correct / 16.0}), NLL {e.LaplaceValidationLogLoss:R} (direct {nll / 16:R})");
         Assert.AreEqual(correct / 16.0, e.LaplaceValidationAccuracy!.Value, 1e-12);
         Assert.AreEqual(nll / 16, e.LaplaceValidationLogLoss!.Value, 1e-5);
+    }
+
+    /// <summary>
+    /// With ConditionalFraction the trial trains on D₁ only (the MAP training likelihood equals the Score column summed over
+    /// D₁ from the same seeded TrainTestSplit), and its loss is −log p(D₂ | D₁): the log probit predictive of the held-out
+    /// D₂ rows under LaplaceLora fitted directly on D₁ (one unpadded example per batch, exact Fisher, evidence λ) and
+    /// predicting each D₂ row alone.
+    /// </summary>
+    [TestMethod]
+    public void ConditionalFraction_TrainsOnD1_LossIsTheProbitLogLikelihoodOfD2UnderTheD1Posterior()
+    {
+        var ml = new MLContext(seed: 4);
+        var monitor = new Collector();
+        var train = Sst2.Load(ml, Sst2.Train, 40);
+        var dev = Sst2.Load(ml, Sst2.Dev, 8);
+        var options = new LoraEvidenceOptions { ConditionalFraction = 0.25, ConditionalSplitSeed = 7, Laplace = new LaplaceLoraOptions { Fisher = FisherKind.Exact } };
+        ml.Auto().CreateExperiment()
+            .SetPipeline(Pipeline(ml, Template(), 2))
+            .SetDataset(train, dev)
+            .SetTrialRunner(services => new LoraEvidenceTrialRunner(services, options))
+            .SetMaxModelToExplore(1)
+            .SetMonitor(monitor)
+            .Run();
+        var trial = monitor.Completed.Single();
+        var e = trial.Evidence;
+        var split = ml.Data.TrainTestSplit(train, 0.25, seed: 7);
+        int d1 = ml.Data.CreateEnumerable<Sst2Row>(split.TrainSet, false).Count(), d2 = ml.Data.CreateEnumerable<Sst2Row>(split.TestSet, false).Count();
+        Assert.IsGreaterThan(0, d2);
+        Assert.AreEqual(40, d1 + d2);
+        Assert.AreEqual(d1, e.TrainingExamples);
+        Assert.AreEqual(d2, e.ConditionalExamples);
+        Assert.AreEqual(-e.ConditionalLogMarginalLikelihood!.Value, trial.Loss);
+        Assert.AreEqual(e.ConditionalLogMarginalLikelihood.Value, trial.Metric);
+
+        var chain = (TransformerChain<ITransformer>)trial.Model!;
+        double ScoreLogLikelihood(IDataView data) => ml.Data.CreateEnumerable<ScoredRow>(chain.Transform(data), false).Sum(r => Math.Log(r.Score[r.Label - 1]));
+        Assert.AreEqual(ScoreLogLikelihood(split.TrainSet), e.TrainLogLikelihood, 1e-4 * Math.Abs(e.TrainLogLikelihood));
+
+        var (backend, Examples) = Direct(ml, chain);
+        Tensor Logits(Tensor ids) => SingleExampleLogits(backend, ids);
+        double heldOutLogLikelihood = 0;
+        using (var direct = LaplaceLora.Fit(backend.Peft, Logits, OneExampleBatches(Examples(split.TrainSet)),
+            new LaplaceLoraOptions { Fisher = FisherKind.Exact, HeadModules = ["score"] }))
+        {
+            direct.OptimizePriorPrecision();
+            Assert.AreEqual(direct.LogMarginalLikelihood(), e.LogMarginalLikelihood, 1e-5 * Math.Abs(e.LogMarginalLikelihood));
+            foreach (var (ids, label) in Examples(split.TestSet)) heldOutLogLikelihood += Math.Log(direct.PredictProbit(Tensor.FromInt32(ids, 1, ids.Length))[label]);
+        }
+        TestContext.WriteLine($"log p(D2|D1) {e.ConditionalLogMarginalLikelihood:R} (direct {heldOutLogLikelihood:R}) over {d2} rows; log p(D1) {e.LogMarginalLikelihood:R}");
+        Assert.AreEqual(heldOutLogLikelihood, e.ConditionalLogMarginalLikelihood.Value, 1e-5 * Math.Abs(heldOutLogLikelihood));
     }
 
     [TestMethod]
@@ -250,6 +312,11 @@ public sealed class LoraEvidenceTrialRunnerTests
         var tinyModel = tiny.OfType<LoraTextClassificationTransformer>().Single();
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => LoraEvidence.Compute(tinyModel, keyed)).Message, "no LoRA parameters");
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => LoraEvidence.Compute(tinyModel, keyed, options: new LoraEvidenceOptions { PriorPrecision = 0 }));
+        foreach (double fraction in new[] { 0.0, 1.0, double.NaN })
+        {
+            StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => LoraEvidence.Compute(tinyModel, keyed, options: new LoraEvidenceOptions { ConditionalFraction = fraction })).Message,
+                "ConditionalFraction");
+        }
 
         // Labels with another class count than the model's.
         var lora = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.LoraTextClassification(Template())).Fit(train);
