@@ -67,7 +67,8 @@ public sealed class BlockwiseDynamicQuantizer
         return (int)(((long)length + blockSize - 1) / blockSize);
     }
 
-    /// <summary>Quantizes <paramref name="source"/> into one code per value and one absmax per block. Allocates nothing.</summary>
+    /// <summary>Quantizes <paramref name="source"/> into one code per value and one absmax per block. Allocates nothing once the
+    /// code's shared bucket table (<see cref="DynamicCodeBuckets"/>, 64 KB, built on the first call per process) exists.</summary>
     /// <exception cref="ArgumentException">Span lengths disagree, or a value is NaN or infinite (its index is named).</exception>
     public void Quantize(ReadOnlySpan<float> source, Span<byte> codes, Span<float> absmax) =>
         Quantize(source, codes, absmax, BestEncodePath);
